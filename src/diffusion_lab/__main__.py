@@ -1,0 +1,3 @@
+from diffusion_lab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Run cache, provenance, and the rendering of figures, tables and pages for the site."""
