@@ -1,0 +1,94 @@
+"""Part B, section 3: the class-conditioned DDPM with classifier-free guidance (B2.4, B2.5), judged."""
+
+from diffusion_lab.experiments import partb
+from diffusion_lab.report.context import BuildContext
+from diffusion_lab.report.figures import image_grid
+from diffusion_lab.report.page import Page
+from diffusion_lab.report.partb_figures import (
+    TRAINING_COST_HEADERS, fmt, loss_curve, reverse_process_gif, samples_per_epoch, training_cost_rows,
+)
+
+ctx = BuildContext.from_env()
+recipe = partb.recipes(ctx).class_ddpm
+show = partb.showcase(ctx)
+page = Page("part-b/class-conditioned-ddpm.md", "B3. Class conditioning and classifier-free guidance", ctx,
+            section="Part B: diffusion from scratch")
+trained = partb.ddpm_training(ctx, conditional=True)
+samples = partb.ddpm_samples(ctx, conditional=True, guidance_scale=5.0)
+
+page.text(rf"""
+## B2.4 Adding class conditioning
+
+Two more FCBlocks embed a one-hot class vector \(c\) (zeroed with probability {recipe.p_uncond} during
+training, so the same network also learns the unconditional estimate): the bottleneck becomes
+\(c_1 \odot \text{{unflatten}} + t_1\) and the first up-block \(c_2 \odot \text{{up}}_1 + t_2\).
+With D = {recipe.num_hiddens} the model has **{trained.metrics['num_parameters']:,} parameters**; it is
+trained exactly like the time-conditioned one.
+""")
+loss_curve(page, trained, "Training loss of the class-conditioned UNet.")
+
+page.text(r"""
+## B2.5 Sampling with classifier-free guidance
+
+Each step evaluates the conditional and the unconditional estimate and combines them as
+\(\epsilon = \epsilon_u + g\,(\epsilon_c - \epsilon_u)\). The course recipe uses \(g = 5\); the write-up
+says 0.5. Both are in the sweep below.
+""")
+samples_per_epoch(page, trained, samples, n_cols=show.per_class_grid * 2 if show.per_class_grid < 5 else 10,
+                  what=f"{show.per_class_grid} samples of each digit 0-9 at g = 5")
+reverse_process_gif(page, trained, samples, n_cols=show.per_class_grid * 2 if show.per_class_grid < 5 else 10,
+                    what="the class-conditioned UNet at g = 5")
+
+judged = partb.judge_training(ctx)
+reference = partb.judge_reference(ctx)
+sweep = partb.guidance_sweep(ctx)
+judge_recipe = partb.recipes(ctx).judge
+page.text(f"""
+## Judging the samples
+
+A separate small CNN classifier, trained by this project on the MNIST training set
+({judge_recipe.epochs} epochs, {judged.metrics['num_parameters']:,} parameters), scores the samples.
+Its accuracy on the 10,000 test digits is **{100 * reference.metrics['test_accuracy']:.2f}%**.
+*Judge accuracy* is the share of samples it labels with the digit they were asked to be. The
+*Fréchet distance* compares the judge's penultimate-layer features ({judge_recipe.feature_dim} dimensions)
+of the samples with those of the test set, as FID does with Inception features. Its floor, {reference.params['count']}
+real training digits against the test set, is **{reference.metrics['frechet_floor']:.2f}**:
+a model cannot be told apart from real data below it.
+""")
+rows = sweep.metrics["rows"]
+page.table(
+    ["guidance g", "judge accuracy", "worst digit (accuracy)", "Fréchet distance", "floor", "images/s"],
+    [[f"{row['guidance_scale']:g}" + (" (write-up)" if row["guidance_scale"] == 0.5 else "")
+      + (" (course)" if row["guidance_scale"] == 5.0 else ""),
+      f"{100 * row['judge_accuracy']:.1f}%",
+      "{} ({:.0f}%)".format(*min(enumerate(row["per_class_accuracy"]), key=lambda item: item[1])[::1][:1],
+                            100 * min(row["per_class_accuracy"])),
+      fmt(row["frechet_distance"]), fmt(reference.metrics["frechet_floor"]), f"{row['images_per_s']:,.0f}"]
+     for row in rows],
+    f"The guidance sweep: {sweep.params['per_class']} samples of each digit per g, from the last kept checkpoint "
+    f"({partb.checkpoint_label(trained, partb.checkpoint_epochs(trained)[-1])}). Accuracy rises with g while "
+    "diversity falls; the Fréchet distance shows the trade-off.",
+    [trained, judged, reference, sweep],
+)
+examples = sweep.load("examples.pt")
+scales = sweep.params["scales"]
+page.figure(
+    image_grid([list(examples[str(g)]) for g in scales], row_titles=[f"g = {g:g}" for g in scales],
+               col_titles=[str(d) for d in range(10)], cell_inches=0.7),
+    "The first sample of each digit at each guidance scale of the sweep (same seed per scale).",
+    [trained, sweep], pixelated=True,
+)
+
+page.text("## Cost")
+page.table(
+    TRAINING_COST_HEADERS,
+    training_cost_rows({
+        "single-step denoiser": partb.denoiser_training(ctx),
+        "time-conditioned UNet": partb.ddpm_training(ctx, conditional=False),
+        "class-conditioned UNet": trained,
+        "judge classifier": judged,
+    }),
+    "Training wall time and throughput of every Part B model on this build's device.",
+    [partb.denoiser_training(ctx), partb.ddpm_training(ctx, conditional=False), trained, judged],
+)
+page.save()
