@@ -1,0 +1,126 @@
+"""The Part B class-conditioned MNIST DDPM behind the `NoiseModel` interface.
+
+Timestep convention. `NoiseModel` timesteps are 0-based like diffusers': k = 0..T-1 indexes
+`alphas_cumprod`. Part B (mnist/ddpm.py, Ho et al.) counts t = 1..T with abar_0 = 1 for clean data.
+They are the same chain with k = t - 1:
+
+    alphas_cumprod[k] = prod_{s <= k+1} (1 - beta_s) = DDPMSchedule.alphas_cumprod[k + 1]
+    the network is fed (k + 1) / T   (t / T, as in training, t ~ U{1..T})
+
+so the strided loop's final step from k = 0 to k' = -1 (abar = 1) is Part B's step from t = 1
+to clean data, returning x0_hat with no noise. Pass `DDPMSchedule(...).alphas_cumprod[1:]`.
+
+Conditions are float one-hot rows (1, 10); the zero row is the unconditional estimate that
+classifier-free guidance needs (the net was trained with classes dropped to zero rows).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from diffusion_lab import schedule
+from diffusion_lab.backends.base import ModelOutput, UnknownPrompt
+from diffusion_lab.mnist.unet import one_hot
+
+NUM_CLASSES = 10
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# About as many steps as IF's 990, 960, ..., 0 list, so Part A sections cost the same on both.
+TARGET_STEPS = 34
+
+
+def prompt_table() -> dict[str, int]:
+    """Every prompt the backend understands -> its digit (-1 = unconditional)."""
+    table = {"": -1}
+    for digit, word in enumerate(DIGIT_WORDS):
+        for name in (str(digit), word):
+            table[name] = digit
+            table[f"a handwritten {name}"] = digit
+            table[f"the digit {name}"] = digit
+    return table
+
+
+_PROMPTS = prompt_table()
+
+
+def parse_prompt(prompt: str) -> int:
+    """The digit a prompt names (-1 for ""); case and surrounding spaces do not matter."""
+    key = " ".join(prompt.lower().split())
+    if key not in _PROMPTS:
+        raise UnknownPrompt(
+            f"the MNIST backend does not understand the prompt {prompt!r}: it knows the digits 0-9 as "
+            f"'7', 'seven', 'a handwritten 7', 'a handwritten seven', 'the digit 7' or 'the digit seven' "
+            f"(any digit, any case), and '' for unconditional"
+        )
+    return _PROMPTS[key]
+
+
+def default_stride(num_timesteps: int) -> int:
+    return max(1, round(num_timesteps / TARGET_STEPS))
+
+
+class MnistBackend:
+    """NoiseModel around a UNet with forward(x (N,1,28,28), t (N,) = t/T, c (N,10) one-hot) -> eps."""
+
+    variance_type = "fixed_small"
+    sample_shape = (1, 28, 28)
+    data_range = (0.0, 1.0)
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        schedule_alphas_cumprod: torch.Tensor,
+        device: torch.device | str = "cpu",
+        name: str = "mnist",
+        description: str = "",
+        *,
+        stride: int | None = None,
+    ) -> None:
+        alphas_cumprod = torch.as_tensor(schedule_alphas_cumprod, dtype=torch.float64).cpu()
+        if float(alphas_cumprod[0]) >= 1.0:
+            raise ValueError(
+                "alphas_cumprod[0] must be abar after the first noising step (< 1); pass the T entries "
+                "of t = 1..T, e.g. DDPMSchedule(...).alphas_cumprod[1:], not the clean entry abar_0 = 1"
+            )
+        self.device = torch.device(device)
+        self.unet = unet.to(self.device).eval()  # BN must use its running statistics when sampling
+        self.dtype = next(self.unet.parameters()).dtype
+        self.alphas_cumprod = alphas_cumprod
+        self.num_timesteps = len(alphas_cumprod)
+        self.stride = default_stride(self.num_timesteps) if stride is None else stride
+        self._timesteps = schedule.strided_timesteps(
+            (self.num_timesteps - 1) // self.stride * self.stride, self.stride, self.num_timesteps
+        )
+        self.name = name
+        steps = self._timesteps
+        self.description = (description + " " if description else "") + (
+            f"Class-conditioned MNIST DDPM (Part B), T = {self.num_timesteps}, fixed posterior variance; "
+            f"Part A loops run on {len(steps)} strided steps {steps[0]}, {steps[1]}, ..., {steps[-1]} "
+            f"(stride {self.stride})."
+            if len(steps) > 1
+            else f"Class-conditioned MNIST DDPM (Part B), T = {self.num_timesteps}."
+        )
+
+    def strided_timesteps(self) -> list[int]:
+        return list(self._timesteps)
+
+    def encode_digits(self, digits: Sequence[int]) -> torch.Tensor:
+        """One-hot rows (N, 10) for digits 0-9; -1 gives the zero (unconditional) row."""
+        labels = torch.as_tensor(list(digits), dtype=torch.long)
+        if labels.numel() and (labels.min() < -1 or labels.max() >= NUM_CLASSES):
+            raise ValueError(f"digits must lie in -1..9, got {labels.tolist()}")
+        return one_hot(labels, NUM_CLASSES).to(device=self.device, dtype=self.dtype)
+
+    def encode(self, prompt: str) -> torch.Tensor:
+        return self.encode_digits([parse_prompt(prompt)])
+
+    @torch.no_grad()
+    def predict(self, x_t: torch.Tensor, t: int, condition: torch.Tensor) -> ModelOutput:
+        n = x_t.shape[0]
+        c = condition.to(device=x_t.device, dtype=x_t.dtype)
+        if c.shape[0] == 1 and n != 1:
+            c = c.expand(n, -1)
+        t_net = torch.full((n,), (int(t) + 1) / self.num_timesteps, device=x_t.device, dtype=x_t.dtype)
+        return ModelOutput(eps=self.unet(x_t, t_net, c))

@@ -1,0 +1,176 @@
+"""One-step and iterative denoising, classifier-free guidance, sampling from pure noise.
+
+Everything here sees a model only through `NoiseModel`. The loop takes its noise estimate as a
+function `estimate(x_t, t) -> ModelOutput`, so guidance, visual anagrams and hybrid images are
+estimates plugged into the one loop below, not copies of it.
+
+The random draws follow diffusers' IFPipeline + DDPMScheduler.step order: x_T of the full batch
+shape first, then one draw shaped like x per step with t > 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from diffusion_lab import schedule, seeding
+from diffusion_lab.backends.base import ModelOutput, NoiseModel
+
+NoiseEstimate = Callable[[torch.Tensor, int], ModelOutput]
+# Called as project(x_t', t') after every step; inpainting uses it to re-impose the known pixels.
+Projection = Callable[[torch.Tensor, int], torch.Tensor]
+# Called as callback(i, t, x_t) before the step at timesteps[i].
+StepCallback = Callable[[int, int, torch.Tensor], None]
+
+
+def cfg(conditional: ModelOutput, unconditional: ModelOutput, guidance: float) -> ModelOutput:
+    """eps = eps_u + g (eps_c - eps_u), with the variance of the conditional pass (as IFPipeline)."""
+    eps = unconditional.eps + guidance * (conditional.eps - unconditional.eps)
+    return ModelOutput(eps=eps, variance=conditional.variance)
+
+
+def guided_estimate(
+    model: NoiseModel, condition: Any, uncond: Any = None, guidance: float | None = None
+) -> NoiseEstimate:
+    """The model's estimate for `condition`, with CFG at scale `guidance` when it is not None
+    (`uncond` defaults to the condition of the empty prompt)."""
+    if guidance is None:
+        return lambda x_t, t: model.predict(x_t, t, condition)
+    if uncond is None:
+        uncond = model.encode("")
+
+    def estimate(x_t: torch.Tensor, t: int) -> ModelOutput:
+        return cfg(model.predict(x_t, t, condition), model.predict(x_t, t, uncond), guidance)
+
+    return estimate
+
+
+def _resolve_estimate(model, estimate, condition, guidance, uncond) -> NoiseEstimate:
+    if estimate is not None:
+        if condition is not None or guidance is not None or uncond is not None:
+            raise ValueError("pass either `estimate` or condition/guidance/uncond, not both")
+        return estimate
+    if condition is None:
+        raise ValueError("a condition is needed (model.encode(prompt)); for unconditional use model.encode('')")
+    return guided_estimate(model, condition, uncond, guidance)
+
+
+def draw_noise(
+    shape, generator: torch.Generator | None, device, dtype, noise_view: Callable | None = None
+) -> torch.Tensor:
+    """Standard normal noise from `generator`; `noise_view` maps each draw (tests use it to flip)."""
+    if generator is None:
+        raise ValueError("this draw needs an explicit torch.Generator (see diffusion_lab.seeding)")
+    noise = seeding.randn(shape, generator, device=device, dtype=dtype)
+    return noise if noise_view is None else noise_view(noise)
+
+
+@torch.no_grad()
+def one_step_denoise(
+    model: NoiseModel,
+    x_t: torch.Tensor,
+    t: int,
+    condition: Any = None,
+    *,
+    guidance: float | None = None,
+    uncond: Any = None,
+    estimate: NoiseEstimate | None = None,
+) -> torch.Tensor:
+    """x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t) from a single network evaluation."""
+    estimate = _resolve_estimate(model, estimate, condition, guidance, uncond)
+    return schedule.predict_x0(x_t, estimate(x_t, int(t)).eps, int(t), model.alphas_cumprod)
+
+
+@torch.no_grad()
+def iterative_denoise(
+    model: NoiseModel,
+    x: torch.Tensor,
+    timesteps: list[int] | None = None,
+    i_start: int = 0,
+    condition: Any = None,
+    generator: torch.Generator | None = None,
+    *,
+    guidance: float | None = None,
+    uncond: Any = None,
+    estimate: NoiseEstimate | None = None,
+    x0_clip: schedule.X0Clip | None = None,
+    project: Projection | None = None,
+    noise_view: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    callback: StepCallback | None = None,
+    callback_every: int = 1,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Denoise x, which is at timesteps[i_start], through every later timestep and a final step
+    to t' = -1: the result is the last x0_hat.
+
+    timesteps: descending, defaults to `model.strided_timesteps()`.
+    estimate: the noise estimate; by default the model's at `condition`, with CFG when
+        `guidance` is set.
+    x0_clip: diffusers' clip_sample / thresholding of x0_hat (None: as the course, no clipping).
+    project: applied to x after every step as project(x_t', t').
+    callback: callback(i, t, x_t) before the steps i_start, i_start + k, ... (k = callback_every).
+    """
+    estimate = _resolve_estimate(model, estimate, condition, guidance, uncond)
+    timesteps = schedule.check_timesteps(
+        model.strided_timesteps() if timesteps is None else timesteps, len(model.alphas_cumprod)
+    )
+    if not 0 <= i_start < len(timesteps):
+        raise ValueError(f"i_start must index timesteps (0..{len(timesteps) - 1}), got {i_start}")
+    if callback_every < 1:
+        raise ValueError(f"callback_every must be >= 1, got {callback_every}")
+
+    for i in tqdm(range(i_start, len(timesteps)), disable=not progress, desc=f"denoising ({model.name})"):
+        t = timesteps[i]
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        if callback is not None and (i - i_start) % callback_every == 0:
+            callback(i, t, x)
+        out = estimate(x, t)
+        noise = draw_noise(x.shape, generator, out.eps.device, out.eps.dtype, noise_view) if t > 0 else None
+        x = schedule.step(
+            x,
+            out.eps,
+            t,
+            t_prev,
+            model.alphas_cumprod,
+            noise=noise,
+            variance_type=model.variance_type,
+            predicted_variance=out.variance,
+            x0_clip=x0_clip,
+        ).prev_sample
+        if project is not None:
+            x = project(x, t_prev)
+    return x
+
+
+def sample(
+    model: NoiseModel,
+    n: int,
+    condition: Any = None,
+    generator: torch.Generator | None = None,
+    *,
+    timesteps: list[int] | None = None,
+    noise_view: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    **loop_options,
+) -> torch.Tensor:
+    """n samples from pure noise: x_T ~ N(0, I) at timesteps[0], then `iterative_denoise`
+    (guidance, uncond, estimate, x0_clip, callback, progress pass through)."""
+    x_T = draw_noise((n, *model.sample_shape), generator, model.device, model.dtype, noise_view)
+    return iterative_denoise(
+        model, x_T, timesteps, 0, condition, generator, noise_view=noise_view, **loop_options
+    )
+
+
+class FrameRecorder:
+    """A `callback` that keeps (i, t, x_t) on the CPU, e.g. every 5th step of section 1.4."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, int, torch.Tensor]] = []
+
+    def __call__(self, i: int, t: int, x_t: torch.Tensor) -> None:
+        self.frames.append((i, t, x_t.detach().to("cpu", copy=True)))
+
+    @property
+    def timesteps(self) -> list[int]:
+        return [t for _, t, _ in self.frames]

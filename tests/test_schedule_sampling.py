@@ -1,0 +1,262 @@
+"""The schedule and the sampling loop against diffusers' DDPMScheduler, and their invariants.
+
+`TinyNoiseModel` here is the deterministic stand-in NoiseModel the algorithm tests share
+(test_editing_illusions.py imports it).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import DDPMScheduler
+from torch import nn
+
+from diffusion_lab import schedule
+from diffusion_lab.backends.base import ModelOutput, NoiseModel, UnknownPrompt
+from diffusion_lab.sampling import FrameRecorder, guided_estimate, iterative_denoise, one_step_denoise, sample
+from diffusion_lab.seeding import make_generator
+from diffusion_lab.schedule import X0Clip
+
+IF_TIMESTEPS = schedule.strided_timesteps(990, 30, 1000)
+IF_ABAR = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2").alphas_cumprod.double()
+MNIST_TIMESTEPS = schedule.strided_timesteps(297, 9, 300)
+
+
+class TinyNoiseModel:
+    """A random two-layer conv net; the prompt scales its hidden channels (FiLM), so different
+    prompts give different, spatially structured estimates, and nothing is flip-symmetric."""
+
+    name = "tiny"
+    description = "random-weight stand-in for tests"
+    data_range = (-1.0, 1.0)
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, variance_type="learned_range", alphas_cumprod=None, channels=3, size=8, seed=0):
+        self.variance_type = variance_type
+        self.alphas_cumprod = IF_ABAR if alphas_cumprod is None else alphas_cumprod
+        self.sample_shape = (channels, size, size)
+        with torch.random.fork_rng():  # nn init draws from the global RNG; keep it untouched
+            torch.manual_seed(seed)
+            self.conv_in = nn.Conv2d(channels + 1, 8, 3, padding=1)
+            self.conv_out = nn.Conv2d(8, 2 * channels, 3, padding=1)
+        generator = make_generator(seed, "tiny-prompts")
+        self.prompts = {"": torch.zeros(1, 8)}
+        for prompt in ("a campfire", "an old man", "a snowy village"):
+            self.prompts[prompt] = torch.randn(1, 8, generator=generator)
+
+    def strided_timesteps(self):
+        return list(IF_TIMESTEPS)
+
+    def encode(self, prompt):
+        if prompt not in self.prompts:
+            raise UnknownPrompt(f"unknown prompt {prompt!r}; known: {sorted(self.prompts)}")
+        return self.prompts[prompt]
+
+    @torch.no_grad()
+    def predict(self, x_t, t, condition):
+        # The best estimate for data ~ N(0, 0.5^2), plus a random prompt-dependent net: samples
+        # stay bounded, as a trained model's do, so tolerances mean what they say.
+        abar = float(self.alphas_cumprod[t])
+        eps_prior = (1 - abar) ** 0.5 * x_t / (0.25 * abar + 1 - abar)
+        time = torch.full_like(x_t[:, :1], t / len(self.alphas_cumprod))
+        hidden = torch.tanh(self.conv_in(torch.cat([x_t, time], dim=1)))
+        hidden = hidden * (1 + condition[:, :, None, None])
+        eps, variance = torch.tanh(self.conv_out(hidden)).chunk(2, dim=1)
+        return ModelOutput(
+            eps=eps_prior + 0.3 * eps, variance=variance if self.variance_type == "learned_range" else None
+        )
+
+
+class OracleModel(TinyNoiseModel):
+    """Predicts a fixed noise tensor whatever it is asked."""
+
+    def __init__(self, eps):
+        super().__init__(variance_type="fixed_small")
+        self.eps = eps
+
+    def predict(self, x_t, t, condition):
+        return ModelOutput(eps=self.eps)
+
+
+def scheduler(**config) -> DDPMScheduler:
+    defaults = dict(clip_sample=False)
+    return DDPMScheduler(**{**defaults, **config})
+
+
+def if_like_scheduler(**config) -> DDPMScheduler:
+    return scheduler(
+        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", variance_type="learned_range", **config
+    )
+
+
+def mnist_like_scheduler() -> DDPMScheduler:
+    return scheduler(num_train_timesteps=300, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+
+def test_strided_timesteps():
+    assert IF_TIMESTEPS[:3] == [990, 960, 930] and IF_TIMESTEPS[-2:] == [30, 0] and len(IF_TIMESTEPS) == 34
+    assert MNIST_TIMESTEPS[:2] == [297, 288] and MNIST_TIMESTEPS[-1] == 0 and len(MNIST_TIMESTEPS) == 34
+    assert schedule.strided_timesteps(999, 100, 1000)[-2:] == [99, 0]
+    with pytest.raises(ValueError):
+        schedule.strided_timesteps(1000, 30, 1000)
+
+
+def test_forward_matches_diffusers_add_noise():
+    x0 = torch.rand(2, 3, 8, 8) * 2 - 1
+    sched = if_like_scheduler()
+    abar = sched.alphas_cumprod.double()
+    for t in (250, 500, 750):
+        x_t = schedule.forward(x0, t, abar, make_generator(0, "fwd"))
+        eps = torch.randn(x0.shape, generator=make_generator(0, "fwd"))
+        torch.testing.assert_close(x_t, sched.add_noise(x0, eps, torch.tensor([t])), rtol=1e-5, atol=1e-6)
+    assert torch.equal(schedule.forward(x0, -1, abar, make_generator(0, "fwd")), x0)
+
+
+@pytest.mark.parametrize("t", [250, 500, 750, 990])
+def test_one_step_denoising_with_true_noise_recovers_x0(t):
+    x0 = torch.rand(2, 3, 8, 8) * 2 - 1
+    eps = torch.randn(x0.shape, generator=make_generator(1, "eps"))
+    abar = IF_ABAR
+    x_t = schedule.add_noise(x0, eps, t, abar)
+    torch.testing.assert_close(schedule.predict_x0(x_t, eps, t, abar), x0, rtol=1e-4, atol=1e-4)
+    oracle = OracleModel(eps)
+    torch.testing.assert_close(one_step_denoise(oracle, x_t, t, oracle.encode("")), x0, rtol=1e-4, atol=1e-4)
+
+
+# --- the strided step against DDPMScheduler.step -------------------------------------------------
+
+
+def _compare_every_step(sched, timesteps, with_variance, x0_clip=None):
+    sched.set_timesteps(timesteps=timesteps)
+    abar = sched.alphas_cumprod.double()
+    g = make_generator(2, "inputs")
+    for i, t in enumerate(timesteps):
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        x_t = torch.randn(2, 3, 8, 8, generator=g)
+        eps = torch.randn(2, 3, 8, 8, generator=g)
+        v = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1 if with_variance else None
+        model_output = torch.cat([eps, v], dim=1) if with_variance else eps
+        expected = sched.step(model_output, t, x_t, generator=make_generator(3, f"z{t}"))
+        noise = torch.randn(x_t.shape, generator=make_generator(3, f"z{t}"))
+        ours = schedule.step(
+            x_t, eps, t, t_prev, abar, noise=noise, variance_type=sched.config.variance_type,
+            predicted_variance=v, x0_clip=x0_clip,
+        )
+        # bit-equal on the CPU today; the tolerance only leaves room for other kernels
+        torch.testing.assert_close(ours.x0_hat, expected.pred_original_sample, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(ours.prev_sample, expected.prev_sample, rtol=1e-6, atol=1e-6)
+        coeffs = schedule.step_coefficients(t, t_prev, abar)
+        expected_variance = sched._get_variance(t, predicted_variance=v)
+        ours_variance = schedule.step_log_variance(coeffs, sched.config.variance_type, v)
+        if not with_variance:  # fixed_small: diffusers returns the variance itself, not its log
+            ours_variance = coeffs.posterior_variance
+        torch.testing.assert_close(ours_variance.float(), expected_variance.float(), rtol=1e-6, atol=0)
+
+
+def test_step_equals_diffusers_learned_range_cosine():
+    _compare_every_step(if_like_scheduler(), IF_TIMESTEPS, with_variance=True)
+
+
+def test_step_equals_diffusers_fixed_small_linear():
+    _compare_every_step(mnist_like_scheduler(), MNIST_TIMESTEPS, with_variance=False)
+
+
+def test_step_equals_diffusers_with_thresholding_and_clipping():
+    threshold = dict(thresholding=True, dynamic_thresholding_ratio=0.95, sample_max_value=1.5)
+    sched = if_like_scheduler(**threshold)
+    clip = X0Clip.from_scheduler_config(sched.config)
+    assert clip == X0Clip(clip_range=None, threshold_ratio=0.95, threshold_max=1.5)
+    _compare_every_step(sched, IF_TIMESTEPS, with_variance=True, x0_clip=clip)
+    sched = if_like_scheduler(clip_sample=True, clip_sample_range=1.0)
+    _compare_every_step(sched, IF_TIMESTEPS, with_variance=True, x0_clip=X0Clip.from_scheduler_config(sched.config))
+
+
+def test_last_step_returns_x0_hat_without_noise():
+    abar = IF_ABAR
+    x_t, eps = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    out = schedule.step(x_t, eps, 0, -1, abar, noise=torch.randn(2, 3, 8, 8), variance_type="fixed_small")
+    assert torch.equal(out.prev_sample, out.x0_hat)
+    torch.testing.assert_close(out.x0_hat, schedule.predict_x0(x_t, eps, 0, abar))
+
+
+def test_strided_step_uses_strided_coefficients():
+    abar = IF_ABAR
+    coeffs = schedule.step_coefficients(690, 660, abar)
+    assert coeffs.alpha_t == pytest.approx(float(abar[690] / abar[660]))
+    assert coeffs.alpha_t < float(abar[690] / abar[689])  # a 30-step stride, not a single step
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+
+def test_sample_equals_a_diffusers_ddpm_loop_with_cfg():
+    """Our loop and a hand-written IFPipeline-style loop (one batched randn for x_T, then
+    DDPMScheduler.step drawing from the same generator) agree."""
+    model = TinyNoiseModel()
+    cond, uncond, g = model.encode("a campfire"), model.encode(""), 7.0
+    ours = sample(model, 2, cond, make_generator(4, "s"), guidance=g, uncond=uncond)
+
+    sched = if_like_scheduler()
+    sched.set_timesteps(timesteps=IF_TIMESTEPS)
+    generator = make_generator(4, "s")
+    x = torch.randn((2, *model.sample_shape), generator=generator)
+    for t in sched.timesteps:
+        out_c, out_u = model.predict(x, int(t), cond), model.predict(x, int(t), uncond)
+        eps = out_u.eps + g * (out_c.eps - out_u.eps)
+        x = sched.step(torch.cat([eps, out_c.variance], dim=1), t, x, generator=generator).prev_sample
+    torch.testing.assert_close(ours, x, rtol=1e-6, atol=1e-6)
+
+
+def test_cfg_with_scale_one_is_the_conditional_estimate():
+    model = TinyNoiseModel()
+    x = torch.randn(2, *model.sample_shape, generator=make_generator(5, "x"))
+    cond = model.encode("an old man")
+    plain = model.predict(x, 500, cond)
+    guided = guided_estimate(model, cond, model.encode(""), guidance=1.0)(x, 500)
+    torch.testing.assert_close(guided.eps, plain.eps, rtol=0, atol=1e-6)
+    assert torch.equal(guided.variance, plain.variance)
+    # and at g = 7 it is eps_u + g (eps_c - eps_u), not (1 + g) eps_c - g eps_u
+    uncond = model.predict(x, 500, model.encode(""))
+    torch.testing.assert_close(
+        guided_estimate(model, cond, model.encode(""), 7.0)(x, 500).eps, uncond.eps + 7 * (plain.eps - uncond.eps)
+    )
+
+
+def test_frames_every_fifth_step_from_i_start_10():
+    model = TinyNoiseModel()
+    recorder = FrameRecorder()
+    x = torch.randn(1, *model.sample_shape, generator=make_generator(6, "x"))
+    iterative_denoise(
+        model, x, IF_TIMESTEPS, 10, model.encode(""), make_generator(6, "loop"), callback=recorder, callback_every=5
+    )
+    assert recorder.timesteps == [690, 540, 390, 240, 90]
+    assert torch.equal(recorder.frames[0][2], x)
+
+
+def test_loop_is_repeatable_and_depends_on_the_seed():
+    model = TinyNoiseModel()
+    cond = model.encode("a snowy village")
+    first = sample(model, 2, cond, make_generator(7, "s"), guidance=3.0)
+    again = sample(model, 2, cond, make_generator(7, "s"), guidance=3.0)
+    other = sample(model, 2, cond, make_generator(8, "s"), guidance=3.0)
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, other, atol=1e-3)
+
+
+def test_loop_refuses_missing_generator_and_variance():
+    model = TinyNoiseModel()
+    x = torch.randn(1, *model.sample_shape)
+    with pytest.raises(ValueError, match="Generator"):
+        iterative_denoise(model, x, IF_TIMESTEPS, 0, model.encode(""), None)
+    no_variance = OracleModel(torch.zeros_like(x))
+    no_variance.variance_type = "learned_range"
+    with pytest.raises(ValueError, match="predicted variance"):
+        iterative_denoise(no_variance, x, IF_TIMESTEPS, 0, no_variance.encode(""), make_generator(0, "x"))
+
+
+def test_stand_in_is_a_noise_model():
+    assert isinstance(TinyNoiseModel(), NoiseModel)
