@@ -42,9 +42,26 @@ def guided_estimate(
         uncond = model.encode("")
 
     def estimate(x_t: torch.Tensor, t: int) -> ModelOutput:
-        return cfg(model.predict(x_t, t, condition), model.predict(x_t, t, uncond), guidance)
+        return cfg(*_predict_pair(model, x_t, t, condition, uncond), guidance)
 
     return estimate
+
+
+def _batch_of(condition: torch.Tensor, n: int) -> torch.Tensor:
+    return condition.expand(n, *condition.shape[1:]) if condition.shape[0] == 1 else condition
+
+
+def _predict_pair(model: NoiseModel, x_t: torch.Tensor, t: int, condition: Any, uncond: Any):
+    """(conditional, unconditional) outputs. Tensor conditions go through the network as one batch
+    [uncond; cond], exactly as IFPipeline does: a network's output for an image depends slightly
+    on what else is in its batch, and CFG amplifies that difference by g."""
+    if not (isinstance(condition, torch.Tensor) and isinstance(uncond, torch.Tensor)):
+        return model.predict(x_t, t, condition), model.predict(x_t, t, uncond)
+    n = x_t.shape[0]
+    both = model.predict(torch.cat([x_t, x_t]), t, torch.cat([_batch_of(uncond, n), _batch_of(condition, n)]))
+    eps_u, eps_c = both.eps.chunk(2)
+    variance_c = None if both.variance is None else both.variance.chunk(2)[1]
+    return ModelOutput(eps=eps_c, variance=variance_c), ModelOutput(eps=eps_u, variance=None)
 
 
 def _resolve_estimate(model, estimate, condition, guidance, uncond) -> NoiseEstimate:

@@ -25,5 +25,8 @@ def make_generator(seed: int, name: str) -> torch.Generator:
 
 
 def randn(shape, generator: torch.Generator, device="cpu", dtype=torch.float32) -> torch.Tensor:
-    """Standard normal noise drawn on the CPU from `generator`, then moved to `device`."""
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+    """Standard normal noise drawn on the CPU from `generator` in `dtype`, then moved to `device`.
+
+    Drawing in the target dtype (not float32 then cast) is what diffusers' randn_tensor does, so a
+    float16 run sees the very numbers IFPipeline would."""
+    return torch.randn(tuple(shape), generator=generator, dtype=dtype).to(device=device)

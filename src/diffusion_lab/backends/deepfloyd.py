@@ -1,0 +1,385 @@
+"""DeepFloyd IF through diffusers: stage I as a NoiseModel, stage II as the 64 -> 256 upsampler.
+
+The algorithms drive stage I's UNet directly (`predict`); the stock pipelines are used only for
+what the write-up shows as stock output (section 0) and for upsampling. Weights load with
+`from_pretrained` from a hub id (hub cache, HF_HUB_OFFLINE respected) or a local folder; when
+they cannot be loaded the constructor raises one `WeightsUnavailable` before any other work.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from diffusion_lab.backends.base import ModelOutput
+from diffusion_lab.backends.deepfloyd_prompts import (
+    UNCONDITIONAL_PROMPT,
+    PromptEmbeddings,
+    load_prompt_embeddings_file,
+)
+from diffusion_lab.backends.deepfloyd_weights import (
+    WeightsSource,
+    WeightsUnavailable,
+    check_weights_available,
+    weights_errors_as_unavailable,
+)
+
+__all__ = ["DeepFloydBackend", "DeepFloydSettings", "WeightsUnavailable", "DEFAULT_STAGE1", "DEFAULT_STAGE2"]
+
+DEFAULT_STAGE1 = "DeepFloyd/IF-I-XL-v1.0"
+COURSE_STAGE1 = "DeepFloyd/IF-I-L-v1.0"  # what the course notebook loaded
+DEFAULT_STAGE2 = "DeepFloyd/IF-II-L-v1.0"
+TEXT_ENCODER_MODES = ("none", "t5", "t5-8bit")
+# Optional {"name": ..., "description": ...} beside model_index.json: how a folder that is not
+# the real IF (e.g. the tiny random test model) says so on every page that uses it.
+MODEL_CARD_FILE = "diffusion_lab.json"
+STRIDE = 30
+
+
+@dataclass(frozen=True)
+class DeepFloydSettings:
+    """What to load. Each field has an environment variable (see ENV) so `make site` can set it.
+
+    stage1 / stage2: hub id or local folder; stage2 None (env "none") disables upsampling.
+    prompt_embeds_file: the course-style dict prompt -> (1, 77, 4096) tensor.
+    text_encoder: "none" (prompts only from the file), "t5" or "t5-8bit" (bitsandbytes, CUDA).
+    cpu_offload: diffusers' model CPU offload, for GPUs that cannot hold the models at once.
+    embeddings_cache_dir: where embeddings computed by T5 are kept between builds.
+    hf_cache_dir: the Hugging Face hub cache to read (default: the HF_HOME / HF_HUB_CACHE one).
+    variant: "auto" (fp16 files from the hub, fp16 files in a folder when it has them), or a
+        diffusers variant name, or None for the full-precision files.
+    """
+
+    stage1: str = DEFAULT_STAGE1
+    stage2: str | None = DEFAULT_STAGE2
+    prompt_embeds_file: str | None = None
+    text_encoder: str = "none"
+    cpu_offload: bool = False
+    embeddings_cache_dir: str | None = None
+    hf_cache_dir: str | None = None
+    variant: str | None = "auto"
+
+    ENV = {
+        "stage1": "DIFFUSION_LAB_IF_STAGE1",
+        "stage2": "DIFFUSION_LAB_IF_STAGE2",
+        "prompt_embeds_file": "DIFFUSION_LAB_IF_PROMPT_EMBEDS",
+        "text_encoder": "DIFFUSION_LAB_IF_TEXT_ENCODER",
+        "cpu_offload": "DIFFUSION_LAB_IF_CPU_OFFLOAD",
+        "embeddings_cache_dir": "DIFFUSION_LAB_IF_EMBEDDINGS_CACHE",
+        "hf_cache_dir": "DIFFUSION_LAB_IF_HF_CACHE",
+        "variant": "DIFFUSION_LAB_IF_VARIANT",
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "DeepFloydSettings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(cls.ENV[field.name], "")
+            if raw == "":
+                continue
+            if field.name == "cpu_offload":
+                values[field.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif field.name in ("stage2", "variant") and raw.strip().lower() == "none":
+                values[field.name] = None
+            else:
+                values[field.name] = raw
+        values.update(overrides)
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes `from_env` return these settings."""
+        env = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                value = "none" if field.name in ("stage2", "variant") else ""
+            env[self.ENV[field.name]] = str(int(value)) if isinstance(value, bool) else str(value)
+        return env
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    # diffusers renamed torch_dtype to dtype (0.36+), and warns on the old name.
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+    except ImportError:
+        return {"torch_dtype": dtype}
+    return {"dtype": dtype}
+
+
+def _resolve_variant(variant: str | None, source: WeightsSource, component: str = "unet") -> str | None:
+    if variant != "auto":
+        return variant
+    if not source.is_folder:
+        return "fp16"  # what IF's repos ship and what the course loaded; upcast on the CPU
+    return "fp16" if any(source.path.glob(f"{component}/*.fp16.*")) else None
+
+
+def _model_card(source: WeightsSource) -> dict[str, str]:
+    card = source.path / MODEL_CARD_FILE if source.is_folder else None
+    if card is None or not card.is_file():
+        return {}
+    return json.loads(card.read_text())
+
+
+class DeepFloydBackend:
+    """DeepFloyd IF stage I as a NoiseModel (64x64 pixels in [-1, 1], T5 prompt embeddings)."""
+
+    data_range = (-1.0, 1.0)
+
+    def __init__(
+        self,
+        settings: DeepFloydSettings | None = None,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **setting_overrides,
+    ):
+        self.settings = replace(settings or DeepFloydSettings(), **setting_overrides)
+        s = self.settings
+        if s.text_encoder not in TEXT_ENCODER_MODES:
+            raise ValueError(f"text_encoder must be one of {TEXT_ENCODER_MODES}, not {s.text_encoder!r}")
+        if s.text_encoder == "none" and not s.prompt_embeds_file:
+            raise ValueError(
+                "DeepFloyd IF needs prompt embeddings: set prompt_embeds_file (env"
+                " DIFFUSION_LAB_IF_PROMPT_EMBEDS) to a dict prompt -> (1, 77, 4096) tensor file,"
+                " or load the T5 encoder with text_encoder='t5' (env DIFFUSION_LAB_IF_TEXT_ENCODER)."
+            )
+        if s.text_encoder == "t5-8bit" and importlib.util.find_spec("bitsandbytes") is None:
+            raise ValueError("text_encoder='t5-8bit' needs the bitsandbytes package (and CUDA); use 't5' or install it")
+        self.device = torch.device(device) if device is not None else _default_device()
+        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
+
+        # Every check that can fail cheaply runs before the first weight is read.
+        env = DeepFloydSettings.ENV
+        self._stage1_source = check_weights_available(
+            s.stage1, role="DeepFloyd IF stage I", setting=env["stage1"], cache_dir=s.hf_cache_dir
+        )
+        self._stage2_source = None
+        if s.stage2:
+            self._stage2_source = check_weights_available(
+                s.stage2, role="DeepFloyd IF stage II", setting=env["stage2"], cache_dir=s.hf_cache_dir
+            )
+        table = load_prompt_embeddings_file(s.prompt_embeds_file) if s.prompt_embeds_file else {}
+
+        self.pipeline = self._load(self._stage1_source, "IFPipeline", "DeepFloyd IF stage I", "stage1")
+        self._stage2_pipeline = None
+        self._encoder_pipeline = None
+        self.prompts = PromptEmbeddings(
+            model_key=s.stage1,
+            table=table,
+            encoder=None if s.text_encoder == "none" else self._encode_with_t5,
+            disk_cache=s.embeddings_cache_dir,
+            source=str(s.prompt_embeds_file or ""),
+        )
+
+        scheduler = self.pipeline.scheduler
+        unet_config = self.pipeline.unet.config
+        self.scheduler_config: dict[str, Any] = dict(scheduler.config)
+        # The pipeline computes in float32: the same numbers, widened, keep the two in step.
+        self.alphas_cumprod = scheduler.alphas_cumprod.detach().to("cpu", torch.float64)
+        self.variance_type = self._variance_type(scheduler.config.variance_type, unet_config)
+        size = unet_config.sample_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        self.sample_shape = (unet_config.in_channels, height, width)
+
+        card = _model_card(self._stage1_source)
+        self.name = card.get("name") or f"deepfloyd:{Path(s.stage1).name}"
+        self.description = card.get("description") or (
+            f"DeepFloyd IF stage I {s.stage1} (diffusers), {str(self.dtype).removeprefix('torch.')}"
+            f" on {self.device.type}; prompts as T5 embeddings from"
+            f" {'the T5 encoder' if s.text_encoder != 'none' else s.prompt_embeds_file}"
+        )
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _load(self, source: WeightsSource, pipeline_class: str, role: str, setting: str):
+        import diffusers
+
+        cls = getattr(diffusers, pipeline_class)
+        # Safety checker and watermarker act only on PIL output; everything here asks for tensors.
+        kwargs = dict(
+            text_encoder=None,
+            tokenizer=None,
+            safety_checker=None,
+            feature_extractor=None,
+            watermarker=None,
+            requires_safety_checker=False,
+            variant=_resolve_variant(self.settings.variant, source),
+            cache_dir=self.settings.hf_cache_dir,
+            local_files_only=source.local_files_only,
+            **_dtype_kwarg(self.dtype),
+        )
+        with weights_errors_as_unavailable(source.source, role=role, setting=DeepFloydSettings.ENV[setting]):
+            pipeline = cls.from_pretrained(source.source, **kwargs)
+        pipeline.set_progress_bar_config(disable=True)
+        if self.settings.cpu_offload and self.device.type != "cpu":
+            pipeline.enable_model_cpu_offload(device=self.device)
+        else:
+            pipeline.to(self.device)
+        return pipeline
+
+    @property
+    def stage2_pipeline(self):
+        """IFSuperResolutionPipeline, loaded on first use (its availability was checked up front)."""
+        if self._stage2_source is None:
+            raise RuntimeError("no stage II configured: set stage2 (env DIFFUSION_LAB_IF_STAGE2) to upsample")
+        if self._stage2_pipeline is None:
+            self._stage2_pipeline = self._load(
+                self._stage2_source, "IFSuperResolutionPipeline", "DeepFloyd IF stage II", "stage2"
+            )
+        return self._stage2_pipeline
+
+    def _encode_with_t5(self, prompt: str) -> torch.Tensor:
+        if self._encoder_pipeline is None:
+            self._encoder_pipeline = self._load_encoder_pipeline()
+        pipe = self._encoder_pipeline
+        embeds, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False, device=pipe._execution_device)
+        return embeds
+
+    def _load_encoder_pipeline(self):
+        """A UNet-less IFPipeline around T5, kept apart so 8-bit T5 and the UNet place independently."""
+        from transformers import T5EncoderModel
+
+        source = self._stage1_source
+        kwargs: dict[str, Any] = dict(
+            subfolder="text_encoder",
+            variant=_resolve_variant(self.settings.variant, source, "text_encoder"),
+            cache_dir=self.settings.hf_cache_dir,
+            local_files_only=source.local_files_only,
+        )
+        if self.settings.text_encoder == "t5-8bit":
+            from transformers import BitsAndBytesConfig  # needs the bitsandbytes package and CUDA
+
+            kwargs.update(quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="auto")
+        else:
+            kwargs.update(dtype=self.dtype)
+        setting = DeepFloydSettings.ENV["stage1"]
+        with weights_errors_as_unavailable(source.source, role="DeepFloyd IF T5 text encoder", setting=setting):
+            text_encoder = T5EncoderModel.from_pretrained(source.source, **kwargs)
+        import diffusers
+
+        with weights_errors_as_unavailable(source.source, role="DeepFloyd IF tokenizer", setting=setting):
+            pipe = diffusers.IFPipeline.from_pretrained(
+                source.source,
+                text_encoder=text_encoder,
+                unet=None,
+                safety_checker=None,
+                feature_extractor=None,
+                watermarker=None,
+                requires_safety_checker=False,
+                cache_dir=self.settings.hf_cache_dir,
+                local_files_only=source.local_files_only,
+            )
+        if self.settings.text_encoder == "t5-8bit":
+            pass  # placed by device_map when loaded
+        elif self.settings.cpu_offload and self.device.type != "cpu":
+            pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            pipe.to(self.device)
+        return pipe
+
+    @staticmethod
+    def _variance_type(configured: str, unet_config) -> str:
+        learns_variance = unet_config.out_channels == 2 * unet_config.in_channels
+        if configured == "learned_range" and learns_variance:
+            return "learned_range"
+        if configured == "fixed_small" and not learns_variance:
+            return "fixed_small"
+        raise ValueError(
+            f"unsupported IF configuration: scheduler variance_type {configured!r} with a UNet of"
+            f" {unet_config.out_channels} output channels for {unet_config.in_channels} input channels"
+        )
+
+    # -- NoiseModel ----------------------------------------------------------------------------
+
+    def strided_timesteps(self) -> list[int]:
+        """990, 960, ..., 30, 0: the course's stride of 30 over IF's 1000 training steps."""
+        last = len(self.alphas_cumprod) - 1
+        return list(range(last - last % STRIDE, -1, -STRIDE))
+
+    def encode(self, prompt: str) -> torch.Tensor:
+        """The (1, tokens, dim) T5 embedding of `prompt` on this backend's device; "" is unconditional."""
+        return self.prompts(prompt).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def predict(self, x_t: torch.Tensor, t: int, condition: torch.Tensor) -> ModelOutput:
+        x = x_t.to(self.device, self.dtype)
+        condition = condition.to(self.device, self.dtype)
+        if condition.shape[0] == 1 and x.shape[0] > 1:
+            condition = condition.expand(x.shape[0], -1, -1)
+        output = self.pipeline.unet(x, int(t), encoder_hidden_states=condition, return_dict=False)[0]
+        output = output.to(x_t.device, x_t.dtype)
+        if self.variance_type == "fixed_small":
+            return ModelOutput(eps=output)
+        eps, variance = output.split(x.shape[1], dim=1)
+        return ModelOutput(eps=eps, variance=variance)
+
+    # -- the stock pipelines (section 0) -------------------------------------------------------
+
+    def _condition(self, prompt_or_condition: str | torch.Tensor, batch: int) -> torch.Tensor:
+        if isinstance(prompt_or_condition, str):
+            prompt_or_condition = self.encode(prompt_or_condition)
+        condition = prompt_or_condition.to(self.device, self.dtype)
+        return condition.expand(batch, -1, -1) if condition.shape[0] == 1 else condition
+
+    @torch.no_grad()
+    def sample_with_pipeline(
+        self,
+        prompt: str | torch.Tensor,
+        *,
+        generator: torch.Generator,
+        num_images: int = 1,
+        num_inference_steps: int = 20,
+        timesteps: list[int] | None = None,
+        guidance_scale: float = 7.0,
+    ) -> torch.Tensor:
+        """Stock IFPipeline output for `prompt`, (num_images, 3, 64, 64), unclamped, in [-1, 1]-ish."""
+        result = self.pipeline(
+            prompt_embeds=self._condition(prompt, num_images),
+            negative_prompt_embeds=self._condition(UNCONDITIONAL_PROMPT, num_images),
+            num_inference_steps=None if timesteps else num_inference_steps,
+            timesteps=timesteps,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            output_type="pt",
+        )
+        return result.images
+
+    @torch.no_grad()
+    def upsample(
+        self,
+        images: torch.Tensor,
+        prompt_embeds: str | torch.Tensor,
+        generator: torch.Generator,
+        *,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 4.0,
+        noise_level: int = 250,
+    ) -> torch.Tensor:
+        """Stage II: (B, 3, 64, 64) in [-1, 1] -> (B, 3, 256, 256), conditioned on a prompt or its embedding.
+
+        The defaults are IFSuperResolutionPipeline's, which the course used unchanged.
+        """
+        batch = images.shape[0]
+        result = self.stage2_pipeline(
+            image=images.to(self.device, self.dtype),
+            prompt_embeds=self._condition(prompt_embeds, batch),
+            negative_prompt_embeds=self._condition(UNCONDITIONAL_PROMPT, batch),
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            noise_level=noise_level,
+            generator=generator,
+            output_type="pt",
+        )
+        return result.images
