@@ -12,7 +12,7 @@ import torch
 from diffusers import DDPMScheduler
 
 from diffusion_lab import editing, illusions, sampling, schedule
-from diffusion_lab.backends.base import ModelOutput, NoiseModel, UnknownPrompt
+from diffusion_lab.backends.base import NoiseModel, UnknownPrompt
 from diffusion_lab.backends.deepfloyd import DeepFloydBackend, DeepFloydSettings, WeightsUnavailable
 from diffusion_lab.backends.deepfloyd_prompts import PromptEmbeddings
 from diffusion_lab.backends.deepfloyd_weights import weights_errors_as_unavailable
