@@ -34,9 +34,9 @@ Each step evaluates the conditional and the unconditional estimate and combines 
 \(\epsilon = \epsilon_u + g\,(\epsilon_c - \epsilon_u)\). The course recipe uses \(g = 5\); the write-up
 says 0.5. Both are in the sweep below.
 """)
-samples_per_epoch(page, trained, samples, n_cols=show.per_class_grid * 2 if show.per_class_grid < 5 else 10,
-                  what=f"{show.per_class_grid} samples of each digit 0-9 at g = 5")
-reverse_process_gif(page, trained, samples, n_cols=show.per_class_grid * 2 if show.per_class_grid < 5 else 10,
+samples_per_epoch(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
+                  what=f"{show.per_class_grid} samples of each digit (one column per digit) at g = 5")
+reverse_process_gif(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
                     what="the class-conditioned UNet at g = 5")
 
 judged = partb.judge_training(ctx)

@@ -103,9 +103,10 @@ def line_plot(
         ys = np.asarray(values, dtype=np.float64)
         xs = np.asarray(x_values[label]) if x_values and label in x_values else np.arange(1, len(ys) + 1)
         if smooth and len(ys) > smooth:
-            line, = ax.plot(xs, ys, alpha=0.25, linewidth=0.8)
+            line, = ax.plot(xs, ys, alpha=0.25, linewidth=0.8, label=label)
             kernel = np.ones(smooth) / smooth
-            ax.plot(xs[smooth - 1:], np.convolve(ys, kernel, mode="valid"), color=line.get_color(), label=label)
+            ax.plot(xs[smooth - 1:], np.convolve(ys, kernel, mode="valid"), color=line.get_color(),
+                    label=f"running mean over {smooth}")
         else:
             ax.plot(xs, ys, label=label, marker="o" if len(ys) < 20 else None)
     if log_y:

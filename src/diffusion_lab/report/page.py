@@ -152,15 +152,22 @@ class Page:
 
 
 def nav_markdown(entries: Sequence[NavEntry]) -> str:
-    """A literate-nav SUMMARY.md: pages without a section first, then each section in first-seen order."""
-    lines: list[str] = []
+    """A literate-nav SUMMARY.md in the order pages were saved, each section where it first appears."""
+    items: list[NavEntry | str] = []  # a page without a section, or a section's name
     sections: dict[str, list[NavEntry]] = {}
     for entry in entries:
-        if entry.section:
-            sections.setdefault(entry.section, []).append(entry)
+        if not entry.section:
+            items.append(entry)
+            continue
+        if entry.section not in sections:
+            sections[entry.section] = []
+            items.append(entry.section)
+        sections[entry.section].append(entry)
+    lines: list[str] = []
+    for item in items:
+        if isinstance(item, NavEntry):
+            lines.append(f"* [{item.title}]({item.path})")
         else:
-            lines.append(f"* [{entry.title}]({entry.path})")
-    for section, pages in sections.items():
-        lines.append(f"* {section}")
-        lines.extend(f"    * [{page.title}]({page.path})" for page in pages)
+            lines.append(f"* {item}")
+            lines.extend(f"    * [{page.title}]({page.path})" for page in sections[item])
     return "\n".join(lines) + "\n"

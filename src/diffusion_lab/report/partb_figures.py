@@ -41,26 +41,38 @@ TRAINING_COST_HEADERS = ["model", "parameters", "precision", "device", "wall tim
                          "images seen", "last-epoch loss"]
 
 
-def samples_per_epoch(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str) -> None:
+def grid_rows(images: torch.Tensor, n_cols: int, per_class: int | None = None) -> list[list[torch.Tensor]]:
+    """Rows of n_cols images; with per_class (images ordered 0,0,..,1,1,..) one column per class."""
+    if per_class:
+        return [[images[digit * per_class + r] for digit in range(images.shape[0] // per_class)] for r in range(per_class)]
+    return [list(images[i : i + n_cols]) for i in range(0, images.shape[0], n_cols)]
+
+
+def samples_per_epoch(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str,
+                      per_class: int | None = None) -> None:
     stored = samples.load("samples.pt")
     for epoch in partb.checkpoint_epochs(training):
         images = stored["epochs"][str(epoch)]["samples"]
-        rows = [list(images[i : i + n_cols]) for i in range(0, images.shape[0], n_cols)]
         page.figure(
-            image_grid(rows, cell_inches=0.7),
+            image_grid(grid_rows(images, n_cols, per_class), cell_inches=0.7,
+                       col_titles=[str(d) for d in range(10)] if per_class else None),
             f"{what} after {partb.checkpoint_label(training, epoch)}.",
             [training, samples],
             pixelated=True,
         )
 
 
-def reverse_process_gif(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str) -> None:
+def reverse_process_gif(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str,
+                        per_class: int | None = None) -> None:
     stored = samples.load("samples.pt")
     final = str(partb.checkpoint_epochs(training)[-1])
     frames = stored["epochs"][final]["frames"]
     timesteps = stored["epochs"][final]["frame_timesteps"]
     if frames is None:
         return
+    if per_class:  # one column per class, as in the still figures
+        order = torch.tensor([d * per_class + r for r in range(per_class) for d in range(frames.shape[1] // per_class)])
+        frames, n_cols = frames[:, order], frames.shape[1] // per_class
     tiles = [tile(frame.clamp(0, 1), n_cols) for frame in frames]
     page.figure(
         gif_bytes(tiles, scale=3),
@@ -69,7 +81,3 @@ def reverse_process_gif(page: Page, training: RunRecord, samples: RunRecord, n_c
         [training, samples],
         pixelated=True,
     )
-
-
-def stack_rows(*rows: torch.Tensor) -> list[list[torch.Tensor]]:
-    return [list(row) for row in rows]
