@@ -66,8 +66,10 @@ page.table(
       fmt(row["frechet_distance"]), fmt(reference.metrics["frechet_floor"]), f"{row['images_per_s']:,.0f}"]
      for row in rows],
     f"The guidance sweep: {sweep.params['per_class']} samples of each digit per g, from the last kept checkpoint "
-    f"({partb.checkpoint_label(trained, partb.checkpoint_epochs(trained)[-1])}). Accuracy rises with g while "
-    "diversity falls; the Fréchet distance shows the trade-off.",
+    f"({partb.checkpoint_label(trained, partb.checkpoint_epochs(trained)[-1])}), drawn with Part A's strided "
+    f"sampler on {sweep.metrics['steps']} of the {recipe.num_timesteps} steps (every {sweep.params['stride']}"
+    f"{'st' if sweep.params['stride'] == 1 else 'th'}). Accuracy rises with g while diversity falls; the "
+    "Fréchet distance shows the trade-off.",
     [trained, judged, reference, sweep],
 )
 examples = sweep.load("examples.pt")

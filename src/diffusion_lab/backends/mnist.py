@@ -23,6 +23,7 @@ from torch import nn
 
 from diffusion_lab import schedule
 from diffusion_lab.backends.base import ModelOutput, UnknownPrompt
+from diffusion_lab.mnist.recipes import autocast, resolve_precision
 from diffusion_lab.mnist.unet import one_hot
 
 NUM_CLASSES = 10
@@ -77,6 +78,7 @@ class MnistBackend:
         description: str = "",
         *,
         stride: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         alphas_cumprod = torch.as_tensor(schedule_alphas_cumprod, dtype=torch.float64).cpu()
         if float(alphas_cumprod[0]) >= 1.0:
@@ -87,6 +89,9 @@ class MnistBackend:
         self.device = torch.device(device)
         self.unet = unet.to(self.device).eval()  # BN must use its running statistics when sampling
         self.dtype = next(self.unet.parameters()).dtype
+        # "auto" runs the network under bf16 autocast where that is fast (as in Part B training);
+        # outputs stay float32, so the sampling arithmetic around it is unchanged.
+        self.precision = resolve_precision(precision, self.device)
         self.alphas_cumprod = alphas_cumprod
         self.num_timesteps = len(alphas_cumprod)
         self.stride = default_stride(self.num_timesteps) if stride is None else stride
@@ -123,4 +128,6 @@ class MnistBackend:
         if c.shape[0] == 1 and n != 1:
             c = c.expand(n, -1)
         t_net = torch.full((n,), (int(t) + 1) / self.num_timesteps, device=x_t.device, dtype=x_t.dtype)
-        return ModelOutput(eps=self.unet(x_t, t_net, c))
+        with autocast(self.device, self.precision):
+            eps = self.unet(x_t, t_net, c)
+        return ModelOutput(eps=eps.to(x_t.dtype))

@@ -6,10 +6,13 @@ run's key among its own parameters, so retraining (new recipe, new code) invalid
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 import torch
 
+from diffusion_lab import sampling
+from diffusion_lab.backends.mnist import MnistBackend
 from diffusion_lab.blur import gaussian_blur
 from diffusion_lab.mnist import ddpm, judge as judge_lib, metrics, training
 from diffusion_lab.mnist.data import load_mnist
@@ -31,6 +34,7 @@ class Showcase:
     time_samples: int  # time-conditioned samples per kept epoch
     per_class_grid: int  # class-conditioned samples of each digit per kept epoch
     sweep_per_class: int  # samples of each digit per guidance scale, for the judge
+    sweep_stride: int  # the sweep samples with Part A's strided sampler: every this many of T steps
     gif_frame_every: int  # reverse-process animation: one frame every this many steps
     sample_batch: int
 
@@ -40,11 +44,11 @@ class Showcase:
 
 SHOWCASES = {
     "tiny": Showcase(denoiser_digits=4, metric_images=64, time_samples=8, per_class_grid=1,
-                     sweep_per_class=3, gif_frame_every=5, sample_batch=100),
+                     sweep_per_class=3, sweep_stride=2, gif_frame_every=5, sample_batch=100),
     "quick": Showcase(denoiser_digits=8, metric_images=1000, time_samples=40, per_class_grid=4,
-                      sweep_per_class=50, gif_frame_every=10, sample_batch=500),
+                      sweep_per_class=20, sweep_stride=10, gif_frame_every=10, sample_batch=500),
     "full": Showcase(denoiser_digits=8, metric_images=2000, time_samples=40, per_class_grid=4,
-                     sweep_per_class=100, gif_frame_every=10, sample_batch=1000),
+                     sweep_per_class=100, sweep_stride=1, gif_frame_every=10, sample_batch=1000),
 }
 
 
@@ -255,33 +259,45 @@ def judge_reference(ctx: BuildContext) -> RunRecord:
 
 
 def guidance_sweep(ctx: BuildContext, scales=GUIDANCE_SCALES) -> RunRecord:
-    """Judge accuracy and Frechet distance of class-conditioned samples at each guidance scale."""
+    """Judge accuracy and Frechet distance of class-conditioned samples at each guidance scale.
+
+    Sampling is Part A's strided loop on the MNIST backend (posterior variance), every
+    `sweep_stride`-th of the T steps: with stride 1 that is all of them, and on a CPU a
+    stride of 10 makes the seven-scale sweep affordable."""
     trained = ddpm_training(ctx, conditional=True)
     reference = judge_reference(ctx)
     show = showcase(ctx)
     params = {"training": trained.key, "reference": reference.key, "scales": list(scales),
-              "per_class": show.sweep_per_class, "batch": show.sample_batch}
+              "per_class": show.sweep_per_class, "stride": show.sweep_stride, "batch": show.sample_batch}
 
     def compute(scratch: Scratch):
-        model = load_ddpm(ctx, trained)
+        schedule = ddpm_schedule(ctx, conditional=True)
+        backend = MnistBackend(load_ddpm(ctx, trained), schedule.alphas_cumprod[1:], ctx.device,
+                               stride=show.sweep_stride, precision="auto")
         trained_judge = load_judge(ctx, judge_training(ctx))
         test_features = reference.load("test_features.pt")
-        schedule = ddpm_schedule(ctx, conditional=True)
         labels = ddpm.class_labels(show.sweep_per_class)
+        uncond = backend.encode("")
         rows, examples = [], {}
         for scale in scales:
-            result = ddpm.sample(model, schedule, labels.shape[0], scratch.generator(f"g={scale}"), ctx.device,
-                                 labels=labels, guidance_scale=scale, batch_size=show.sample_batch, progress=True)
+            generator = scratch.generator(f"g={scale}")
+            started = time.perf_counter()
+            images = torch.cat([
+                sampling.sample(backend, len(batch), backend.encode_digits(batch.tolist()), generator,
+                                guidance=scale, uncond=uncond, progress=True).float().cpu()
+                for batch in labels.split(show.sample_batch)
+            ])
+            wall = time.perf_counter() - started
             rows.append({
                 "guidance_scale": scale,
-                "judge_accuracy": trained_judge.accuracy(result.samples, labels),
-                "per_class_accuracy": trained_judge.per_class_accuracy(result.samples, labels),
-                "frechet_distance": metrics.frechet_distance(trained_judge.features(result.samples), test_features),
-                "images_per_s": result.images_per_s,
-                "wall_time_s": result.wall_time_s,
+                "judge_accuracy": trained_judge.accuracy(images, labels),
+                "per_class_accuracy": trained_judge.per_class_accuracy(images, labels),
+                "frechet_distance": metrics.frechet_distance(trained_judge.features(images), test_features),
+                "images_per_s": len(labels) / wall,
+                "wall_time_s": wall,
             })
-            examples[str(scale)] = result.samples[:: show.sweep_per_class][:10]
+            examples[str(scale)] = images[:: show.sweep_per_class][:10]
         scratch.save("examples.pt", examples)
-        return {"rows": rows}
+        return {"rows": rows, "steps": len(backend.strided_timesteps())}
 
     return cached_run(ctx, "partb/guidance-sweep", params, compute)

@@ -1,0 +1,255 @@
+"""Training loops for Part B: the one-step denoiser (B1.2) and the two DDPMs (B2.2, B2.4).
+
+Randomness: every draw comes from a CPU generator derived from (seed, "<run>/<purpose>"):
+weight init, the training subset, the shuffle and the noise each have their own, so changing
+one never shifts another. On the CPU a seed gives bit-identical losses and weights; CUDA
+convolution backward passes are not bitwise deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from diffusion_lab import seeding
+from diffusion_lab.mnist.data import MnistSplits
+from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, time_conditioned_loss
+from diffusion_lab.mnist.recipes import (
+    DDPMRecipe,
+    DenoiserRecipe,
+    autocast,
+    memory_format,
+    resolve_precision,
+)
+from diffusion_lab.mnist.unet import (
+    ClassConditionalUNet,
+    TimeConditionalUNet,
+    UnconditionalUNet,
+    count_parameters,
+)
+
+# batch_loss(model, images, labels, noise_generator) -> scalar loss
+BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class TrainingResult:
+    """model: the final model, eval mode, on the training device.
+    checkpoints: epoch -> CPU state_dict after that epoch (the final epoch included).
+    losses: one float per optimizer step, in order."""
+
+    model: nn.Module
+    checkpoints: dict[int, dict[str, torch.Tensor]]
+    checkpoint_labels: dict[int, str]
+    losses: list[float]
+    steps_per_epoch: int
+    wall_time_s: float
+    images_per_s: float
+    num_images_seen: int
+    precision: str
+    device: str
+    num_parameters: int
+    seed: int
+    recipe: dict = field(default_factory=dict)
+
+    def epoch_mean_losses(self) -> list[float]:
+        n = self.steps_per_epoch
+        return [sum(self.losses[i : i + n]) / len(self.losses[i : i + n]) for i in range(0, len(self.losses), n)]
+
+
+# --- models and schedules from recipes (also how a cached state_dict is reloaded) ------------
+
+
+def seeded(factory: Callable[[], nn.Module], seed: int, name: str) -> nn.Module:
+    """Build a module with its weight init drawn from a derived seed, leaving global RNG alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeding.derived_seed(seed, name))
+        return factory()
+
+
+def make_denoiser(recipe: DenoiserRecipe) -> UnconditionalUNet:
+    return UnconditionalUNet(in_channels=1, num_hiddens=recipe.num_hiddens)
+
+
+def make_ddpm_unet(recipe: DDPMRecipe, conditional: bool) -> nn.Module:
+    if conditional:
+        return ClassConditionalUNet(in_channels=1, num_classes=10, num_hiddens=recipe.num_hiddens)
+    return TimeConditionalUNet(in_channels=1, num_hiddens=recipe.num_hiddens)
+
+
+def schedule_for(recipe: DDPMRecipe) -> DDPMSchedule:
+    return DDPMSchedule(recipe.num_timesteps, recipe.beta1, recipe.beta2)
+
+
+# --- the one training loop -------------------------------------------------------------------
+
+
+def training_subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, generator: torch.Generator):
+    """The first `size` images of a seeded permutation (all of them when size is None)."""
+    if size is None or size >= images.shape[0]:
+        return images, labels
+    keep = torch.randperm(images.shape[0], generator=generator)[:size]
+    return images[keep], labels[keep]
+
+
+def fit(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_loss: BatchLoss,
+    *,
+    run_name: str,
+    seed: int,
+    batch_size: int,
+    epochs: int,
+    learning_rate: float,
+    lr_gamma: float | None = None,
+    checkpoint_epochs: tuple[int, ...] = (),
+    checkpoint_labels: tuple[str, ...] = (),
+    device: torch.device | str = "cpu",
+    precision: str = "auto",
+    progress: bool = True,
+    recipe: dict | None = None,
+) -> TrainingResult:
+    """Adam over shuffled minibatches; ExponentialLR(lr_gamma) stepped once per epoch if given."""
+    device = torch.device(device)
+    precision = resolve_precision(precision, device)
+    shuffle_generator = seeding.make_generator(seed, f"{run_name}/shuffle")
+    noise_generator = seeding.make_generator(seed, f"{run_name}/noise")
+
+    model = model.to(device).to(memory_format=memory_format(precision)).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_gamma) if lr_gamma else None
+    images = images.to(device)
+    labels = labels.to(device)
+    n = images.shape[0]
+    steps_per_epoch = -(-n // batch_size)
+    labels_for = dict(zip(checkpoint_epochs, checkpoint_labels))
+
+    losses: list[float] = []
+    checkpoints: dict[int, dict[str, torch.Tensor]] = {}
+    started = time.perf_counter()
+    with tqdm(total=epochs * steps_per_epoch, disable=not progress, desc=run_name, leave=False) as bar:
+        for epoch in range(1, epochs + 1):
+            order = torch.randperm(n, generator=shuffle_generator).to(device)
+            epoch_losses = []
+            for begin in range(0, n, batch_size):
+                index = order[begin : begin + batch_size]
+                with autocast(device, precision):
+                    loss = batch_loss(model, images[index], labels[index], noise_generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                epoch_losses.append(loss.detach())
+                bar.update(1)
+                if len(epoch_losses) % 25 == 0:
+                    bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            losses.extend(torch.stack(epoch_losses).float().cpu().tolist())
+            if scheduler is not None:
+                scheduler.step()
+            if epoch in checkpoint_epochs or epoch == epochs:
+                checkpoints[epoch] = cpu_state_dict(model)
+    wall = time.perf_counter() - started
+
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    return TrainingResult(
+        model=model,
+        checkpoints=checkpoints,
+        checkpoint_labels={epoch: labels_for.get(epoch, f"epoch {epoch} of {epochs}") for epoch in checkpoints},
+        losses=losses,
+        steps_per_epoch=steps_per_epoch,
+        wall_time_s=wall,
+        images_per_s=epochs * n / wall,
+        num_images_seen=epochs * n,
+        precision=precision,
+        device=str(device),
+        num_parameters=count_parameters(model),
+        seed=seed,
+        recipe=recipe or {},
+    )
+
+
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu").contiguous().clone() for key, value in model.state_dict().items()}
+
+
+# --- Part B runs -----------------------------------------------------------------------------
+
+
+def train_denoiser(
+    recipe: DenoiserRecipe, data: MnistSplits, device: torch.device | str = "cpu", seed: int = 0, progress: bool = True
+) -> TrainingResult:
+    """B1.2: minimize || D(x + sigma eps) - x ||^2."""
+    run_name = "denoiser"
+    images, labels = training_subset(
+        data.train_images, data.train_labels, recipe.train_subset, seeding.make_generator(seed, f"{run_name}/subset")
+    )
+    sigma = recipe.sigma
+
+    def batch_loss(model, x, _labels, generator):
+        z = x + sigma * seeding.randn(x.shape, generator, x.device)
+        return F.mse_loss(model(z).float(), x)
+
+    model = seeded(lambda: make_denoiser(recipe), seed, f"{run_name}/init")
+    return fit(
+        model, images, labels, batch_loss,
+        run_name=run_name, seed=seed, batch_size=recipe.batch_size, epochs=recipe.epochs,
+        learning_rate=recipe.learning_rate, checkpoint_epochs=recipe.checkpoint_epochs,
+        checkpoint_labels=recipe.checkpoint_labels, device=device, precision=recipe.precision,
+        progress=progress, recipe=recipe.to_dict(),
+    )
+
+
+def train_ddpm(
+    recipe: DDPMRecipe,
+    data: MnistSplits,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    conditional: bool = False,
+    progress: bool = True,
+) -> TrainingResult:
+    """B2.2 (conditional=False) or B2.4 (conditional=True, class dropout p_uncond)."""
+    run_name = "class_ddpm" if conditional else "time_ddpm"
+    images, labels = training_subset(
+        data.train_images, data.train_labels, recipe.train_subset, seeding.make_generator(seed, f"{run_name}/subset")
+    )
+    schedule = schedule_for(recipe)
+
+    if conditional:
+        def batch_loss(model, x, y, generator):
+            return class_conditioned_loss(model, schedule, x, y, generator, recipe.p_uncond)
+    else:
+        def batch_loss(model, x, _labels, generator):
+            return time_conditioned_loss(model, schedule, x, generator)
+
+    model = seeded(lambda: make_ddpm_unet(recipe, conditional), seed, f"{run_name}/init")
+    return fit(
+        model, images, labels, batch_loss,
+        run_name=run_name, seed=seed, batch_size=recipe.batch_size, epochs=recipe.epochs,
+        learning_rate=recipe.learning_rate, lr_gamma=recipe.lr_gamma,
+        checkpoint_epochs=recipe.checkpoint_epochs, checkpoint_labels=recipe.checkpoint_labels,
+        device=device, precision=recipe.precision, progress=progress,
+        recipe={**recipe.to_dict(), "conditional": conditional},
+    )
+
+
+@torch.no_grad()
+def denoise(
+    model: nn.Module, noisy: torch.Tensor, device: torch.device | str = "cpu", batch_size: int = 1000,
+    precision: str = "auto",
+) -> torch.Tensor:
+    """Run the one-step denoiser over `noisy` in batches; returns CPU float32."""
+    device = torch.device(device)
+    precision = resolve_precision(precision, device)
+    model = model.to(device).eval()
+    outputs = []
+    for begin in range(0, noisy.shape[0], batch_size):
+        with autocast(device, precision):
+            outputs.append(model(noisy[begin : begin + batch_size].to(device)).float().cpu())
+    return torch.cat(outputs)
