@@ -13,7 +13,7 @@ import torch
 
 from diffusion_lab import sampling
 from diffusion_lab.backends.mnist import MnistBackend
-from diffusion_lab.blur import gaussian_blur
+from diffusion_lab.blur import best_blur
 from diffusion_lab.mnist import ddpm, judge as judge_lib, metrics, training
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.recipes import PartBRecipes, get_recipes
@@ -186,8 +186,8 @@ def denoiser_results(ctx: BuildContext) -> RunRecord:
         for s in OOD_SIGMAS:
             noisy = clean + s * eps
             denoised = training.denoise(final, noisy, ctx.device).clamp(0, 1)
-            blur = metrics.best_gaussian_blur(noisy, clean) if s > 0 else None
-            blurred = gaussian_blur(noisy, blur.kernel_size, blur.sigma).clamp(0, 1) if blur else clean
+            blur = best_blur(noisy, clean, (0.0, 1.0)) if s > 0 else None
+            blurred = blur.image if blur else clean
             table.append({
                 "sigma": s,
                 "noisy_psnr": metrics.psnr(noisy.clamp(0, 1), clean).mean().item() if s > 0 else None,

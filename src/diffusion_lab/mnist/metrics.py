@@ -6,12 +6,10 @@ return (N,) float64 tensors so callers can average or plot a distribution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.functional import gaussian_blur
 
 
 def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray) -> float:
@@ -84,31 +82,3 @@ def ssim(
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_xx + sigma_yy + c2))
     return ssim_map.flatten(1).mean(dim=1)
-
-
-@dataclass(frozen=True)
-class BlurChoice:
-    """The Gaussian blur with the best mean PSNR, and every candidate's score."""
-
-    kernel_size: int
-    sigma: float
-    mean_psnr: float
-    scores: dict[tuple[int, float], float]
-
-
-def best_gaussian_blur(
-    noisy: torch.Tensor,
-    clean: torch.Tensor,
-    kernel_sizes=(3, 5, 7, 9, 11, 15, 21),
-    sigmas=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
-    data_range: float = 1.0,
-) -> BlurChoice:
-    """Grid search of torchvision's gaussian_blur (kernel, sigma) against the clean images."""
-    noisy, clean = _batched(noisy).float(), _batched(clean)
-    scores = {}
-    for kernel_size in kernel_sizes:
-        for sigma in sigmas:
-            blurred = gaussian_blur(noisy, kernel_size=[kernel_size, kernel_size], sigma=[sigma, sigma])
-            scores[(kernel_size, float(sigma))] = psnr(blurred, clean, data_range).mean().item()
-    (kernel_size, sigma), best = max(scores.items(), key=lambda item: item[1])
-    return BlurChoice(kernel_size=kernel_size, sigma=sigma, mean_psnr=best, scores=scores)
