@@ -241,7 +241,7 @@ def _sample_batch(model, schedule, count, labels, guidance_scale, generator, dev
                 eps_hat = model(x_t, t_net).float()
                 evaluations += count
             else:
-                # Conditional and unconditional estimates in one batch: same BN (eval) statistics.
+                # Conditional and unconditional estimates in one batch of 2N: one pass, not two.
                 eps_both = model(torch.cat([x_t, x_t]), torch.cat([t_net, t_net]), c_pair).float()
                 eps_c, eps_u = eps_both.chunk(2)
                 eps_hat = guided_eps(eps_u, eps_c, guidance_scale)

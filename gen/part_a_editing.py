@@ -1,0 +1,73 @@
+"""Part A, sections 1.7 to 1.7.3: SDEdit, hand-drawn and web images, inpainting, text-conditional
+image-to-image translation."""
+
+from diffusion_lab.experiments import parta
+from diffusion_lab.experiments.parta_backend import backend_for
+from diffusion_lab.experiments.parta_plan import plan_for
+from diffusion_lab.report.context import BuildContext
+from diffusion_lab.report.page import Page
+from diffusion_lab.report.parta_figures import (
+    SECTION,
+    described,
+    inpainting_row,
+    quoted,
+    sdedit_row,
+)
+
+ctx = BuildContext.from_env()
+plan = plan_for(ctx.backend)
+backend = backend_for(ctx)
+NO_OP_CFG = (' With the generic prompt "" the conditional and unconditional estimates are one and the same, '
+             "so there guidance changes nothing; it matters in 1.7.3.")
+page = Page("part-a/editing.md", "A2. Image-to-image translation", ctx, section=SECTION,
+            backend_label=backend.label)
+model_runs = backend.runs
+steps = backend.timesteps
+i_starts = ", ".join(map(str, plan.i_starts))
+
+page.text(f"""
+Drawn by **{backend.label}**, on its {len(steps)} strided timesteps {steps[0]}, {steps[1]}, ..., {steps[-1]}.
+From here on every loop uses classifier-free guidance at g = {plan.guidance:g}.{NO_OP_CFG if plan.generic_prompt == "" else ""}
+
+## 1.7 Image-to-image translation (SDEdit)
+
+An image is noised to timesteps[i_start] with the forward process and denoised from there with the
+prompt {quoted(plan.generic_prompt)}: the model projects it back onto what it knows, keeping more of
+the original the later it starts. i_start = {i_starts}, as in the write-up.
+""")
+for image in plan.sdedit_images:
+    run = parta.sdedit(ctx, plan, backend, image)
+    sdedit_row(page, run, model_runs, f"SDEdit of {described(image.label, run.metrics['image_info'])}")
+
+page.text("""
+## 1.7.1 Editing hand-drawn and web images
+
+The same procedure on pictures that are not from the training distribution: one in a web style
+and two hand-drawn, from `docs/inputs/` (drawn by `docs/inputs/draw_inputs.py`).
+""")
+for image in plan.drawn_images:
+    run = parta.sdedit(ctx, plan, backend, image)
+    sdedit_row(page, run, model_runs, f"SDEdit of {image.label} (`{image.ref}`)")
+
+page.text(r"""
+## 1.7.2 Inpainting
+
+The loop runs from pure noise; after every step, the pixels outside the mask \(m\) are reset to the
+original noised to the new timestep: \(x_{t'} \leftarrow m\,x_{t'} + (1-m)\,\text{forward}(x_{orig}, t')\).
+""")
+for pair in plan.inpaintings:
+    run = parta.inpaint(ctx, plan, backend, pair)
+    image = described(pair.image.label, run.metrics["image_info"])
+    inpainting_row(page, run, f"{image} with the {pair.mask.label} (`{pair.mask.ref}`)", model_runs, plan)
+
+page.text("""
+## 1.7.3 Text-conditional image-to-image translation
+
+SDEdit again, now guided by a prompt of its own instead of the generic one: the low i_start
+results follow the prompt, the high ones the image.
+""")
+for edit in plan.text_edits:
+    run = parta.text_image_to_image(ctx, plan, backend, edit)
+    image = described(edit.image.label, run.metrics["image_info"])
+    sdedit_row(page, run, model_runs, f"Text-conditional SDEdit of {image}")
+page.save()

@@ -1,0 +1,180 @@
+"""Which model draws Part A: `backend_for(ctx)` gives a handle around the build's NoiseModel.
+
+A handle knows what can be known without loading (or training) the model, so the CLI can refuse
+bad input before any work: the image size, the strided timesteps, whether a prompt is understood.
+Its `identity` goes into every run's parameters (for MNIST, the key of the Part B training run,
+so retraining invalidates Part A), and `runs` into every figure's provenance.
+
+The MNIST model comes from Part B's cache (trained there on a miss); DeepFloyd IF is built from
+the DIFFUSION_LAB_IF_* settings (see backends/deepfloyd.py) and loads its weights on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from diffusion_lab import schedule
+from diffusion_lab.backends.base import NoiseModel
+from diffusion_lab.backends.mnist import MnistBackend, default_stride, parse_prompt
+from diffusion_lab.experiments import partb
+from diffusion_lab.report.context import BuildContext
+from diffusion_lab.report.runs import RunRecord
+
+
+class PartABackend(Protocol):
+    name: str
+    label: str  # for Page(backend_label=...): says which model drew a figure, and which not
+    sample_shape: tuple[int, int, int]
+    data_range: tuple[float, float]
+    timesteps: list[int]  # the strided list the loops run on
+    alphas_cumprod: torch.Tensor  # the training schedule, without loading weights
+    schedule_identity: dict  # what the forward process alone depends on
+    identity: dict  # what the model's outputs depend on
+    runs: list[RunRecord]  # the runs the model comes from
+    model: NoiseModel
+
+    def check_prompt(self, prompt: str) -> None:
+        """Raise UnknownPrompt (one line, listing what is understood) for a prompt the model lacks."""
+
+    def prompt_class(self, prompt: str) -> int | None:
+        """The MNIST class a prompt names, for the judge; None where there is no judge."""
+
+
+class MnistPartA:
+    """The class-conditioned DDPM of Part B (B2.4) as Part A's noise model."""
+
+    name = "mnist"
+    sample_shape = MnistBackend.sample_shape
+    data_range = MnistBackend.data_range
+
+    def __init__(self, ctx: BuildContext):
+        self.ctx = ctx
+        self.label = (
+            f"MNIST class-conditioned DDPM trained in Part B (`{ctx.profile}` profile), not DeepFloyd IF"
+        )
+
+    @cached_property
+    def _schedule(self):
+        return partb.ddpm_schedule(self.ctx, conditional=True)
+
+    @cached_property
+    def alphas_cumprod(self) -> torch.Tensor:
+        # MnistBackend's 0-based timesteps: entry k is Part B's t = k + 1 (see backends/mnist.py).
+        return self._schedule.alphas_cumprod[1:]
+
+    @cached_property
+    def timesteps(self) -> list[int]:
+        """MnistBackend's default list, known without building it: ~34 steps over T."""
+        T = self._schedule.num_timesteps
+        stride = default_stride(T)
+        return schedule.strided_timesteps((T - 1) // stride * stride, stride, T)
+
+    @property
+    def schedule_identity(self) -> dict:
+        s = self._schedule
+        return {"backend": self.name, "num_timesteps": s.num_timesteps, "beta1": s.beta1, "beta2": s.beta2}
+
+    @cached_property
+    def training(self) -> RunRecord:
+        return partb.ddpm_training(self.ctx, conditional=True)
+
+    @cached_property
+    def identity(self) -> dict:
+        return {"backend": self.name, "training": self.training.key, "timesteps": self.timesteps}
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        return [self.training]
+
+    @cached_property
+    def model(self) -> MnistBackend:
+        unet = partb.load_ddpm(self.ctx, self.training)
+        backend = MnistBackend(unet, self.alphas_cumprod, self.ctx.device, name="mnist")
+        if backend.strided_timesteps() != self.timesteps:
+            raise RuntimeError("MnistBackend's strided timesteps differ from the handle's; keep them in one place")
+        return backend
+
+    def check_prompt(self, prompt: str) -> None:
+        parse_prompt(prompt)
+
+    def prompt_class(self, prompt: str) -> int | None:
+        digit = parse_prompt(prompt)
+        return None if digit < 0 else digit
+
+
+class DeepFloydPartA:
+    """DeepFloyd IF stage I through diffusers, configured by the DIFFUSION_LAB_IF_* settings."""
+
+    name = "deepfloyd"
+    data_range = (-1.0, 1.0)
+
+    def __init__(self, ctx: BuildContext):
+        from diffusion_lab.backends.deepfloyd import DeepFloydSettings
+
+        self.ctx = ctx
+        self.settings = DeepFloydSettings.from_env()
+
+    @cached_property
+    def label(self) -> str:
+        """The loaded model's own description: a stand-in (e.g. the tiny random test model) says so."""
+        return self.model.description
+
+    @cached_property
+    def model(self):
+        from diffusion_lab.backends.deepfloyd import DeepFloydBackend
+
+        return DeepFloydBackend(self.settings, device=self.ctx.device)
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        return tuple(self.model.sample_shape)
+
+    @property
+    def timesteps(self) -> list[int]:
+        return self.model.strided_timesteps()
+
+    @cached_property
+    def alphas_cumprod(self) -> torch.Tensor:
+        from diffusion_lab.backends.if_schedule import if_alphas_cumprod
+
+        return if_alphas_cumprod()
+
+    @property
+    def schedule_identity(self) -> dict:
+        from diffusion_lab.backends.if_schedule import IF_STAGE1_SCHEDULER_CONFIG
+
+        return {"backend": self.name, "scheduler_config": IF_STAGE1_SCHEDULER_CONFIG}
+
+    @cached_property
+    def identity(self) -> dict:
+        settings: dict[str, Any] = {k: v for k, v in asdict(self.settings).items() if k != "hf_cache_dir"}
+        embeds = self.settings.prompt_embeds_file
+        if embeds and Path(embeds).is_file():
+            from diffusion_lab.experiments.parta_inputs import file_sha256
+
+            settings["prompt_embeds_sha256"] = file_sha256(Path(embeds))
+        return {"backend": self.name, "settings": settings}
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        return []
+
+    def check_prompt(self, prompt: str) -> None:
+        self.model.encode(prompt)
+
+    def prompt_class(self, prompt: str) -> int | None:
+        return None
+
+
+def backend_for(ctx: BuildContext) -> PartABackend:
+    """The handle for ctx.backend: "mnist" (the embedded default) or "deepfloyd"."""
+    if ctx.backend == "deepfloyd":
+        return DeepFloydPartA(ctx)
+    if ctx.backend == "mnist":
+        return MnistPartA(ctx)
+    raise ValueError(f"unknown backend {ctx.backend!r}: choose mnist or deepfloyd")

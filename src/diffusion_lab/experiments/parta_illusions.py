@@ -1,0 +1,207 @@
+"""Part A runs, sections 1.8 and 1.9: visual anagrams and hybrid images, every candidate judged.
+
+Each illusion is sampled for `plan.illusion_candidates` seeds at once; all of them are kept and
+shown. Where the plan has a judge (MNIST), Part B's classifier reads each candidate in each view
+and the run records its probabilities, which candidates read as intended in both views, and
+the one it rates best (the lower of its two target probabilities is highest).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diffusion_lab import illusions
+from diffusion_lab.blur import gaussian_blur
+from diffusion_lab.experiments import partb
+from diffusion_lab.experiments.parta import (
+    common_metrics,
+    judge_for,
+    judge_probabilities,
+    model_image,
+)
+from diffusion_lab.experiments.parta_backend import PartABackend
+from diffusion_lab.experiments.parta_inputs import input_identity
+from diffusion_lab.experiments.parta_plan import Anagram, Hybrid, PartAPlan
+from diffusion_lab.report.context import BuildContext
+from diffusion_lab.report.runs import RunRecord, Scratch, cached_run
+
+
+def judge_two_views(probs_1: torch.Tensor, probs_2: torch.Tensor, target_1: int, target_2: int) -> dict:
+    """Per candidate: the probability of each view's target digit, what the judge reads in each
+    view, and whether both read as intended; plus the count of those and the judge-best candidate."""
+    reads_1, reads_2 = probs_1.argmax(1), probs_2.argmax(1)
+    candidates = []
+    for i in range(probs_1.shape[0]):
+        p_1, p_2 = probs_1[i, target_1].item(), probs_2[i, target_2].item()
+        candidates.append({
+            "p_1": p_1, "p_2": p_2, "read_1": int(reads_1[i]), "read_2": int(reads_2[i]),
+            "p_read_1": probs_1[i, reads_1[i]].item(), "p_read_2": probs_2[i, reads_2[i]].item(),
+            "both": bool(reads_1[i] == target_1 and reads_2[i] == target_2), "score": min(p_1, p_2),
+        })
+    best = max(range(len(candidates)), key=lambda i: candidates[i]["score"])
+    return {"targets": [target_1, target_2], "candidates": candidates, "best": best,
+            "both_count": sum(c["both"] for c in candidates),
+            "mean_p_1": probs_1[:, target_1].mean().item(), "mean_p_2": probs_2[:, target_2].mean().item()}
+
+
+def _targets(handle: PartABackend, prompts: list[str]) -> list[int] | None:
+    classes = [handle.prompt_class(prompt) for prompt in prompts]
+    return None if any(c is None for c in classes) else classes
+
+
+# --- 1.8 visual anagrams --------------------------------------------------------------------------
+
+
+def anagram(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Anagram) -> RunRecord:
+    """eps = (eps_1(x) + view^-1(eps_2(view(x)))) / 2 with CFG per view, for every candidate seed."""
+    view = illusions.VIEWS[spec.view]
+    prompts = [spec.prompt_1, spec.prompt_2]
+    judged = judge_for(ctx, plan)
+    params = {"model": handle.identity, "prompts": prompts, "view": spec.view, "guidance": plan.guidance,
+              "candidates": plan.illusion_candidates, "timesteps": handle.timesteps,
+              "judge": judged.key if judged else None}
+
+    def compute(scratch: Scratch):
+        model = handle.model
+        images = illusions.visual_anagram(
+            model, plan.illusion_candidates, model.encode(spec.prompt_1), model.encode(spec.prompt_2),
+            scratch.generator("candidates"), view=view, guidance=plan.guidance,
+        ).cpu().float()
+        viewed = view.apply(images)
+        scratch.save("anagram.pt", {"images": images, "viewed": viewed})
+        metrics = common_metrics(handle)
+        targets = _targets(handle, prompts)
+        if judged is not None and targets:
+            judge = partb.load_judge(ctx, judged)
+            metrics["judge"] = judge_two_views(judge_probabilities(judge, images, handle.data_range),
+                                               judge_probabilities(judge, viewed, handle.data_range), *targets)
+        return metrics
+
+    return cached_run(ctx, "parta/anagram", params, compute)
+
+
+# --- 1.9 hybrid images ---------------------------------------------------------------------------
+
+
+def hybrid(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Hybrid) -> RunRecord:
+    """eps = lowpass(eps_far) + highpass(eps_near), the low-pass scaled to the model's image size.
+    The judge reads the low-passed image as the view from afar and the image itself up close."""
+    kernel_size, sigma = illusions.hybrid_kernel(handle.sample_shape[-1])
+    prompts = [spec.far, spec.near]
+    judged = judge_for(ctx, plan)
+    params = {"model": handle.identity, "prompts": prompts, "kernel_size": kernel_size, "sigma": sigma,
+              "guidance": plan.guidance, "candidates": plan.illusion_candidates, "timesteps": handle.timesteps,
+              "judge": judged.key if judged else None}
+
+    def compute(scratch: Scratch):
+        model = handle.model
+        images = illusions.hybrid_image(
+            model, plan.illusion_candidates, model.encode(spec.far), model.encode(spec.near),
+            scratch.generator("candidates"), kernel_size=kernel_size, sigma=sigma, guidance=plan.guidance,
+        ).cpu().float()
+        lowpass = gaussian_blur(images, kernel_size, sigma)
+        low, high = handle.data_range
+        scratch.save("hybrid.pt", {"images": images, "lowpass": lowpass, "highpass": images - lowpass,
+                                   "highpass_shown": images - lowpass + (low + high) / 2})
+        metrics = {**common_metrics(handle), "kernel_size": kernel_size, "sigma": sigma}
+        targets = _targets(handle, prompts)
+        if judged is not None and targets:
+            judge = partb.load_judge(ctx, judged)
+            metrics["judge"] = judge_two_views(judge_probabilities(judge, lowpass, handle.data_range),
+                                               judge_probabilities(judge, images, handle.data_range), *targets)
+        return metrics
+
+    return cached_run(ctx, "parta/hybrid", params, compute)
+
+
+def sweep_kernel(sigma: float, image_size: int) -> int:
+    """A kernel size for `sigma` in the write-up's proportion (33 for sigma 2: 8 sigma either side),
+    capped at what reflect padding allows on the image."""
+    return min(2 * round(8 * sigma) + 1, 2 * (image_size - 1) + 1)
+
+
+def hybrid_sigma_sweep(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRecord:
+    """Every hybrid of the plan again at each sweep sigma, from the same seeds: where between
+    "the far prompt wins" and "the near prompt wins" the low-pass has to cut on this image size."""
+    judged = judge_for(ctx, plan)
+    size = handle.sample_shape[-1]
+    sweep = [{"sigma": sigma, "kernel_size": sweep_kernel(sigma, size)} for sigma in plan.hybrid_sweep_sigmas]
+    pairs = [[spec.far, spec.near] for spec in plan.hybrids]
+    k = plan.hybrid_sweep_candidates
+    params = {"model": handle.identity, "pairs": pairs, "sweep": sweep, "candidates": k, "guidance": plan.guidance,
+              "timesteps": handle.timesteps, "judge": judged.key if judged else None}
+
+    def compute(scratch: Scratch):
+        model = handle.model
+        far = torch.cat([model.encode(f) for f, _ in pairs for _ in range(k)])
+        near = torch.cat([model.encode(n) for _, n in pairs for _ in range(k)])
+        judge = partb.load_judge(ctx, judged) if judged is not None else None
+        targets = [_targets(handle, pair) for pair in pairs]
+        images, rows = {}, []
+        for point in sweep:
+            x = illusions.hybrid_image(model, len(pairs) * k, far, near, scratch.generator("candidates"),
+                                       kernel_size=point["kernel_size"], sigma=point["sigma"],
+                                       guidance=plan.guidance).cpu().float()
+            images[str(point["sigma"])] = x
+            if judge is None or None in targets:
+                continue
+            lowpass = gaussian_blur(x, point["kernel_size"], point["sigma"])
+            p_far = judge_probabilities(judge, lowpass, handle.data_range)
+            p_near = judge_probabilities(judge, x, handle.data_range)
+            for j, (d_far, d_near) in enumerate(targets):
+                part = slice(j * k, (j + 1) * k)
+                verdict = judge_two_views(p_far[part], p_near[part], d_far, d_near)
+                rows.append({"sigma": point["sigma"], "pair": j, "both_count": verdict["both_count"],
+                             "far_reads_far": sum(c["read_1"] == d_far for c in verdict["candidates"]),
+                             "near_reads_near": sum(c["read_2"] == d_near for c in verdict["candidates"])})
+        scratch.save("sweep.pt", {"images": images})
+        return {**common_metrics(handle), "rows": rows}
+
+    return cached_run(ctx, "parta/hybrid-sigma-sweep", params, compute)
+
+
+def kernel_in_frame(kernel_size: int, sigma: float, image_size: int) -> torch.Tensor:
+    """The 2-D Gaussian the low-pass uses, drawn at its footprint in an image_size x image_size
+    frame (peak = 1): the low-pass's response to a unit impulse at the center."""
+    impulse = torch.zeros(1, 1, image_size, image_size)
+    impulse[..., image_size // 2, image_size // 2] = 1.0
+    response = gaussian_blur(impulse, kernel_size, sigma)[0]
+    return response / response.max()
+
+
+def hybrid_kernel_scaling(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRecord:
+    """Why 1.9's low-pass is rescaled: the write-up's kernel at 64x64 beside the scaled one at the
+    model's size, and the low/high-pass split of a photo and of the test image with each."""
+    size = handle.sample_shape[-1]
+    write_up = illusions.hybrid_kernel(64)
+    scaled = illusions.hybrid_kernel(size)
+    photo = plan.if_schedule_photo or plan.test_image
+    params = {"photo": input_identity(photo), "photo_size": plan.photo_size, "image": input_identity(plan.test_image),
+              "sample_shape": list(handle.sample_shape), "write_up_kernel": list(write_up),
+              "scaled_kernel": list(scaled)}
+
+    def compute(scratch: Scratch):
+        photo_shape = (3, plan.photo_size, plan.photo_size)
+        photo_image, _ = model_image(photo, photo_shape, (-1.0, 1.0), plan.photo_size)
+        test_image, _ = model_image(plan.test_image, handle.sample_shape, handle.data_range, plan.photo_size)
+        rows = []
+        for label, image, data_range, (k, s) in (
+            (f"{plan.photo_size}x{plan.photo_size} photo, kernel {write_up[0]}, sigma {write_up[1]:g}",
+             photo_image, (-1.0, 1.0), write_up),
+            (f"{size}x{size} image, scaled kernel {scaled[0]}, sigma {scaled[1]:g}", test_image,
+             handle.data_range, scaled),
+            (f"{size}x{size} image, unscaled kernel {write_up[0]}, sigma {write_up[1]:g}", test_image,
+             handle.data_range, write_up),
+        ):
+            lowpass = gaussian_blur(image, k, s)
+            middle = sum(data_range) / 2  # the high-pass is centered on zero: shown around mid-gray
+            rows.append({"label": label, "image": image, "lowpass": lowpass, "highpass_shown": image - lowpass + middle,
+                         "data_range": list(data_range)})
+        scratch.save("split.pt", {"rows": rows, "kernels": {
+            "write_up": kernel_in_frame(*write_up, 64), "scaled": kernel_in_frame(*scaled, size),
+            "unscaled": kernel_in_frame(*write_up, size)}})
+        return {"write_up_kernel": list(write_up), "scaled_kernel": list(scaled), "size": size,
+                "row_labels": [row["label"] for row in rows]}
+
+    return cached_run(ctx, "parta/hybrid-kernel-scaling", params, compute)
+

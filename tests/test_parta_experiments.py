@@ -1,0 +1,207 @@
+"""Part A runs on the tiny profile: repeatable per seed, the plans as data, inputs, the backends."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffusion_lab.backends.deepfloyd_prompts import COURSE_PROMPTS
+from diffusion_lab.backends.mnist import parse_prompt
+from diffusion_lab.experiments import parta, parta_illusions
+from diffusion_lab.experiments.parta_backend import MnistPartA, backend_for
+from diffusion_lab.experiments.parta_inputs import input_identity, load_input
+from diffusion_lab.experiments.parta_plan import (
+    DEEPFLOYD_PLAN,
+    FILE,
+    MNIST_PLAN,
+    PLANS,
+    InputImage,
+    plan_for,
+)
+from diffusion_lab.illusions import VIEWS
+from diffusion_lab.report.context import BuildContext
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _ctx(cache: Path, seed: int = 0, profile: str = "tiny", backend: str = "mnist") -> BuildContext:
+    return BuildContext(profile=profile, backend=backend, device=torch.device("cpu"), seed=seed,
+                        cache_dir=cache, force=False)
+
+
+# --- repeatability --------------------------------------------------------------------------------
+
+PLAN = MNIST_PLAN
+RUNS = {
+    "forward-process": (lambda c, h: parta.forward_process(c, PLAN, h), "forward.pt"),
+    "one-step": (lambda c, h: parta.one_step(c, PLAN, h), "one_step.pt"),
+    "iterative": (lambda c, h: parta.iterative(c, PLAN, h), "iterative.pt"),
+    "samples": (lambda c, h: parta.unconditional_samples(c, PLAN, h), "samples.pt"),
+    "cfg-samples": (lambda c, h: parta.cfg_samples(c, PLAN, h), "samples.pt"),
+    "sdedit": (lambda c, h: parta.sdedit(c, PLAN, h, PLAN.drawn_images[0]), "sdedit.pt"),
+    "inpaint": (lambda c, h: parta.inpaint(c, PLAN, h, PLAN.inpaintings[0]), "inpaint.pt"),
+    "text-image-to-image": (lambda c, h: parta.text_image_to_image(c, PLAN, h, PLAN.text_edits[0]), "sdedit.pt"),
+    "anagram": (lambda c, h: parta_illusions.anagram(c, PLAN, h, PLAN.anagrams[0]), "anagram.pt"),
+    "hybrid": (lambda c, h: parta_illusions.hybrid(c, PLAN, h, PLAN.hybrids[0]), "hybrid.pt"),
+    "hybrid-sigma-sweep": (lambda c, h: parta_illusions.hybrid_sigma_sweep(c, PLAN, h), "sweep.pt"),
+}
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for key in sorted(value, key=str) for t in _tensors(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    """Two caches built with seed 0 (the second retrains from nothing), and seed 1 on the first
+    cache's models: the same model, only the runs' own draws differ."""
+    root = tmp_path_factory.mktemp("parta")
+    first, second, other = _ctx(root / "a"), _ctx(root / "b"), _ctx(root / "a", seed=1)
+    handle = backend_for(first)
+    return (first, handle), (second, backend_for(second)), (other, handle)
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_runs_repeat_for_a_seed_and_differ_for_another(name, builds):
+    run, filename = RUNS[name]
+    (first, handle), (second, handle_2), (other, _) = builds
+    a, b, c = run(first, handle), run(second, handle_2), run(other, handle)
+    assert not b.hit and a.key == b.key and a.dir != b.dir
+    tensors_a, tensors_b, tensors_c = (_tensors(r.load(filename)) for r in (a, b, c))
+    assert tensors_a and all(torch.equal(x, y) for x, y in zip(tensors_a, tensors_b, strict=True))
+    assert a.metrics == b.metrics
+    assert c.params.get("model") == a.params.get("model"), "seed 1 reuses the seed-0 model: only its draws change"
+    assert any(not torch.equal(x, y) for x, y in zip(tensors_a, tensors_c, strict=True))
+
+
+def test_a_run_is_a_cache_hit_the_second_time(builds):
+    (first, handle), _, _ = builds
+    assert parta.sdedit(first, PLAN, handle, PLAN.sdedit_images[0]).hit is False
+    assert parta.sdedit(first, PLAN, handle, PLAN.sdedit_images[0]).hit is True
+
+
+def test_inpainting_keeps_the_original_outside_the_mask(builds):
+    (first, handle), _, _ = builds
+    stored = parta.inpaint(first, PLAN, handle, PLAN.inpaintings[1]).load("inpaint.pt")
+    keep = stored["mask"] == 0
+    assert keep.any() and (~keep).any()
+    assert torch.equal(stored["result"][keep], stored["original"][keep])
+
+
+def test_tiny_models_skip_the_i_starts_they_lack(builds):
+    (first, handle), _, _ = builds
+    run = parta.sdedit(first, PLAN, handle, PLAN.sdedit_images[0])
+    assert len(handle.timesteps) == 20 and run.metrics["skipped_i_starts"] == [20]
+    assert sorted(run.load("sdedit.pt")["edits"]) == [1, 3, 5, 7, 10]
+
+
+def test_judge_verdicts_are_recorded_for_every_candidate(builds):
+    (first, handle), _, _ = builds
+    judge = parta_illusions.anagram(first, PLAN, handle, PLAN.anagrams[0]).metrics["judge"]
+    assert judge["targets"] == [6, 9]
+    assert len(judge["candidates"]) == PLAN.illusion_candidates
+    assert 0 <= judge["best"] < PLAN.illusion_candidates
+    assert judge["both_count"] == sum(c["both"] for c in judge["candidates"])
+
+
+def test_judge_two_views_picks_the_candidate_best_in_both():
+    probs_1 = torch.tensor([[0.0, 0.9, 0.1], [0.0, 0.6, 0.4], [0.0, 0.2, 0.8]])
+    probs_2 = torch.tensor([[0.0, 0.9, 0.1], [0.0, 0.3, 0.7], [0.0, 0.1, 0.9]])
+    verdict = parta_illusions.judge_two_views(probs_1, probs_2, target_1=1, target_2=2)
+    assert [c["both"] for c in verdict["candidates"]] == [False, True, False]
+    assert verdict["both_count"] == 1 and verdict["best"] == 1
+    assert verdict["candidates"][2]["read_1"] == 2
+
+
+# --- the plans, the inputs, the handles -------------------------------------------------------------
+
+
+def test_plans_follow_the_write_up():
+    for plan in PLANS.values():
+        assert plan.i_starts == (1, 3, 5, 7, 10, 20)
+        assert plan.noise_fractions == (0.25, 0.5, 0.75) and plan.iterative_i_start == 10
+        assert len(plan.sdedit_images) == 3 and len(plan.drawn_images) == 3
+        assert len(plan.inpaintings) >= 2 and len(plan.text_edits) == 3
+        assert len(plan.anagrams) == 3 and len(plan.hybrids) == 3
+        assert all(a.view in VIEWS for a in plan.anagrams)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            plan.guidance = 1.0
+    assert DEEPFLOYD_PLAN.guidance == 7.0 and DEEPFLOYD_PLAN.generic_prompt == "a high quality photo"
+    assert MNIST_PLAN.generic_prompt == ""
+    anagrams = [(a.prompt_1, a.prompt_2, a.view) for a in MNIST_PLAN.anagrams]
+    assert ("a handwritten 6", "a handwritten 9", "rot180") in anagrams
+    assert "flip" in [a.view for a in MNIST_PLAN.anagrams]
+    with pytest.raises(ValueError, match="no Part A plan"):
+        plan_for("stable-diffusion")
+
+
+def _prompts(plan):
+    return ({plan.generic_prompt, *plan.cfg_prompts} | {e.prompt for e in plan.text_edits}
+            | {p for a in plan.anagrams for p in (a.prompt_1, a.prompt_2)}
+            | {p for h in plan.hybrids for p in (h.far, h.near)})
+
+
+def test_every_prompt_is_understood_by_its_backend():
+    for prompt in _prompts(MNIST_PLAN):
+        parse_prompt(prompt)
+    assert _prompts(DEEPFLOYD_PLAN) <= set(COURSE_PROMPTS), "the course's precomputed embeddings cover them"
+
+
+def test_every_input_loads():
+    plan_inputs = [MNIST_PLAN.test_image, MNIST_PLAN.if_schedule_photo, *MNIST_PLAN.drawn_images,
+                   *(p.mask for p in MNIST_PLAN.inpaintings), *(e.image for e in MNIST_PLAN.text_edits)]
+    for image in plan_inputs:
+        picture, _ = load_input(image, 1)
+        assert picture.shape == (1, 28, 28) or image is MNIST_PLAN.if_schedule_photo
+        assert 0.0 <= picture.min() and picture.max() <= 1.0
+    photo, _ = load_input(MNIST_PLAN.if_schedule_photo, 3, 64)
+    assert photo.shape == (3, 64, 64)
+
+
+def test_editing_an_input_file_changes_its_identity(tmp_path):
+    copy = tmp_path / "drawn.png"
+    shutil.copy(REPO / "docs/inputs/hand-drawn-3.png", copy)
+    image = InputImage("drawn", FILE, str(copy), "a copy")
+    before = input_identity(image)
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    assert input_identity(image)["sha256"] != before["sha256"]
+
+
+def test_noise_levels_are_the_write_ups_for_if():
+    assert parta.noise_timesteps(DEEPFLOYD_PLAN, 1000) == [250, 500, 750]
+    assert parta.noise_timesteps(MNIST_PLAN, 300) == [75, 150, 225]
+
+
+def test_mnist_handle_knows_its_timesteps_without_training(tmp_path):
+    handle = MnistPartA(_ctx(tmp_path / "cache", profile="quick"))
+    steps = handle.timesteps
+    assert len(steps) == 34 and steps[:2] == [297, 288] and steps[-1] == 0
+    assert not (tmp_path / "cache").exists()
+    assert handle.sample_shape == (1, 28, 28)
+
+
+def test_deepfloyd_branch_runs_the_same_experiments(tmp_path, monkeypatch):
+    """backend_for builds DeepFloydBackend from the environment; a tiny random IF stands in."""
+    from diffusion_lab.backends.tiny_if import save_tiny_if_pipeline
+
+    settings = save_tiny_if_pipeline(tmp_path / "if", seed=0, with_stage2=False, stage1_size=16)
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    ctx = _ctx(tmp_path / "cache", backend="deepfloyd")
+    handle = backend_for(ctx)
+    assert handle.name == "deepfloyd" and handle.timesteps[:2] == [990, 960]
+    plan = dataclasses.replace(DEEPFLOYD_PLAN, illusion_candidates=2)
+    run = parta_illusions.anagram(ctx, plan, handle, plan.anagrams[0])
+    images = run.load("anagram.pt")["images"]
+    assert images.shape == (2, 3, 16, 16) and "judge" not in run.metrics
+    assert run.params["model"]["settings"]["stage1"] == settings.stage1
