@@ -50,7 +50,7 @@ def test_any_changed_param_misses(ctx, change):
 def test_changed_package_source_misses(ctx, monkeypatch):
     compute = CountingCompute()
     cached_run(ctx, "exp", {"a": 1}, compute)
-    monkeypatch.setattr(runs, "source_fingerprint", lambda: "a-different-source")
+    monkeypatch.setattr(runs, "loaded_source_fingerprint", lambda: "a-different-source")
     again = cached_run(ctx, "exp", {"a": 1}, compute)
     assert not again.hit and compute.calls == 2
 

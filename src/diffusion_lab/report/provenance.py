@@ -43,6 +43,13 @@ def computation_sources(root: Path = PACKAGE_ROOT) -> list[Path]:
     return files
 
 
+@lru_cache(maxsize=1)
+def loaded_source_fingerprint() -> str:
+    """The fingerprint of the package as this process loaded it, taken once: an edit made while a
+    build runs must not change the keys of its later runs (the code they run is the loaded code)."""
+    return source_fingerprint(PACKAGE_ROOT)
+
+
 def source_fingerprint(root: Path = PACKAGE_ROOT) -> str:
     """sha256 over the package's computation code: any edit there makes every run a miss."""
     digest = hashlib.sha256()

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 
 from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.provenance import canonical_json, git_commit, library_versions, source_fingerprint
+from diffusion_lab.report.provenance import canonical_json, git_commit, library_versions, loaded_source_fingerprint
 from diffusion_lab.seeding import make_generator
 
 MANIFEST = "manifest.json"
@@ -91,7 +91,7 @@ def cache_key(name: str, params: dict, seed: int, device_kind: str) -> str:
         "experiment": name,
         "params": json.loads(canonical_json(params)),
         "seed": seed,
-        "source": source_fingerprint(),
+        "source": loaded_source_fingerprint(),
         "versions": library_versions(),
         "device": device_kind,
     }
