@@ -155,7 +155,7 @@ class DeepFloydPartA:
         settings: dict[str, Any] = {k: v for k, v in asdict(self.settings).items() if k != "hf_cache_dir"}
         embeds = self.settings.prompt_embeds_file
         if embeds and Path(embeds).is_file():
-            from diffusion_lab.experiments.parta_inputs import file_sha256
+            from diffusion_lab.hashing import file_sha256
 
             settings["prompt_embeds_sha256"] = file_sha256(Path(embeds))
         return {"backend": self.name, "settings": settings}

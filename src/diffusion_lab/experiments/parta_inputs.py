@@ -7,7 +7,6 @@ Pictures are loaded as float tensors (C, H, W) in [0, 1], then mapped into a mod
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from diffusion_lab.experiments.parta_plan import (
     SAMPLE_DATA,
     InputImage,
 )
+from diffusion_lab.hashing import file_sha256
 from diffusion_lab.mnist.data import MNIST_SHA256, load_mnist
 
 # The checkout this package sits in (src/diffusion_lab -> repo): where docs/inputs lives when the
@@ -48,10 +48,6 @@ def sample_data_path(name: str) -> Path:
     import matplotlib.cbook
 
     return Path(matplotlib.cbook.get_sample_data(name, asfileobj=False))
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _path_of(image: InputImage) -> Path:

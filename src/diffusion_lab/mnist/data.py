@@ -7,7 +7,6 @@ train and validation together make the usual 60,000 training digits.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.util
 import os
 import pickle
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from diffusion_lab.hashing import file_sha256
 
 MNIST_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 INSTALL_HINT = (
@@ -50,18 +51,10 @@ def default_mnist_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data" / "mnist.pkl.gz"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_mnist_file(path: Path) -> None:
     if not path.is_file():
         raise MnistDataError(f"MNIST file not found at {path}: {INSTALL_HINT}")
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != MNIST_SHA256:
         raise MnistDataError(
             f"MNIST file {path} is corrupt or not the expected file "

@@ -21,8 +21,14 @@ from typing import Any, Callable
 
 import torch
 
+from diffusion_lab.hashing import file_sha256
 from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.provenance import canonical_json, git_commit, library_versions, loaded_source_fingerprint
+from diffusion_lab.report.provenance import (
+    canonical_json,
+    git_commit,
+    library_versions,
+    loaded_source_fingerprint,
+)
 from diffusion_lab.seeding import make_generator
 
 MANIFEST = "manifest.json"
@@ -98,14 +104,6 @@ def cache_key(name: str, params: dict, seed: int, device_kind: str) -> str:
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _entry_dir(cache_dir: Path, name: str, key: str) -> Path:
     return cache_dir / "runs" / f"{name.replace('/', '__')}-{key[:20]}"
 
@@ -117,7 +115,7 @@ def _read_valid_manifest(entry: Path, key: str) -> dict | None:
         if manifest.get("key") != key:
             return None
         for filename, expected in manifest["files"].items():
-            if _sha256(entry / filename) != expected:
+            if file_sha256(entry / filename) != expected:
                 return None
         return manifest
     except (OSError, ValueError, KeyError, TypeError):
@@ -175,7 +173,7 @@ def cached_run(
         metrics = compute(scratch) or {}
         compute_s = time.perf_counter() - compute_started
         files = {
-            str(path.relative_to(scratch_dir)): _sha256(path)
+            str(path.relative_to(scratch_dir)): file_sha256(path)
             for path in sorted(scratch_dir.rglob("*"))
             if path.is_file()
         }
