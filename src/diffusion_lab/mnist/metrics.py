@@ -6,7 +6,6 @@ return (N,) float64 tensors so callers can average or plot a distribution.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
