@@ -49,6 +49,18 @@ def _targets(handle: PartABackend, prompts: list[str]) -> list[int] | None:
     return None if any(c is None for c in classes) else classes
 
 
+def _judged_views(ctx: BuildContext, judged: RunRecord | None, handle: PartABackend, prompts: list[str],
+                  view_1: torch.Tensor, view_2: torch.Tensor) -> dict:
+    """{"judge": verdict} for the two views of an illusion, or {} where there is no judge or the
+    prompts name no digits."""
+    targets = _targets(handle, prompts)
+    if judged is None or not targets:
+        return {}
+    judge = partb.load_judge(ctx, judged)
+    return {"judge": judge_two_views(judge_probabilities(judge, view_1, handle.data_range),
+                                     judge_probabilities(judge, view_2, handle.data_range), *targets)}
+
+
 # --- 1.8 visual anagrams --------------------------------------------------------------------------
 
 
@@ -69,13 +81,7 @@ def anagram(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Anag
         ).cpu().float()
         viewed = view.apply(images)
         scratch.save("anagram.pt", {"images": images, "viewed": viewed})
-        metrics = common_metrics(handle)
-        targets = _targets(handle, prompts)
-        if judged is not None and targets:
-            judge = partb.load_judge(ctx, judged)
-            metrics["judge"] = judge_two_views(judge_probabilities(judge, images, handle.data_range),
-                                               judge_probabilities(judge, viewed, handle.data_range), *targets)
-        return metrics
+        return {**common_metrics(handle), **_judged_views(ctx, judged, handle, prompts, images, viewed)}
 
     return cached_run(ctx, "parta/anagram", params, compute)
 
@@ -103,13 +109,8 @@ def hybrid(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Hybri
         low, high = handle.data_range
         scratch.save("hybrid.pt", {"images": images, "lowpass": lowpass, "highpass": images - lowpass,
                                    "highpass_shown": images - lowpass + (low + high) / 2})
-        metrics = {**common_metrics(handle), "kernel_size": kernel_size, "sigma": sigma}
-        targets = _targets(handle, prompts)
-        if judged is not None and targets:
-            judge = partb.load_judge(ctx, judged)
-            metrics["judge"] = judge_two_views(judge_probabilities(judge, lowpass, handle.data_range),
-                                               judge_probabilities(judge, images, handle.data_range), *targets)
-        return metrics
+        return {**common_metrics(handle), "kernel_size": kernel_size, "sigma": sigma,
+                **_judged_views(ctx, judged, handle, prompts, lowpass, images)}
 
     return cached_run(ctx, "parta/hybrid", params, compute)
 
