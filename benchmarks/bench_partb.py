@@ -17,7 +17,7 @@ import torch
 
 from diffusion_lab import seeding
 from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, class_labels, sample
-from diffusion_lab.mnist.recipes import autocast, bf16_is_fast, memory_format
+from diffusion_lab.mnist.precision import autocast, bf16_is_fast, memory_format
 from diffusion_lab.mnist.unet import ClassConditionalUNet
 
 

@@ -12,7 +12,8 @@ from diffusers import DDPMScheduler
 from diffusion_lab import seeding
 from diffusion_lab.mnist import ddpm
 from diffusion_lab.mnist.data import load_mnist
-from diffusion_lab.mnist.recipes import RECIPES, get_recipes, resolve_precision
+from diffusion_lab.mnist.precision import resolve_precision
+from diffusion_lab.mnist.recipes import RECIPES, get_recipes
 from diffusion_lab.mnist.training import seeded, train_ddpm, train_denoiser
 from diffusion_lab.mnist.unet import ClassConditionalUNet, TimeConditionalUNet, one_hot
 

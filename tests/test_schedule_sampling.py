@@ -13,6 +13,7 @@ from torch import nn
 
 from diffusion_lab import schedule
 from diffusion_lab.backends.base import ModelOutput, NoiseModel, UnknownPrompt
+from diffusion_lab.mnist.ddpm import DDPMSchedule
 from diffusion_lab.sampling import FrameRecorder, guided_estimate, iterative_denoise, one_step_denoise, sample
 from diffusion_lab.seeding import make_generator
 from diffusion_lab.schedule import X0Clip
@@ -94,6 +95,12 @@ def mnist_like_scheduler() -> DDPMScheduler:
     return scheduler(num_train_timesteps=300, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
 
 
+def part_b_scheduler() -> DDPMScheduler:
+    """Part B's own sampler: its betas, every one of the T timesteps, sigma_t^2 = b_t."""
+    betas = DDPMSchedule().betas[1:]
+    return scheduler(num_train_timesteps=len(betas), trained_betas=betas.tolist(), variance_type="fixed_large")
+
+
 # --- schedules -----------------------------------------------------------------------------------
 
 
@@ -152,8 +159,8 @@ def _compare_every_step(sched, timesteps, with_variance, x0_clip=None):
         coeffs = schedule.step_coefficients(t, t_prev, abar)
         expected_variance = sched._get_variance(t, predicted_variance=v)
         ours_variance = schedule.step_log_variance(coeffs, sched.config.variance_type, v)
-        if not with_variance:  # fixed_small: diffusers returns the variance itself, not its log
-            ours_variance = coeffs.posterior_variance
+        if not with_variance:  # fixed types: diffusers returns the variance itself, not its log
+            ours_variance = schedule.fixed_variance(coeffs, sched.config.variance_type)
         torch.testing.assert_close(ours_variance.float(), expected_variance.float(), rtol=1e-6, atol=0)
 
 
@@ -163,6 +170,11 @@ def test_step_equals_diffusers_learned_range_cosine():
 
 def test_step_equals_diffusers_fixed_small_linear():
     _compare_every_step(mnist_like_scheduler(), MNIST_TIMESTEPS, with_variance=False)
+
+
+def test_step_equals_diffusers_fixed_large_over_every_timestep():
+    sched = part_b_scheduler()
+    _compare_every_step(sched, list(range(sched.config.num_train_timesteps - 1, -1, -1)), with_variance=False)
 
 
 def test_step_equals_diffusers_with_thresholding_and_clipping():

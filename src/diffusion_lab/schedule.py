@@ -6,7 +6,8 @@ x0_hat. This is exactly diffusers' `DDPMScheduler.step` after `set_timesteps(tim
 including its variance and its choice to add noise only when t > 0.
 
 Scalars are 0-dim float32 tensors taken from the float64 `alphas_cumprod` (see `abar_at`): the
-same code runs on any device and dtype, and the images keep the model's.
+same code runs on any device and dtype, and the images keep the model's. A caller may ask for
+float64 scalars instead (`scalar_dtype`), trading bit-equality with diffusers for accuracy.
 """
 
 from __future__ import annotations
@@ -49,13 +50,13 @@ def check_timesteps(timesteps: list[int], num_timesteps: int) -> list[int]:
     return timesteps
 
 
-def abar_at(alphas_cumprod: torch.Tensor, t: int) -> torch.Tensor:
-    """abar_t as a 0-dim float32 tensor, with abar_{-1} = 1 (the step after the last timestep).
+def abar_at(alphas_cumprod: torch.Tensor, t: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """abar_t as a 0-dim tensor, with abar_{-1} = 1 (the step after the last timestep).
 
-    Scalars are float32 0-dim tensors, combined in diffusers' order, because that makes our steps
-    bit-equal to DDPMScheduler's; 0-dim CPU tensors act as scalars on any device and dtype.
+    Scalars are float32 0-dim tensors by default, combined in diffusers' order, because that makes
+    our steps bit-equal to DDPMScheduler's; 0-dim CPU tensors act as scalars on any device and dtype.
     """
-    return torch.tensor(1.0) if t < 0 else alphas_cumprod[t].float()
+    return torch.ones((), dtype=dtype) if t < 0 else alphas_cumprod[t].to(dtype)
 
 
 # --- forward process -----------------------------------------------------------------------------
@@ -77,9 +78,15 @@ def forward(
     return add_noise(x0, eps, t, alphas_cumprod)
 
 
-def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, t: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+def predict_x0(
+    x_t: torch.Tensor,
+    eps: torch.Tensor,
+    t: int,
+    alphas_cumprod: torch.Tensor,
+    scalar_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)   (DDPM eq. 15)."""
-    abar_t = abar_at(alphas_cumprod, int(t))
+    abar_t = abar_at(alphas_cumprod, int(t), scalar_dtype)
     return (x_t - (1 - abar_t) ** 0.5 * eps) / abar_t**0.5
 
 
@@ -126,7 +133,7 @@ class X0Clip:
 
 @dataclass(frozen=True)
 class StepCoefficients:
-    """The scalars of one step t -> t' (DDPM eqs. 6-7 with strided a_t, b_t), 0-dim float32."""
+    """The scalars of one step t -> t' (DDPM eqs. 6-7 with strided a_t, b_t), 0-dim tensors."""
 
     t: int
     t_prev: int
@@ -139,12 +146,14 @@ class StepCoefficients:
     posterior_variance: torch.Tensor  # (1 - abar_t') / (1 - abar_t) b_t, clamped like diffusers
 
 
-def step_coefficients(t: int, t_prev: int, alphas_cumprod: torch.Tensor) -> StepCoefficients:
+def step_coefficients(
+    t: int, t_prev: int, alphas_cumprod: torch.Tensor, scalar_dtype: torch.dtype = torch.float32
+) -> StepCoefficients:
     t, t_prev = int(t), int(t_prev)
     if t_prev >= t:
         raise ValueError(f"a reverse step goes down in time, got t={t} -> t'={t_prev}")
-    abar_t = abar_at(alphas_cumprod, t)
-    abar_prev = abar_at(alphas_cumprod, t_prev)
+    abar_t = abar_at(alphas_cumprod, t, scalar_dtype)
+    abar_prev = abar_at(alphas_cumprod, t_prev, scalar_dtype)
     alpha_t = abar_t / abar_prev
     beta_t = 1 - alpha_t
     posterior_variance = (1 - abar_prev) / (1 - abar_t) * beta_t
@@ -161,32 +170,51 @@ def step_coefficients(t: int, t_prev: int, alphas_cumprod: torch.Tensor) -> Step
     )
 
 
+FIXED_VARIANCE_TYPES = ("fixed_small", "fixed_large")
+
+
+def fixed_variance(coeffs: StepCoefficients, variance_type: str) -> torch.Tensor:
+    """sigma^2 of a fixed-variance step, what diffusers' `_get_variance` returns for these types.
+
+    fixed_small: the posterior variance (DDPM's lower bound). fixed_large: b_t = 1 - abar_t / abar_t'
+    (the upper bound), unclamped and with no special case at the last step, as in diffusers; the
+    last step adds no noise anyway.
+    """
+    if variance_type == "fixed_small":
+        return coeffs.posterior_variance
+    if variance_type == "fixed_large":
+        return coeffs.beta_t
+    raise ValueError(f"{variance_type!r} is not a fixed variance type: use one of {FIXED_VARIANCE_TYPES}")
+
+
 def step_log_variance(
     coeffs: StepCoefficients, variance_type: str, predicted_variance: torch.Tensor | None = None
 ) -> torch.Tensor:
     """log sigma^2 of the step, what diffusers' `_get_variance` returns for "learned_range".
 
-    fixed_small: the posterior variance. learned_range (improved DDPM eq. 15): interpolate in
+    fixed types: the log of `fixed_variance`. learned_range (improved DDPM eq. 15): interpolate in
     log space between the posterior variance and b_t with frac = (v + 1) / 2, v in [-1, 1].
     """
-    min_log = torch.log(coeffs.posterior_variance)
-    if variance_type == "fixed_small":
-        return min_log
+    if variance_type in FIXED_VARIANCE_TYPES:
+        return torch.log(fixed_variance(coeffs, variance_type))
     if variance_type == "learned_range":
         if predicted_variance is None:
             raise ValueError("variance_type 'learned_range' needs the model's predicted variance")
+        min_log = torch.log(coeffs.posterior_variance)
         max_log = torch.log(coeffs.beta_t)
         frac = (predicted_variance + 1) / 2
         return frac * max_log + (1 - frac) * min_log
-    raise ValueError(f"unsupported variance_type {variance_type!r}: use 'fixed_small' or 'learned_range'")
+    raise ValueError(
+        f"unsupported variance_type {variance_type!r}: use 'fixed_small', 'fixed_large' or 'learned_range'"
+    )
 
 
 def step_std(
     coeffs: StepCoefficients, variance_type: str, predicted_variance: torch.Tensor | None = None
 ) -> torch.Tensor:
     """sigma of the step noise: 0-dim, or shaped like x for a learned variance."""
-    if variance_type == "fixed_small":
-        return coeffs.posterior_variance**0.5
+    if variance_type in FIXED_VARIANCE_TYPES:
+        return fixed_variance(coeffs, variance_type) ** 0.5
     return torch.exp(0.5 * step_log_variance(coeffs, variance_type, predicted_variance))
 
 
@@ -206,13 +234,15 @@ def step(
     variance_type: str = "fixed_small",
     predicted_variance: torch.Tensor | None = None,
     x0_clip: X0Clip | None = None,
+    scalar_dtype: torch.dtype = torch.float32,
 ) -> StepOutput:
     """x_t' = sqrt(abar_t') b_t / (1-abar_t) x0_hat + sqrt(a_t) (1-abar_t') / (1-abar_t) x_t + sigma z.
 
     `noise` is z; it is used only when t > 0 (diffusers' rule), and None gives the mean alone.
+    `scalar_dtype` is the precision of the coefficients: float32 is diffusers' own arithmetic.
     """
-    coeffs = step_coefficients(t, t_prev, alphas_cumprod)
-    x0_hat = predict_x0(x_t, eps, coeffs.t, alphas_cumprod)
+    coeffs = step_coefficients(t, t_prev, alphas_cumprod, scalar_dtype)
+    x0_hat = predict_x0(x_t, eps, coeffs.t, alphas_cumprod, scalar_dtype)
     if x0_clip is not None:
         x0_hat = x0_clip(x0_hat)
     prev_sample = coeffs.x0_coeff * x0_hat + coeffs.xt_coeff * x_t

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
-VarianceType = Literal["fixed_small", "learned_range"]
+VarianceType = Literal["fixed_small", "fixed_large", "learned_range"]
 
 
 class UnknownPrompt(ValueError):

@@ -23,7 +23,7 @@ from torch import nn
 
 from diffusion_lab import schedule
 from diffusion_lab.backends.base import ModelOutput, UnknownPrompt
-from diffusion_lab.mnist.recipes import autocast, resolve_precision
+from diffusion_lab.mnist.precision import autocast, resolve_precision
 from diffusion_lab.mnist.unet import one_hot
 
 NUM_CLASSES = 10

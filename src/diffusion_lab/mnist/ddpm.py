@@ -7,7 +7,9 @@ entries indexed by t, with entry 0 standing for clean data (beta_0 = 0, abar_0 =
 
 Training draws t ~ U{1..T}; the network sees t / T in (0, 1]. Sampling runs t = T..1 and the
 step at t = 1 returns x0_hat exactly (abar_0 = 1, z = 0). Diffusers' 0-based timestep i is our
-t = i + 1: `schedule.alphas_cumprod[1:]` equals `DDPMScheduler(...).alphas_cumprod`.
+t = i + 1: `schedule.alphas_cumprod[1:]` equals `DDPMScheduler(...).alphas_cumprod`. The reverse
+step is `diffusion_lab.schedule.step` on that 0-based chain (k = t - 1, the last step to k' = -1
+with abar = 1) with diffusers' "fixed_large" variance sigma_t^2 = b_t, in float64 scalars.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from diffusion_lab import schedule as schedule_lib
 from diffusion_lab import seeding
-from diffusion_lab.mnist.recipes import autocast, memory_format, resolve_precision
+from diffusion_lab.mnist.precision import autocast, memory_format, resolve_precision
 from diffusion_lab.mnist.unet import ClassConditionalUNet, fold_batchnorm, one_hot
 
 
@@ -44,6 +47,11 @@ class DDPMSchedule:
     def alphas_cumprod(self) -> torch.Tensor:
         """(T + 1,) float64; alphas_cumprod[0] = 1."""
         return torch.cumprod(self.alphas, dim=0)
+
+    @property
+    def zero_based_alphas_cumprod(self) -> torch.Tensor:
+        """(T,) float64 abar_1..abar_T: what `diffusion_lab.schedule` and diffusers index with k = t - 1."""
+        return self.alphas_cumprod[1:]
 
     def net_time(self, t: torch.Tensor) -> torch.Tensor:
         """What the network is fed for integer timesteps t: t / T as float32."""
@@ -102,33 +110,20 @@ def class_conditioned_loss(
 # --- sampling (Algorithms B.3 / B.4) ---------------------------------------------------------
 
 
-def predict_x0(schedule: DDPMSchedule, x_t: torch.Tensor, eps_hat: torch.Tensor, t: int) -> torch.Tensor:
-    """x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)."""
-    alpha_prod_t = float(schedule.alphas_cumprod[t])
-    return (x_t - (1 - alpha_prod_t) ** 0.5 * eps_hat) / alpha_prod_t**0.5
-
-
 def reverse_step(
     schedule: DDPMSchedule, x_t: torch.Tensor, eps_hat: torch.Tensor, t: int, z: torch.Tensor | None
 ) -> torch.Tensor:
     """One step t -> t - 1 of B2.3:
 
     x_{t-1} = sqrt(abar_{t-1}) b_t / (1 - abar_t) x0_hat + sqrt(a_t) (1 - abar_{t-1}) / (1 - abar_t) x_t
-              + sqrt(b_t) z,   with a_t = alphas[t], b_t = betas[t], and z = 0 at t = 1 (pass None).
+              + sqrt(b_t) z,   with z = 0 at t = 1 (pass None; a z given there is ignored).
     """
-    alphas_cumprod = schedule.alphas_cumprod
-    alpha_prod_t = float(alphas_cumprod[t])
-    alpha_prod_t_prev = float(alphas_cumprod[t - 1])
-    current_alpha_t = float(schedule.alphas[t])
-    current_beta_t = float(schedule.betas[t])
-
-    x0_hat = predict_x0(schedule, x_t, eps_hat, t)
-    pred_original_sample_coeff = alpha_prod_t_prev**0.5 * current_beta_t / (1 - alpha_prod_t)
-    current_sample_coeff = current_alpha_t**0.5 * (1 - alpha_prod_t_prev) / (1 - alpha_prod_t)
-    x_prev = pred_original_sample_coeff * x0_hat + current_sample_coeff * x_t
-    if z is not None:
-        x_prev = x_prev + current_beta_t**0.5 * z
-    return x_prev
+    k = t - 1  # the 0-based timestep of `schedule_lib`; k - 1 = -1 at t = 1 stands for abar_0 = 1
+    # float64 coefficients, as Part B always had: diffusers' float32 ones would change its samples.
+    return schedule_lib.step(
+        x_t, eps_hat, k, k - 1, schedule.zero_based_alphas_cumprod, noise=z, variance_type="fixed_large",
+        scalar_dtype=torch.float64,
+    ).prev_sample
 
 
 def guided_eps(eps_u: torch.Tensor, eps_c: torch.Tensor, guidance_scale: float) -> torch.Tensor:

@@ -13,7 +13,8 @@ from torch import nn
 
 from diffusion_lab import seeding
 from diffusion_lab.mnist.data import MnistSplits
-from diffusion_lab.mnist.recipes import JudgeRecipe, autocast, resolve_precision
+from diffusion_lab.mnist.precision import autocast, resolve_precision
+from diffusion_lab.mnist.recipes import JudgeRecipe
 from diffusion_lab.mnist.training import TrainingResult, fit, seeded, training_subset
 
 

@@ -11,10 +11,7 @@ Checkpoint labels say which write-up figure a checkpoint stands in for, because 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
-
-import torch
 
 PROFILES = ("full", "quick", "tiny")
 
@@ -180,40 +177,3 @@ def get_recipes(profile: str) -> PartBRecipes:
     except KeyError:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(RECIPES)}") from None
 
-
-# --- precision: what a recipe's "auto" means on a given device --------------------------------
-
-
-def bf16_is_fast(device: torch.device | str) -> bool:
-    """bf16 autocast pays off on CUDA cards with bf16 and on CPUs with AVX-512 BF16 / AMX;
-    elsewhere oneDNN emulates bf16 and it is slower than fp32."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    if precision == "auto":
-        return "bf16" if bf16_is_fast(device) else "fp32"
-    if precision not in ("bf16", "fp32"):
-        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', not {precision!r}")
-    return precision
-
-
-def autocast(device: torch.device | str, precision: str):
-    """A context running the forward pass in `precision` ("bf16" or "fp32", already resolved)."""
-    device = torch.device(device)
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def memory_format(precision: str) -> torch.memory_format:
-    """channels_last is what makes bf16 convolutions fast in oneDNN and on tensor cores."""
-    return torch.channels_last if precision == "bf16" else torch.contiguous_format

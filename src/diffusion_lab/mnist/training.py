@@ -20,13 +20,8 @@ from tqdm.auto import tqdm
 from diffusion_lab import seeding
 from diffusion_lab.mnist.data import MnistSplits
 from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, time_conditioned_loss
-from diffusion_lab.mnist.recipes import (
-    DDPMRecipe,
-    DenoiserRecipe,
-    autocast,
-    memory_format,
-    resolve_precision,
-)
+from diffusion_lab.mnist.precision import autocast, memory_format, resolve_precision
+from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe
 from diffusion_lab.mnist.unet import (
     ClassConditionalUNet,
     TimeConditionalUNet,
