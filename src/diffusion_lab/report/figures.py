@@ -19,6 +19,7 @@ from PIL import Image  # noqa: E402
 
 _PNG_METADATA = {"Software": None}
 _TITLE_SIZE = 9
+_LINE_INCHES = 0.16  # one line of title text at _TITLE_SIZE points
 
 
 def to_numpy_image(image, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
@@ -49,6 +50,10 @@ def _show(ax, image: np.ndarray) -> None:
         spine.set_visible(False)
 
 
+def _line_count(text: str | None) -> int:
+    return text.count("\n") + 1 if text else 0
+
+
 def image_grid(
     rows: Sequence[Sequence],
     col_titles: Sequence[str] | None = None,
@@ -60,8 +65,17 @@ def image_grid(
     """A grid of images, rows x columns, with optional column, row and per-cell titles."""
     n_rows = len(rows)
     n_cols = max(len(row) for row in rows)
+
+    def title(r: int, c: int) -> str | None:
+        if cell_titles is not None:
+            return cell_titles[r][c]
+        return col_titles[c] if col_titles is not None and r == 0 else None
+
+    # Room above each row for its tallest title, so titles never run into the row above.
+    title_lines = sum(max(_line_count(title(r, c)) for c in range(len(rows[r]))) for r in range(n_rows))
     fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(cell_inches * n_cols, cell_inches * n_rows + 0.1), squeeze=False
+        n_rows, n_cols, figsize=(cell_inches * n_cols, cell_inches * n_rows + 0.1 + _LINE_INCHES * title_lines),
+        squeeze=False,
     )
     for r in range(n_rows):
         for c in range(n_cols):
@@ -70,13 +84,8 @@ def image_grid(
                 ax.axis("off")
                 continue
             _show(ax, to_numpy_image(rows[r][c], value_range))
-            title = None
-            if cell_titles is not None:
-                title = cell_titles[r][c]
-            elif col_titles is not None and r == 0:
-                title = col_titles[c]
-            if title:
-                ax.set_title(title, fontsize=_TITLE_SIZE)
+            if title(r, c):
+                ax.set_title(title(r, c), fontsize=_TITLE_SIZE)
         if row_titles is not None:
             axes[r][0].set_ylabel(row_titles[r], fontsize=_TITLE_SIZE, rotation=0, ha="right", va="center")
     fig.tight_layout(pad=0.3)
