@@ -8,6 +8,7 @@ from diffusion_lab.report.context import BuildContext
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (
     SECTION,
+    Stage2Figures,
     described,
     inpainting_row,
     quoted,
@@ -22,6 +23,7 @@ NO_OP_CFG = (' With the generic prompt "" the conditional and unconditional esti
 page = Page("part-a/editing.md", "A2. Image-to-image translation", ctx, section=SECTION,
             backend_label=backend.label)
 model_runs = backend.runs
+stage2 = Stage2Figures(page, ctx, backend, model_runs)
 steps = backend.timesteps
 i_starts = ", ".join(map(str, plan.i_starts))
 
@@ -37,7 +39,7 @@ the original the later it starts. i_start = {i_starts}, as in the write-up.
 """)
 for image in plan.sdedit_images:
     run = parta.sdedit(ctx, plan, backend, image)
-    sdedit_row(page, run, model_runs, f"SDEdit of {described(image.label, run.metrics['image_info'])}")
+    sdedit_row(page, run, model_runs, f"SDEdit of {described(image.label, run.metrics['image_info'])}", stage2)
 
 page.text("""
 ## 1.7.1 Editing hand-drawn and web images
@@ -47,7 +49,7 @@ and two hand-drawn, from `docs/inputs/` (drawn by `docs/inputs/draw_inputs.py`).
 """)
 for image in plan.drawn_images:
     run = parta.sdedit(ctx, plan, backend, image)
-    sdedit_row(page, run, model_runs, f"SDEdit of {image.label} (`{image.ref}`)")
+    sdedit_row(page, run, model_runs, f"SDEdit of {image.label} (`{image.ref}`)", stage2)
 
 page.text(r"""
 ## 1.7.2 Inpainting
@@ -58,7 +60,7 @@ original noised to the new timestep: \(x_{t'} \leftarrow m\,x_{t'} + (1-m)\,\tex
 for pair in plan.inpaintings:
     run = parta.inpaint(ctx, plan, backend, pair)
     image = described(pair.image.label, run.metrics["image_info"])
-    inpainting_row(page, run, f"{image} with the {pair.mask.label} (`{pair.mask.ref}`)", model_runs, plan)
+    inpainting_row(page, run, f"{image} with the {pair.mask.label} (`{pair.mask.ref}`)", model_runs, plan, stage2)
 
 page.text("""
 ## 1.7.3 Text-conditional image-to-image translation
@@ -69,5 +71,5 @@ results follow the prompt, the high ones the image.
 for edit in plan.text_edits:
     run = parta.text_image_to_image(ctx, plan, backend, edit)
     image = described(edit.image.label, run.metrics["image_info"])
-    sdedit_row(page, run, model_runs, f"Text-conditional SDEdit of {image}")
+    sdedit_row(page, run, model_runs, f"Text-conditional SDEdit of {image}", stage2)
 page.save()

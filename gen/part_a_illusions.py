@@ -10,6 +10,7 @@ from diffusion_lab.report.parta_figures import (
     JUDGE_TITLES_NOTE,
     SECTION,
     VIEW_NAMES,
+    Stage2Figures,
     backend_label,
     candidate_titles,
     judge_headers,
@@ -26,6 +27,8 @@ backend = backend_for(ctx)
 page = Page("part-a/illusions.md", "A3. Visual anagrams and hybrid images", ctx, section=SECTION,
             backend_label=backend.label)
 model_runs = backend.runs + ([parta.judge_for(ctx, plan)] if plan.judge else [])
+stage2 = Stage2Figures(page, ctx, backend, model_runs)
+stage2_prompt_note = " Stage II gets the generic prompt, not either illusion's, so that it favours neither reading."
 n = plan.illusion_candidates
 
 if plan.judge:
@@ -73,6 +76,9 @@ for spec in plan.anagrams:
         + f": as generated, and {view}. Verdict: {verdict(run)}.",
         [*model_runs, run], pixelated=True,
     )
+    stage2.add(run, [stored["images"][best]], [plan.generic_prompt], [quoted(spec.prompt_1)],
+               f"Candidate #{best + 1}.{stage2_prompt_note} Its second row is the upsampled image {view}",
+               view=spec.view)
     page.figure(
         image_grid([list(stored["images"]), list(stored["viewed"])], col_titles=candidate_titles(run, (0, 1)),
                    row_titles=["as is", view], value_range=value_range(run), cell_inches=1.2),
@@ -154,6 +160,8 @@ for spec in plan.hybrids:
         f"as a stand-in for seeing it from afar. Verdict: {verdict(run)}.",
         [*model_runs, run], pixelated=True,
     )
+    stage2.add(run, [stored["images"][best]], [plan.generic_prompt], [f"{quoted(spec.near)} (up close)"],
+               f"Candidate #{best + 1}.{stage2_prompt_note} Seen from afar it should read {quoted(spec.far)}")
     page.figure(
         image_grid([list(stored["images"]), list(stored["lowpass"]), list(stored["highpass_shown"])],
                    col_titles=candidate_titles(run, (1, 0)), row_titles=["image", "low-pass", "high-pass"],

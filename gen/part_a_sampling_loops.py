@@ -10,6 +10,7 @@ from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (
     IF_SCHEDULE_LABEL,
     SECTION,
+    Stage2Figures,
     backend_label,
     described,
     quoted,
@@ -21,6 +22,7 @@ plan = plan_for(ctx.backend)
 backend = backend_for(ctx)
 page = Page("part-a/sampling-loops.md", "A1. Sampling loops", ctx, section=SECTION, backend_label=backend.label)
 model_runs = backend.runs
+stage2 = Stage2Figures(page, ctx, backend, model_runs)
 judge_runs = [parta.judge_for(ctx, plan)] if plan.judge else []
 steps = backend.timesteps
 
@@ -33,7 +35,7 @@ The loops run over the backend's strided timesteps: **{len(steps)} steps {steps[
 {steps[-1]}** (DeepFloyd IF: 990, 960, ..., 0, stride 30 over its 1000 training steps; this
 model's list is {len(steps)} steps over its {len(backend.alphas_cumprod)}).
 {plan.generic_prompt_note}
-Section 0 of the write-up, the stock two-stage IF pipeline, needs IF's weights and is not drawn here.
+[A0](stock-pipeline.md) shows what the stock sampler draws before any loop of ours.
 """)
 
 # --- 1.1 --------------------------------------------------------------------------------------
@@ -161,6 +163,8 @@ page.figure(
     "it keeps the rough layout, not necessarily the content.",
     [*model_runs, iterative], pixelated=True,
 )
+stage2.add(iterative, [stored["iterative"]], [plan.generic_prompt], ["Iteratively Denoised"],
+           f"The iteratively denoised image (t = {m['t_start']})")
 
 # --- 1.5, 1.6 ---------------------------------------------------------------------------------
 
@@ -191,6 +195,8 @@ page.figure(
     f"{plan.num_samples} samples from pure noise with the prompt {quoted(plan.generic_prompt)}.",
     [*model_runs, *judge_runs, samples], pixelated=True,
 )
+stage2.add(samples, images, samples.params["prompts"], [f"Sample {i + 1}" for i in range(len(images))],
+           "The samples of 1.5")
 
 guided = parta.cfg_samples(ctx, plan, backend)
 images, titles = judged_titles(guided, lambda i, p: f"Sample {i + 1} with CFG\n{quoted(p)}")
@@ -205,4 +211,6 @@ page.figure(
     f"{plan.num_samples} samples with CFG at g = {plan.guidance:g}, one per prompt.",
     [*model_runs, *judge_runs, guided], pixelated=True,
 )
+stage2.add(guided, images, guided.params["prompts"], [f"Sample {i + 1}" for i in range(len(images))],
+           "The CFG samples of 1.6")
 page.save()

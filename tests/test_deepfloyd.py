@@ -7,6 +7,8 @@ same classes and configs, a few thousand times smaller.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from diffusers import DDPMScheduler
@@ -327,6 +329,11 @@ def test_settings_round_trip_through_the_environment(tiny_if):
     assert DeepFloydSettings.from_env(tiny_if.to_env()) == tiny_if
     settings = DeepFloydSettings.from_env({"DIFFUSION_LAB_IF_STAGE2": "none", "DIFFUSION_LAB_IF_CPU_OFFLOAD": "1"})
     assert settings.stage2 is None and settings.cpu_offload and settings.stage1 == "DeepFloyd/IF-I-XL-v1.0"
+    tuned = replace(tiny_if, upsample_figures=True, stage2_steps=3)
+    assert DeepFloydSettings.from_env(tuned.to_env()) == tuned
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(ValueError, match="DIFFUSION_LAB_IF_STAGE2_STEPS must be a positive whole number"):
+            DeepFloydSettings.from_env({"DIFFUSION_LAB_IF_STAGE2_STEPS": bad})
 
 
 def test_no_prompt_source_is_refused_up_front(tiny_if):

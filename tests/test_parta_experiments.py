@@ -11,7 +11,7 @@ import torch
 
 from diffusion_lab.backends.deepfloyd_prompts import COURSE_PROMPTS
 from diffusion_lab.backends.mnist import parse_prompt
-from diffusion_lab.experiments import parta, parta_illusions
+from diffusion_lab.experiments import parta, parta_illusions, parta_stock
 from diffusion_lab.experiments.parta_backend import MnistPartA, backend_for
 from diffusion_lab.experiments.parta_inputs import input_identity, load_input
 from diffusion_lab.experiments.parta_plan import (
@@ -22,6 +22,7 @@ from diffusion_lab.experiments.parta_plan import (
     InputImage,
     plan_for,
 )
+from diffusion_lab.experiments.parta_upsample import upsampled
 from diffusion_lab.illusions import VIEWS
 from diffusion_lab.report.context import BuildContext
 
@@ -48,6 +49,7 @@ RUNS = {
     "anagram": (lambda c, h: parta_illusions.anagram(c, PLAN, h, PLAN.anagrams[0]), "anagram.pt"),
     "hybrid": (lambda c, h: parta_illusions.hybrid(c, PLAN, h, PLAN.hybrids[0]), "hybrid.pt"),
     "hybrid-sigma-sweep": (lambda c, h: parta_illusions.hybrid_sigma_sweep(c, PLAN, h), "sweep.pt"),
+    "stock-pipeline": (lambda c, h: parta_stock.stock_samples(c, PLAN, h), "stock.pt"),
 }
 
 
@@ -59,6 +61,11 @@ def _tensors(value) -> list[torch.Tensor]:
     if isinstance(value, (list, tuple)):
         return [t for item in value for t in _tensors(item)]
     return []
+
+
+def _untimed(metrics: dict) -> dict:
+    """Metrics without wall-clock measurements, which no seed repeats."""
+    return {key: value for key, value in metrics.items() if key != "timing"}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +86,7 @@ def test_runs_repeat_for_a_seed_and_differ_for_another(name, builds):
     assert not b.hit and a.key == b.key and a.dir != b.dir
     tensors_a, tensors_b, tensors_c = (_tensors(r.load(filename)) for r in (a, b, c))
     assert tensors_a and all(torch.equal(x, y) for x, y in zip(tensors_a, tensors_b, strict=True))
-    assert a.metrics == b.metrics
+    assert _untimed(a.metrics) == _untimed(b.metrics)
     assert c.params.get("model") == a.params.get("model"), "seed 1 reuses the seed-0 model: only its draws change"
     assert any(not torch.equal(x, y) for x, y in zip(tensors_a, tensors_c, strict=True))
 
@@ -96,6 +103,23 @@ def test_inpainting_keeps_the_original_outside_the_mask(builds):
     keep = stored["mask"] == 0
     assert keep.any() and (~keep).any()
     assert torch.equal(stored["result"][keep], stored["original"][keep])
+
+
+def test_stock_samples_are_judged_at_each_step_count(builds):
+    (first, handle), _, _ = builds
+    run = parta_stock.stock_samples(first, PLAN, handle)
+    stored = run.load("stock.pt")
+    assert run.params["steps"] == [20] and run.metrics["capped_steps"] == [300]  # the tiny profile's T = 20
+    assert stored["stage1"][20].shape == (len(parta_stock.stock_prompts(PLAN)), 1, 28, 28)
+    assert stored["stage2"] == {}  # no upsampler for MNIST
+    assert 0.0 <= run.metrics["rows"][0]["judge_accuracy"] <= 1.0
+
+
+def test_upsampling_needs_a_stage_two(builds):
+    (first, handle), _, _ = builds
+    source = parta.unconditional_samples(first, PLAN, handle)
+    with pytest.raises(ValueError, match="no stage II"):
+        upsampled(first, handle, source, source.load("samples.pt")["samples"], [""] * PLAN.num_samples)
 
 
 def test_tiny_models_skip_the_i_starts_they_lack(builds):
@@ -137,6 +161,10 @@ def test_plans_follow_the_write_up():
         with pytest.raises(dataclasses.FrozenInstanceError):
             plan.guidance = 1.0
     assert DEEPFLOYD_PLAN.guidance == 7.0 and DEEPFLOYD_PLAN.generic_prompt == "a high quality photo"
+    assert DEEPFLOYD_PLAN.stock_prompts == (
+        "an oil painting of a snowy mountain village", "a man wearing a hat", "a rocket ship")
+    for plan in PLANS.values():
+        assert 20 in plan.stock_steps and len(set(plan.stock_steps)) >= 2
     assert MNIST_PLAN.generic_prompt == ""
     anagrams = [(a.prompt_1, a.prompt_2, a.view) for a in MNIST_PLAN.anagrams]
     assert ("a handwritten 6", "a handwritten 9", "rot180") in anagrams

@@ -8,6 +8,7 @@ from sitebuild import build_site
 
 EXPECTED_PAGES = [
     "index.html",
+    "part-a/stock-pipeline/index.html",
     "part-a/sampling-loops/index.html",
     "part-a/editing/index.html",
     "part-a/illusions/index.html",

@@ -5,19 +5,27 @@ runs on the diffusers backend, and that the pages say plainly which model drew t
 """
 
 import re
+from dataclasses import replace
 
 import pytest
 from sitebuild import build_site
 
 from diffusion_lab.backends.tiny_if import save_tiny_if_pipeline
 
-PART_A_PAGES = ["part-a/sampling-loops/index.html", "part-a/editing/index.html", "part-a/illusions/index.html"]
+PART_A_PAGES = [
+    "part-a/stock-pipeline/index.html",
+    "part-a/sampling-loops/index.html",
+    "part-a/editing/index.html",
+    "part-a/illusions/index.html",
+]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("deepfloyd-site")
     settings = save_tiny_if_pipeline(root / "tiny-if", seed=0)
+    # Two stage II steps, not 50: the tiny stage II takes seconds per image per 50 steps here.
+    settings = replace(settings, upsample_figures=True, stage2_steps=2)
     built = build_site(root / "site", root / "cache", backend="deepfloyd", **settings.to_env())
     assert built.returncode == 0, built.stdout[-5000:] + built.stderr[-5000:]
     return root / "site"
@@ -38,3 +46,14 @@ def test_pages_say_a_tiny_random_test_model_drew_them(site):
 def test_part_b_is_unchanged_by_the_backend(site):
     html = (site / "part-b/class-conditioned-ddpm/index.html").read_text()
     assert "<td>backend</td>" in html and "Fréchet" in html
+
+
+def test_stage_two_upsamples_every_part_a_page_when_asked(site):
+    """DIFFUSION_LAB_IF_UPSAMPLE=1: each page's results again through stage II (the tiny one: 32 -> 64)."""
+    for page in PART_A_PAGES:
+        html = (site / page).read_text()
+        assert re.search(r"stage II", html), f"{page} shows no stage II figure"
+    editing = (site / "part-a/editing/index.html").read_text()
+    assert editing.count("upsampled to 64×64 by stage II") >= 2
+    stock = (site / "part-a/stock-pipeline/index.html").read_text()
+    assert "IFPipeline" in stock and "32×32 -&gt; 64×64" in stock

@@ -54,6 +54,9 @@ class DeepFloydSettings:
     hf_cache_dir: the Hugging Face hub cache to read (default: the HF_HOME / HF_HUB_CACHE one).
     variant: "auto" (fp16 files from the hub, fp16 files in a folder when it has them), or a
         diffusers variant name, or None for the full-precision files.
+    upsample_figures: every Part A figure also shown upsampled by stage II to 256x256 (section 0
+        always shows stage II when there is one). How results look, not what stage I computes.
+    stage2_steps: stage II's denoising steps (IFSuperResolutionPipeline's default 50, as the course).
     """
 
     stage1: str = DEFAULT_STAGE1
@@ -64,6 +67,8 @@ class DeepFloydSettings:
     embeddings_cache_dir: str | None = None
     hf_cache_dir: str | None = None
     variant: str | None = "auto"
+    upsample_figures: bool = False
+    stage2_steps: int = 50
 
     ENV = {
         "stage1": "DIFFUSION_LAB_IF_STAGE1",
@@ -74,7 +79,11 @@ class DeepFloydSettings:
         "embeddings_cache_dir": "DIFFUSION_LAB_IF_EMBEDDINGS_CACHE",
         "hf_cache_dir": "DIFFUSION_LAB_IF_HF_CACHE",
         "variant": "DIFFUSION_LAB_IF_VARIANT",
+        "upsample_figures": "DIFFUSION_LAB_IF_UPSAMPLE",
+        "stage2_steps": "DIFFUSION_LAB_IF_STAGE2_STEPS",
     }
+    FLAGS = ("cpu_offload", "upsample_figures")
+    COUNTS = ("stage2_steps",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "DeepFloydSettings":
@@ -84,8 +93,10 @@ class DeepFloydSettings:
             raw = environ.get(cls.ENV[field.name], "")
             if raw == "":
                 continue
-            if field.name == "cpu_offload":
+            if field.name in cls.FLAGS:
                 values[field.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif field.name in cls.COUNTS:
+                values[field.name] = _positive_int(raw, cls.ENV[field.name])
             elif field.name in ("stage2", "variant") and raw.strip().lower() == "none":
                 values[field.name] = None
             else:
@@ -102,6 +113,16 @@ class DeepFloydSettings:
                 value = "none" if field.name in ("stage2", "variant") else ""
             env[self.ENV[field.name]] = str(int(value)) if isinstance(value, bool) else str(value)
         return env
+
+
+def _positive_int(raw: str, variable: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{variable} must be a positive whole number, got {raw!r}")
+    return value
 
 
 def _default_device() -> torch.device:
@@ -200,6 +221,12 @@ class DeepFloydBackend:
             f" on {self.device.type}; prompts as T5 embeddings from"
             f" {'the T5 encoder' if s.text_encoder != 'none' else s.prompt_embeds_file}"
         )
+        self.stage2_description: str | None = None
+        if self._stage2_source is not None:
+            self.stage2_description = _model_card(self._stage2_source).get("description") or (
+                f"DeepFloyd IF stage II {s.stage2} (diffusers), 64 -> 256 pixels,"
+                f" {str(self.dtype).removeprefix('torch.')} on {self.device.type}"
+            )
 
     # -- loading -------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 A handle knows what can be known without loading (or training) the model, so the CLI can refuse
 bad input before any work: the image size, the strided timesteps, whether a prompt is understood.
+It also says what stands for the write-up's stock pipeline (section 0) and whether a stage II
+upsampler is there to show figures at 256x256.
 Its `identity` goes into every run's parameters (for MNIST, the key of the Part B training run,
 so retraining invalidates Part A), and `runs` into every figure's provenance.
 
@@ -24,6 +26,7 @@ from diffusion_lab.backends.mnist import MnistBackend, default_stride, parse_pro
 from diffusion_lab.experiments import partb
 from diffusion_lab.report.context import BuildContext
 from diffusion_lab.report.runs import RunRecord
+from diffusion_lab.stock_sampling import sample_with_scheduler
 
 
 class PartABackend(Protocol):
@@ -37,6 +40,18 @@ class PartABackend(Protocol):
     identity: dict  # what the model's outputs depend on
     runs: list[RunRecord]  # the runs the model comes from
     model: NoiseModel
+    stock_label: str  # what draws section 0: a stock pipeline, or diffusers' stock scheduler
+    has_stage2: bool  # a 64 -> 256 upsampler is configured (known without loading it)
+    stage2_label: str | None  # what that upsampler is; None where there is none
+    upsample_figures: bool  # show every Part A figure upsampled by stage II too
+
+    def stock_samples(
+        self, prompts: list[str], num_inference_steps: int, guidance: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """One image per prompt from the stock sampler at `num_inference_steps`, in the data range."""
+
+    def upsample(self, images: torch.Tensor, prompts: list[str], generator: torch.Generator) -> torch.Tensor:
+        """Stage II of each image, conditioned on its prompt (only where stage2_label is set)."""
 
     def check_prompt(self, prompt: str) -> None:
         """Raise UnknownPrompt (one line, listing what is understood) for a prompt the model lacks."""
@@ -51,6 +66,13 @@ class MnistPartA:
     name = "mnist"
     sample_shape = MnistBackend.sample_shape
     data_range = MnistBackend.data_range
+    stock_label = (
+        "diffusers' stock DDPMScheduler (its own timestep spacing, update and noise draws) driving the "
+        "Part B class-conditioned DDPM: there is no stock MNIST pipeline"
+    )
+    has_stage2 = False
+    stage2_label = None
+    upsample_figures = False
 
     def __init__(self, ctx: BuildContext):
         self.ctx = ctx
@@ -106,18 +128,30 @@ class MnistPartA:
         digit = parse_prompt(prompt)
         return None if digit < 0 else digit
 
+    def stock_samples(self, prompts, num_inference_steps, guidance, generator) -> torch.Tensor:
+        model = self.model
+        condition = torch.cat([model.encode(prompt) for prompt in prompts])
+        return sample_with_scheduler(model, len(prompts), condition, generator,
+                                     num_inference_steps=num_inference_steps, guidance=guidance)
+
+    def upsample(self, images, prompts, generator) -> torch.Tensor:
+        raise RuntimeError("the MNIST backend has no stage II upsampler")
+
 
 class DeepFloydPartA:
     """DeepFloyd IF stage I through diffusers, configured by the DIFFUSION_LAB_IF_* settings."""
 
     name = "deepfloyd"
     data_range = (-1.0, 1.0)
+    stock_label = "diffusers' stock IFPipeline (stage I)"
 
     def __init__(self, ctx: BuildContext):
         from diffusion_lab.backends.deepfloyd import DeepFloydSettings
 
         self.ctx = ctx
         self.settings = DeepFloydSettings.from_env()
+        self.has_stage2 = bool(self.settings.stage2)
+        self.upsample_figures = self.settings.upsample_figures and self.has_stage2
 
     @cached_property
     def label(self) -> str:
@@ -150,9 +184,15 @@ class DeepFloydPartA:
 
         return {"backend": self.name, "scheduler_config": IF_STAGE1_SCHEDULER_CONFIG}
 
+    @property
+    def stage2_label(self) -> str | None:
+        return self.model.stage2_description
+
     @cached_property
     def identity(self) -> dict:
-        settings: dict[str, Any] = {k: v for k, v in asdict(self.settings).items() if k != "hf_cache_dir"}
+        # Where the hub cache is and which figures are upsampled change no result.
+        unrelated = {"hf_cache_dir", "upsample_figures"}
+        settings: dict[str, Any] = {k: v for k, v in asdict(self.settings).items() if k not in unrelated}
         embeds = self.settings.prompt_embeds_file
         if embeds and Path(embeds).is_file():
             from diffusion_lab.hashing import file_sha256
@@ -169,6 +209,19 @@ class DeepFloydPartA:
 
     def prompt_class(self, prompt: str) -> int | None:
         return None
+
+    def _conditions(self, prompts: list[str]) -> torch.Tensor:
+        return torch.cat([self.model.encode(prompt) for prompt in prompts])
+
+    def stock_samples(self, prompts, num_inference_steps, guidance, generator) -> torch.Tensor:
+        return self.model.sample_with_pipeline(
+            self._conditions(prompts), generator=generator, num_images=len(prompts),
+            num_inference_steps=num_inference_steps, guidance_scale=guidance,
+        )
+
+    def upsample(self, images, prompts, generator) -> torch.Tensor:
+        return self.model.upsample(images, self._conditions(prompts), generator,
+                                   num_inference_steps=self.settings.stage2_steps)
 
 
 def backend_for(ctx: BuildContext) -> PartABackend:

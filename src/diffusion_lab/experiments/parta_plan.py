@@ -61,6 +61,9 @@ class Hybrid:
 @dataclass(frozen=True)
 class PartAPlan:
     backend: str
+    stock_prompts: tuple[str, ...]  # section 0: the stock pipeline (or scheduler) on these prompts
+    stock_steps: tuple[int, ...]  # section 0: at each of these step counts
+    stock_images_per_prompt: int
     generic_prompt: str  # where the write-up says "a high quality photo" (1.3-1.5, 1.7-1.7.2)
     generic_prompt_note: str
     test_image: InputImage  # the write-up's Campanile (1.1-1.4, first row of 1.7)
@@ -110,6 +113,9 @@ WRITE_UP_I_STARTS = (1, 3, 5, 7, 10, 20)
 
 MNIST_PLAN = PartAPlan(
     backend="mnist",
+    stock_prompts=("a handwritten 2", "a handwritten 5", "a handwritten 8"),
+    stock_steps=(20, 300),  # the write-up's 20, and every one of the model's T = 300 steps
+    stock_images_per_prompt=4,
     generic_prompt="",
     generic_prompt_note=(
         'Where the write-up conditions on "a high quality photo" (a prompt that names no content), '
@@ -161,6 +167,9 @@ MNIST_PLAN = PartAPlan(
 # the sketches in docs/inputs are resized to the model's size.
 DEEPFLOYD_PLAN = PartAPlan(
     backend="deepfloyd",
+    stock_prompts=("an oil painting of a snowy mountain village", "a man wearing a hat", "a rocket ship"),
+    stock_steps=(20, 100),
+    stock_images_per_prompt=1,
     generic_prompt="a high quality photo",
     generic_prompt_note='As in the write-up: "a high quality photo" where it says unconditional.',
     test_image=GRACE_HOPPER,

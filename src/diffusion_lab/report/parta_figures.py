@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+import torch
+
+from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.experiments.parta_plan import PartAPlan
+from diffusion_lab.experiments.parta_upsample import upsampled
+from diffusion_lab.report.context import BuildContext
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.runs import RunRecord
@@ -25,6 +31,11 @@ def quoted(prompt: str) -> str:
 def short(prompt: str) -> str:
     """A prompt's last word, for tight titles: "a handwritten 7" -> "7", "a lithograph of a skull" -> "skull"."""
     return prompt.split()[-1] if prompt.strip() else '""'
+
+
+def size(images: torch.Tensor) -> str:
+    """"64×64" for images shaped (..., 64, 64)."""
+    return f"{images.shape[-2]}×{images.shape[-1]}"
 
 
 def value_range(run: RunRecord) -> tuple[float, float]:
@@ -48,10 +59,42 @@ def backend_label(page: Page, label: str):
         page.backend_label = saved
 
 
+# --- stage II: any figure's results at 256x256 -------------------------------------------------
+
+
+@dataclass
+class Stage2Figures:
+    """After a figure of results, the same results upsampled by stage II, when the build asks for it
+    (DIFFUSION_LAB_IF_UPSAMPLE=1 with a stage II configured); otherwise nothing."""
+
+    page: Page
+    ctx: BuildContext
+    backend: PartABackend
+    model_runs: Sequence[RunRecord]
+
+    def add(self, source: RunRecord, images: Sequence[torch.Tensor], prompts: Sequence[str],
+            titles: Sequence[str], what: str, view: str | None = None) -> None:
+        """`images` of `source`, one prompt each; with `view`, a second row seen through that view."""
+        if not self.backend.upsample_figures:
+            return
+        batch = torch.cat([image.reshape(1, *image.shape[-3:]) for image in images])
+        run = upsampled(self.ctx, self.backend, source, batch, list(prompts), view)
+        stored = run.load("upsampled.pt")
+        rows = [list(stored["images"])] + ([list(stored["viewed"])] if view else [])
+        self.page.figure(
+            image_grid(rows, col_titles=titles, row_titles=["as is", VIEW_NAMES[view]] if view else None,
+                       value_range=value_range(run), cell_inches=2.4),
+            f"{what}, upsampled to {size(stored['images'])} by stage II ({self.backend.stage2_label}), "
+            f"conditioned on {', '.join(sorted(set(map(quoted, prompts))))}.",
+            [*self.model_runs, source, run],
+        )
+
+
 # --- 1.7 and 1.7.3: SDEdit rows ------------------------------------------------------------------
 
 
-def sdedit_row(page: Page, run: RunRecord, model_runs: Sequence[RunRecord], what: str) -> None:
+def sdedit_row(page: Page, run: RunRecord, model_runs: Sequence[RunRecord], what: str,
+               stage2: Stage2Figures | None = None) -> None:
     """SDEdit with i_start = 1, 3, ... and the original, as the write-up's tables."""
     stored = run.load("sdedit.pt")
     i_starts = sorted(stored["edits"])
@@ -66,12 +109,15 @@ def sdedit_row(page: Page, run: RunRecord, model_runs: Sequence[RunRecord], what
         f"means more noise added and a freer edit.{note}",
         [*model_runs, run], pixelated=True,
     )
+    if stage2 is not None:
+        stage2.add(run, images[:-1], [run.params["prompt"]] * len(i_starts), titles[:-1], what)
 
 
 # --- 1.7.2: inpainting -------------------------------------------------------------------------
 
 
-def inpainting_row(page: Page, run: RunRecord, label: str, model_runs, plan: PartAPlan) -> None:
+def inpainting_row(page: Page, run: RunRecord, label: str, model_runs, plan: PartAPlan,
+                   stage2: Stage2Figures | None = None) -> None:
     """Original, mask, hole, result: one of the write-up's inpainting tables."""
     stored = run.load("inpaint.pt")
     page.figure(
@@ -83,6 +129,8 @@ def inpainting_row(page: Page, run: RunRecord, label: str, model_runs, plan: Par
         "original noised to the new timestep, comes out unchanged. The hole is shown in mid-gray.",
         [*model_runs, run], pixelated=True,
     )
+    if stage2 is not None:
+        stage2.add(run, [stored["result"]], [plan.generic_prompt], ["Image Inpainted"], f"Inpainting {label}")
 
 
 # --- 1.8, 1.9: illusions and the judge's verdicts -------------------------------------------------
