@@ -76,3 +76,13 @@ def test_nav_lists_only_rendered_pages(builds):
         target = (cold / link).resolve()
         target = target / "index.html" if target.is_dir() or not target.suffix else target
         assert target.is_file(), f"nav links to {link}, which was not rendered"
+
+
+def test_formulas_are_mathml_and_pages_fetch_nothing_from_the_network(builds):
+    cold, _ = builds
+    pages = {page: (cold / page).read_text() for page in EXPECTED_PAGES}
+    assert sum(html.count("<math") for html in pages.values()) >= 10
+    for page, html in pages.items():
+        assert 'class="arithmatex"' not in html, f"{page} has a formula left as TeX"
+        remote = re.findall(r'<(?:script|link)[^>]*(?:src|href)="(https?://[^"]+)"', html)
+        assert not remote, f"{page} loads {remote} from the network"
