@@ -50,7 +50,7 @@ def test_any_changed_param_misses(ctx, change):
 def test_changed_package_source_misses(ctx, monkeypatch):
     compute = CountingCompute()
     cached_run(ctx, "exp", {"a": 1}, compute)
-    monkeypatch.setattr(runs, "loaded_source_fingerprint", lambda: "a-different-source")
+    monkeypatch.setattr(runs, "loaded_source_fingerprint", lambda modules=None: "a-different-source")
     again = cached_run(ctx, "exp", {"a": 1}, compute)
     assert not again.hit and compute.calls == 2
 
@@ -65,6 +65,47 @@ def test_source_fingerprint_follows_computation_code_only(tmp_path):
     assert source_fingerprint(package) == before, "rendering code must not invalidate runs"
     (package / "sampling.py").write_text("x = 2\n")
     assert source_fingerprint(package) != before
+
+
+def _package(root, files: dict[str, str]):
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_a_runs_fingerprint_follows_only_the_code_it_imports(tmp_path):
+    package = _package(tmp_path / "pkg", {
+        "__init__.py": "",
+        "training.py": "def train():\n    from pkg.unet import UNet  # a lazy import counts too\n",
+        "unet.py": "class UNet: pass\n",
+        "sampling.py": "from . import unet\n",  # relative imports resolve
+        "editing.py": "x = 1\n",
+    })
+    training = source_fingerprint(package, ["pkg.training"])
+    sampling = source_fingerprint(package, ["pkg.sampling"])
+    everything = source_fingerprint(package)
+    (package / "editing.py").write_text("x = 2\n")
+    assert source_fingerprint(package, ["pkg.training"]) == training, "unrelated code must not retrain"
+    assert source_fingerprint(package) != everything
+    (package / "unet.py").write_text("class UNet: width = 2\n")
+    assert source_fingerprint(package, ["pkg.training"]) != training
+    assert source_fingerprint(package, ["pkg.sampling"]) != sampling
+    assert source_fingerprint(package, ["tests.somewhere"]) == source_fingerprint(package), (
+        "code outside the package is not followed: the whole package counts"
+    )
+
+
+def test_compute_modules_include_what_the_compute_function_holds():
+    from diffusion_lab.experiments.parta_plan import MNIST_PLAN
+
+    plan = MNIST_PLAN
+
+    def compute(scratch):
+        return {"prompt": plan.generic_prompt}
+
+    assert runs.compute_modules(compute) == ("diffusion_lab.experiments.parta_plan", __name__)
+    assert runs.compute_modules(CountingCompute()) == (__name__,)
 
 
 def test_truncated_entry_is_recomputed(ctx):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import platform
@@ -9,6 +10,7 @@ import subprocess
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Iterable
 
 import diffusion_lab
 
@@ -43,20 +45,80 @@ def computation_sources(root: Path = PACKAGE_ROOT) -> list[Path]:
     return files
 
 
-@lru_cache(maxsize=1)
-def loaded_source_fingerprint() -> str:
-    """The fingerprint of the package as this process loaded it, taken once: an edit made while a
-    build runs must not change the keys of its later runs (the code they run is the loaded code)."""
-    return source_fingerprint(PACKAGE_ROOT)
-
-
-def source_fingerprint(root: Path = PACKAGE_ROOT) -> str:
-    """sha256 over the package's computation code: any edit there makes every run a miss."""
-    digest = hashlib.sha256()
+def read_sources(root: Path = PACKAGE_ROOT) -> dict[str, bytes]:
+    """The computation modules under `root` by dotted name ("<root name>.mnist.ddpm"), as bytes."""
+    sources = {}
     for path in computation_sources(root):
-        digest.update(str(path.relative_to(root)).encode())
+        parts = (root.name, *path.relative_to(root).with_suffix("").parts)
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        sources[name] = path.read_bytes()
+    return sources
+
+
+def _imported(module: str, source: bytes, known: dict[str, bytes]) -> set[str]:
+    """The known modules that `module` imports anywhere in its text, function bodies included
+    (lazy imports count), with the packages that contain them."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            # A relative import resolves against the module's package, or the module itself when
+            # it is a package's __init__: both count, which can only over-include.
+            bases = [node.module or ""]
+            if node.level:
+                anchors = {module.rsplit(".", node.level)[0], module.rsplit(".", node.level - 1)[0]}
+                bases = [f"{anchor}.{node.module}" if node.module else anchor for anchor in anchors]
+            names += bases + [f"{base}.{alias.name}" for base in bases for alias in node.names]
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        found.update(prefix for prefix in prefixes if prefix in known)
+    return found
+
+
+def dependency_closure(modules: Iterable[str], sources: dict[str, bytes]) -> set[str]:
+    """`modules` and every computation module they import, directly or not, with the packages
+    around them (importing a module runs its packages' __init__ too)."""
+    closure, todo = set(), list(modules)
+    while todo:
+        name = todo.pop()
+        if name in closure or name not in sources:
+            continue
+        closure.add(name)
+        parents = {name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
+        todo.extend((_imported(name, sources[name], sources) | parents) - closure)
+    return closure
+
+
+@lru_cache(maxsize=1)
+def _loaded_sources() -> dict[str, bytes]:
+    return read_sources(PACKAGE_ROOT)
+
+
+@lru_cache(maxsize=None)
+def loaded_source_fingerprint(modules: tuple[str, ...] | None = None) -> str:
+    """The fingerprint of the code a run computes with, from the package's source as this process
+    first read it: an edit made while a build runs must not change the keys of its later runs
+    (the code they run is the loaded code)."""
+    return source_fingerprint(PACKAGE_ROOT, modules, _loaded_sources())
+
+
+def source_fingerprint(root: Path = PACKAGE_ROOT, modules: Iterable[str] | None = None,
+                       sources: dict[str, bytes] | None = None) -> str:
+    """sha256 over the computation code that `modules` depend on: the whole package's when None,
+    or when one of them lies outside the package (a test's compute function, say). Editing
+    Part A's code thus leaves Part B's trained models cached."""
+    sources = read_sources(root) if sources is None else sources
+    modules = None if modules is None else list(modules)
+    inside = modules is not None and all(module.split(".")[0] == root.name for module in modules)
+    names = dependency_closure(modules, sources) if inside else set(sources)
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(path.read_bytes())
+        digest.update(sources[name])
         digest.update(b"\0")
     return digest.hexdigest()
 

@@ -92,12 +92,32 @@ class RunRecord:
 BUILD_LOG: list[RunRecord] = []
 
 
-def cache_key(name: str, params: dict, seed: int, device_kind: str) -> str:
+def compute_modules(compute: Callable) -> tuple[str, ...]:
+    """Where a compute function's code lives: its own module, and the package's modules of the
+    objects it closes over (a backend handle's class, say), whose methods it may call."""
+    own = getattr(compute, "__module__", None) or "unknown"
+    cells = getattr(compute, "__closure__", None) or ()
+    held = {type(cell.cell_contents).__module__ for cell in cells if _is_filled(cell)}
+    return tuple(sorted({own} | {module for module in held if module.split(".")[0] == "diffusion_lab"}))
+
+
+def _is_filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # a cell whose variable is not assigned yet
+        return False
+    return True
+
+
+def cache_key(name: str, params: dict, seed: int, device_kind: str,
+              source_modules: tuple[str, ...] | None = None) -> str:
+    """What a run's result depends on; the code of `source_modules` (see `compute_modules`) and all
+    they import from the package is part of it, or the whole package's code when None."""
     identity = {
         "experiment": name,
         "params": json.loads(canonical_json(params)),
         "seed": seed,
-        "source": loaded_source_fingerprint(),
+        "source": loaded_source_fingerprint(source_modules),
         "versions": library_versions(),
         "device": device_kind,
     }
@@ -153,7 +173,7 @@ def cached_run(
     `compute(scratch)` writes files into scratch.dir and returns JSON-able metrics (or None).
     """
     seed = ctx.seed if seed is None else seed
-    key = cache_key(name, params, seed, ctx.device_kind)
+    key = cache_key(name, params, seed, ctx.device_kind, compute_modules(compute))
     entry = _entry_dir(ctx.cache_dir, name, key)
     started = time.perf_counter()
 
