@@ -2,7 +2,7 @@
 
 On DeepFloyd IF that is diffusers' IFPipeline, then stage II to 256x256, as the write-up's
 setup cell; on the MNIST model, which has no stock pipeline, diffusers' DDPMScheduler (see
-stock_sampling.py). Every step count starts from the same noise, so the columns differ only by it.
+stock_sampling.py). Every step count starts from the same noise, so the rows differ only by it.
 """
 
 from __future__ import annotations
