@@ -7,6 +7,7 @@ import hashlib
 import json
 import platform
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -45,14 +46,27 @@ def computation_sources(root: Path = PACKAGE_ROOT) -> list[Path]:
     return files
 
 
-def read_sources(root: Path = PACKAGE_ROOT) -> dict[str, bytes]:
-    """The computation modules under `root` by dotted name ("<root name>.mnist.ddpm"), as bytes."""
-    sources = {}
+@dataclass(frozen=True)
+class PackageSources:
+    """The computation modules by dotted name ("<root name>.mnist.ddpm"): their code, and the
+    modules each one imports (with the packages around it, whose __init__ importing it runs)."""
+
+    code: dict[str, bytes]
+    imports: dict[str, set[str]]
+
+
+def read_sources(root: Path = PACKAGE_ROOT) -> PackageSources:
+    """Read and parse the package's computation code once."""
+    code = {}
     for path in computation_sources(root):
         parts = (root.name, *path.relative_to(root).with_suffix("").parts)
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        sources[name] = path.read_bytes()
-    return sources
+        code[name] = path.read_bytes()
+    imports = {
+        name: _imported(name, text, code) | {name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
+        for name, text in code.items()
+    }
+    return PackageSources(code, imports)
 
 
 def _imported(module: str, source: bytes, known: dict[str, bytes]) -> set[str]:
@@ -78,22 +92,20 @@ def _imported(module: str, source: bytes, known: dict[str, bytes]) -> set[str]:
     return found
 
 
-def dependency_closure(modules: Iterable[str], sources: dict[str, bytes]) -> set[str]:
-    """`modules` and every computation module they import, directly or not, with the packages
-    around them (importing a module runs its packages' __init__ too)."""
+def dependency_closure(modules: Iterable[str], sources: PackageSources) -> set[str]:
+    """`modules` and every computation module they import, directly or not."""
     closure, todo = set(), list(modules)
     while todo:
         name = todo.pop()
-        if name in closure or name not in sources:
+        if name in closure or name not in sources.code:
             continue
         closure.add(name)
-        parents = {name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
-        todo.extend((_imported(name, sources[name], sources) | parents) - closure)
+        todo.extend(sources.imports[name] - closure)
     return closure
 
 
 @lru_cache(maxsize=1)
-def _loaded_sources() -> dict[str, bytes]:
+def _loaded_sources() -> PackageSources:
     return read_sources(PACKAGE_ROOT)
 
 
@@ -106,19 +118,19 @@ def loaded_source_fingerprint(modules: tuple[str, ...] | None = None) -> str:
 
 
 def source_fingerprint(root: Path = PACKAGE_ROOT, modules: Iterable[str] | None = None,
-                       sources: dict[str, bytes] | None = None) -> str:
+                       sources: PackageSources | None = None) -> str:
     """sha256 over the computation code that `modules` depend on: the whole package's when None,
     or when one of them lies outside the package (a test's compute function, say). Editing
     Part A's code thus leaves Part B's trained models cached."""
     sources = read_sources(root) if sources is None else sources
     modules = None if modules is None else list(modules)
     inside = modules is not None and all(module.split(".")[0] == root.name for module in modules)
-    names = dependency_closure(modules, sources) if inside else set(sources)
+    names = dependency_closure(modules, sources) if inside else set(sources.code)
     digest = hashlib.sha256()
     for name in sorted(names):
         digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(sources[name])
+        digest.update(sources.code[name])
         digest.update(b"\0")
     return digest.hexdigest()
 
