@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffusion_lab import seeding
 from diffusion_lab.mnist.data import MnistSplits
 from diffusion_lab.mnist.precision import autocast, resolve_precision
 from diffusion_lab.mnist.recipes import JudgeRecipe
@@ -53,9 +52,7 @@ def train_judge(
 ) -> TrainingResult:
     """Cross-entropy on the MNIST training set (or its seeded subset); Adam, LR x0.1 overall."""
     run_name = "judge"
-    images, labels = training_subset(
-        data.train_images, data.train_labels, recipe.train_subset, seeding.make_generator(seed, f"{run_name}/subset")
-    )
+    images, labels = training_subset(data, recipe.train_subset, seed, run_name)
 
     def batch_loss(model, x, y, _generator):
         return F.cross_entropy(model(x).float(), y)

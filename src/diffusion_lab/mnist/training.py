@@ -85,11 +85,13 @@ def schedule_for(recipe: DDPMRecipe) -> DDPMSchedule:
 # --- the one training loop -------------------------------------------------------------------
 
 
-def training_subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, generator: torch.Generator):
-    """The first `size` images of a seeded permutation (all of them when size is None)."""
+def training_subset(data: MnistSplits, size: int | None, seed: int, run_name: str):
+    """The first `size` training images and labels of a permutation drawn for (seed, run_name);
+    all of them when size is None."""
+    images, labels = data.train_images, data.train_labels
     if size is None or size >= images.shape[0]:
         return images, labels
-    keep = torch.randperm(images.shape[0], generator=generator)[:size]
+    keep = torch.randperm(images.shape[0], generator=seeding.make_generator(seed, f"{run_name}/subset"))[:size]
     return images[keep], labels[keep]
 
 
@@ -182,9 +184,7 @@ def train_denoiser(
 ) -> TrainingResult:
     """B1.2: minimize || D(x + sigma eps) - x ||^2."""
     run_name = "denoiser"
-    images, labels = training_subset(
-        data.train_images, data.train_labels, recipe.train_subset, seeding.make_generator(seed, f"{run_name}/subset")
-    )
+    images, labels = training_subset(data, recipe.train_subset, seed, run_name)
     sigma = recipe.sigma
 
     def batch_loss(model, x, _labels, generator):
@@ -211,9 +211,7 @@ def train_ddpm(
 ) -> TrainingResult:
     """B2.2 (conditional=False) or B2.4 (conditional=True, class dropout p_uncond)."""
     run_name = "class_ddpm" if conditional else "time_ddpm"
-    images, labels = training_subset(
-        data.train_images, data.train_labels, recipe.train_subset, seeding.make_generator(seed, f"{run_name}/subset")
-    )
+    images, labels = training_subset(data, recipe.train_subset, seed, run_name)
     schedule = schedule_for(recipe)
 
     if conditional:
