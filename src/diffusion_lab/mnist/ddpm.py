@@ -23,8 +23,10 @@ from tqdm.auto import tqdm
 
 from diffusion_lab import schedule as schedule_lib
 from diffusion_lab import seeding
+from diffusion_lab.backends.base import ModelOutput
 from diffusion_lab.mnist.precision import autocast, memory_format, resolve_precision
 from diffusion_lab.mnist.unet import ClassConditionalUNet, fold_batchnorm, one_hot
+from diffusion_lab.sampling import cfg
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,8 @@ def reverse_step(
 
 
 def guided_eps(eps_u: torch.Tensor, eps_c: torch.Tensor, guidance_scale: float) -> torch.Tensor:
-    """Classifier-free guidance: eps = eps_u + g (eps_c - eps_u)."""
-    return eps_u + guidance_scale * (eps_c - eps_u)
+    """Classifier-free guidance: eps = eps_u + g (eps_c - eps_u), Part A's `sampling.cfg`."""
+    return cfg(ModelOutput(eps=eps_c), ModelOutput(eps=eps_u), guidance_scale).eps
 
 
 @dataclass
