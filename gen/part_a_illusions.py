@@ -19,6 +19,7 @@ from diffusion_lab.report.parta_figures import (
     short,
     value_range,
     verdict,
+    working_count,
 )
 
 ctx = BuildContext.from_env()
@@ -91,7 +92,7 @@ if plan.judge:
                f"The judge's verdict on each anagram over its {n} candidates: a candidate works when the judge "
                "reads the first digit as it is and the second through the view.",
                [*model_runs, *anagram_runs])
-    working = sum(run.metrics["judge"]["both_count"] > 0 for run in anagram_runs)
+    working = working_count(anagram_runs)
     page.text(f"By the judge, {working} of {len(anagram_runs)} anagrams have at least one candidate of {n} that "
               "reads as intended both ways.")
 
@@ -176,7 +177,7 @@ if plan.judge:
                f"The judge's verdict on each hybrid over its {n} candidates: a candidate works when the judge reads "
                "the far digit in its low-pass and the near digit in the image itself.",
                [*model_runs, *hybrid_runs])
-    working = sum(run.metrics["judge"]["both_count"] > 0 for run in hybrid_runs)
+    working = working_count(hybrid_runs)
     far_wins = sum(c["read_2"] == run.metrics["judge"]["targets"][0]
                    for run in hybrid_runs for c in run.metrics["judge"]["candidates"])
     page.text(f"By the judge, {working} of {len(hybrid_runs)} hybrids have at least one candidate of {n} that works "

@@ -171,6 +171,11 @@ def verdict(run: RunRecord) -> str:
     return f"works: {k} of {n} candidates read as intended in both views"
 
 
+def working_count(runs: Sequence[RunRecord]) -> int:
+    """How many illusions have at least one candidate the judge reads as intended in both views."""
+    return sum(run.metrics["judge"]["both_count"] > 0 for run in runs)
+
+
 def judge_rows(runs: Sequence[RunRecord], names: Sequence[str]) -> list[list[str]]:
     """One row per illusion: how many candidates work, mean and judge-best probabilities, verdict."""
     rows = []
