@@ -16,7 +16,8 @@ import time
 import torch
 
 from diffusion_lab import seeding
-from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, class_labels, sample
+from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
+from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, class_labels
 from diffusion_lab.mnist.precision import autocast, bf16_is_fast, memory_format
 from diffusion_lab.mnist.unet import ClassConditionalUNet
 
@@ -56,11 +57,11 @@ def sample_images_per_s(width: int, precision: str, device: torch.device, num_sa
     model = ClassConditionalUNet(1, 10, width).eval()
     schedule = DDPMSchedule(num_timesteps=timesteps)
     labels = class_labels(-(-num_samples // 10))[:num_samples]
-    sample(model, DDPMSchedule(num_timesteps=2), num_samples, seeding.make_generator(0, "bench/warm"), device,
-           labels=labels, batch_size=num_samples, precision=precision)
+    sample_digits(partb_noise_model(model, DDPMSchedule(num_timesteps=2), device, precision),
+                  seeding.make_generator(0, "bench/warm"), labels=labels, guidance_scale=5.0, batch_size=num_samples)
     _sync(device)
-    result = sample(model, schedule, num_samples, seeding.make_generator(0, "bench/sample"), device,
-                    labels=labels, batch_size=num_samples, precision=precision)
+    result = sample_digits(partb_noise_model(model, schedule, device, precision), seeding.make_generator(0, "bench/sample"),
+                           labels=labels, guidance_scale=5.0, batch_size=num_samples)
     return result.images_per_s * timesteps / 300
 
 

@@ -1,9 +1,9 @@
 """The Build page (every run of this build, with time and cache status) and the navigation."""
 
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.page import NAV, NavEntry, nav_markdown, render_template, write_file
-from diffusion_lab.report.provenance import git_commit
-from diffusion_lab.report.runs import BUILD_LOG
+from diffusion_lab.runcache.provenance import git_commit
+from diffusion_lab.runcache.runs import BUILD_LOG
 
 ctx = BuildContext.from_env()
 runs = list(BUILD_LOG)

@@ -4,7 +4,7 @@ image-to-image translation."""
 from diffusion_lab.experiments import parta
 from diffusion_lab.experiments.parta_backend import backend_for
 from diffusion_lab.experiments.parta_plan import plan_for
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (
     SECTION,

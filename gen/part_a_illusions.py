@@ -3,7 +3,7 @@
 from diffusion_lab.experiments import parta, parta_illusions
 from diffusion_lab.experiments.parta_backend import backend_for
 from diffusion_lab.experiments.parta_plan import plan_for
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (

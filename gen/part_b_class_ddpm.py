@@ -1,7 +1,8 @@
 """Part B, section 3: the class-conditioned DDPM with classifier-free guidance (B2.4, B2.5), judged."""
 
-from diffusion_lab.experiments import partb
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.experiments import partb, partb_models, partb_training
+from diffusion_lab.profiles import get_profile
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
@@ -9,12 +10,12 @@ from diffusion_lab.report.partb_figures import (
 )
 
 ctx = BuildContext.from_env()
-recipe = partb.recipes(ctx).class_ddpm
+recipe = get_profile(ctx.profile).partb.class_ddpm
 show = partb.showcase(ctx)
 page = Page("part-b/class-conditioned-ddpm.md", "B3. Class conditioning and classifier-free guidance", ctx,
             section="Part B: diffusion from scratch")
-trained = partb.ddpm_training(ctx, conditional=True)
-samples = partb.ddpm_samples(ctx, conditional=True, guidance_scale=5.0)
+trained = partb_training.ddpm_training(ctx, conditional=True)
+samples = partb.ddpm_samples(ctx, conditional=True)
 
 page.text(rf"""
 ## B2.4 Adding class conditioning
@@ -39,10 +40,10 @@ samples_per_epoch(page, trained, samples, n_cols=10, per_class=show.per_class_gr
 reverse_process_gif(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
                     what="the class-conditioned UNet at g = 5")
 
-judged = partb.judge_training(ctx)
+judged = partb_training.judge_training(ctx)
 reference = partb.judge_reference(ctx)
 sweep = partb.guidance_sweep(ctx)
-judge_recipe = partb.recipes(ctx).judge
+judge_recipe = get_profile(ctx.profile).partb.judge
 page.text(f"""
 ## Judging the samples
 
@@ -66,7 +67,7 @@ page.table(
       fmt(row["frechet_distance"]), fmt(reference.metrics["frechet_floor"]), f"{row['images_per_s']:,.0f}"]
      for row in rows],
     f"The guidance sweep: {sweep.params['per_class']} samples of each digit per g, from the last kept checkpoint "
-    f"({partb.checkpoint_label(trained, partb.checkpoint_epochs(trained)[-1])}), drawn with Part A's strided "
+    f"({partb_models.checkpoint_label(trained, partb_models.checkpoint_epochs(trained)[-1])}), drawn with Part A's strided "
     f"sampler on {sweep.metrics['steps']} of the {recipe.num_timesteps} steps (every {sweep.params['stride']}"
     f"{'st' if sweep.params['stride'] == 1 else 'th'}). Accuracy rises with g while diversity falls; the "
     "Fréchet distance shows the trade-off.",
@@ -85,12 +86,12 @@ page.text("## Cost")
 page.table(
     TRAINING_COST_HEADERS,
     training_cost_rows({
-        "single-step denoiser": partb.denoiser_training(ctx),
-        "time-conditioned UNet": partb.ddpm_training(ctx, conditional=False),
+        "single-step denoiser": partb_training.denoiser_training(ctx),
+        "time-conditioned UNet": partb_training.ddpm_training(ctx, conditional=False),
         "class-conditioned UNet": trained,
         "judge classifier": judged,
     }),
     "Training wall time and throughput of every Part B model on this build's device.",
-    [partb.denoiser_training(ctx), partb.ddpm_training(ctx, conditional=False), trained, judged],
+    [partb_training.denoiser_training(ctx), partb_training.ddpm_training(ctx, conditional=False), trained, judged],
 )
 page.save()

@@ -1,14 +1,15 @@
 """Part B, section 1: the single-step denoiser (B1.1 to B1.3)."""
 
-from diffusion_lab.experiments import partb
+from diffusion_lab.experiments import partb, partb_models, partb_training
 from diffusion_lab.experiments.partb_noising import noising_run
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.profiles import get_profile
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.figures import image_grid, image_row
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import TRAINING_COST_HEADERS, fmt, loss_curve, training_cost_rows
 
 ctx = BuildContext.from_env()
-recipe = partb.recipes(ctx).denoiser
+recipe = get_profile(ctx.profile).partb.denoiser
 page = Page("part-b/single-step-denoiser.md", "B1. Training a single-step denoiser", ctx,
             section="Part B: diffusion from scratch")
 
@@ -28,10 +29,10 @@ page.figure(
     noising, pixelated=True,
 )
 
-trained = partb.denoiser_training(ctx)
+trained = partb_training.denoiser_training(ctx)
 results = partb.denoiser_results(ctx)
 stored = results.load("results.pt")
-epochs = partb.checkpoint_epochs(trained)
+epochs = partb_models.checkpoint_epochs(trained)
 
 page.text(f"""
 ## B1.2 Training
@@ -49,11 +50,11 @@ rows = [list(stored["shown_clean"]), list(stored["shown_noisy"])]
 row_titles = ["clean", f"σ = {recipe.sigma}"]
 for epoch in epochs:
     rows.append(list(stored["per_epoch"][str(epoch)]))
-    row_titles.append(f"denoised,\n{partb.checkpoint_label(trained, epoch).split(' (')[0]}")
+    row_titles.append(f"denoised,\n{partb_models.checkpoint_label(trained, epoch).split(' (')[0]}")
 page.figure(
     image_grid(rows, row_titles=row_titles, cell_inches=0.8),
     "Test digits (not seen in training), noised at σ = 0.5 and denoised by the model after each kept epoch: "
-    + "; ".join(partb.checkpoint_label(trained, e) for e in epochs) + ".",
+    + "; ".join(partb_models.checkpoint_label(trained, e) for e in epochs) + ".",
     [trained, results], pixelated=True,
 )
 
@@ -67,7 +68,7 @@ page.figure(
     image_grid([list(stored["ood_noisy"]), list(stored["ood_denoised"])],
                col_titles=[f"σ = {s}" for s in ood_sigmas], row_titles=["noisy", "denoised"], cell_inches=1.0),
     "One test digit noised at σ ∈ {" + ", ".join(str(s) for s in ood_sigmas) + "} (top) and the denoiser's output "
-    f"(bottom, {partb.checkpoint_label(trained, epochs[-1])}).",
+    f"(bottom, {partb_models.checkpoint_label(trained, epochs[-1])}).",
     [trained, results], pixelated=True,
 )
 

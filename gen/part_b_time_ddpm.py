@@ -1,17 +1,18 @@
 """Part B, section 2: the time-conditioned DDPM (B2.1 to B2.3)."""
 
-from diffusion_lab.experiments import partb
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.experiments import partb, partb_training
+from diffusion_lab.profiles import get_profile
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     TRAINING_COST_HEADERS, loss_curve, reverse_process_gif, samples_per_epoch, training_cost_rows,
 )
 
 ctx = BuildContext.from_env()
-recipe = partb.recipes(ctx).time_ddpm
+recipe = get_profile(ctx.profile).partb.time_ddpm
 page = Page("part-b/time-conditioned-ddpm.md", "B2. Training a time-conditioned DDPM", ctx,
             section="Part B: diffusion from scratch")
-trained = partb.ddpm_training(ctx, conditional=False)
+trained = partb_training.ddpm_training(ctx, conditional=False)
 samples = partb.ddpm_samples(ctx, conditional=False)
 
 page.text(rf"""

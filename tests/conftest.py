@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.runcache.context import BuildContext
 
 # Test tensors are tiny: one thread is faster than two (no sync cost), and a fixed count keeps
 # float results the same from machine to machine.

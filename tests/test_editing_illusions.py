@@ -8,7 +8,7 @@ from test_schedule_sampling import TinyNoiseModel
 
 from diffusion_lab import blur, editing, illusions, schedule
 from diffusion_lab.backends.base import UnknownPrompt
-from diffusion_lab.mnist.metrics import psnr
+from diffusion_lab.metrics import psnr
 from diffusion_lab.sampling import sample
 from diffusion_lab.seeding import make_generator
 

@@ -86,9 +86,8 @@ def test_predict_feeds_t_over_T_and_broadcasts_the_condition():
 
 
 def test_timestep_convention_agrees_with_part_b():
-    """Our 0-based k is Part B's t = k + 1: the same network input, and the same step mean from
-    k to k - 1 as Part B's reverse step from t to t - 1 (the last one returning x0_hat). The noise
-    differs on purpose: Part B's sampler adds sqrt(b_t) z, this backend the posterior variance."""
+    """Our 0-based k is Part B's t = k + 1: the same network input, and the step mean from k to
+    k - 1 is the write-up's B2.3 update from t to t - 1 (the last one returning x0_hat)."""
     T = 20
     part_b = ddpm.DDPMSchedule(num_timesteps=T)
     model = backend(num_timesteps=T)
@@ -100,5 +99,23 @@ def test_timestep_convention_agrees_with_part_b():
         expected_eps = model.unet(x, part_b.net_time(torch.full((2,), k + 1)), condition.expand(2, -1))
         torch.testing.assert_close(eps, expected_eps, rtol=0, atol=0)
         ours = schedule.step(x, eps, k, k - 1, model.alphas_cumprod).prev_sample
-        theirs = ddpm.reverse_step(part_b, x, eps, k + 1, None)
-        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+        t = k + 1
+        abar_t, abar_prev = part_b.alphas_cumprod[t], part_b.alphas_cumprod[t - 1]
+        a_t, b_t = part_b.alphas[t], part_b.betas[t]
+        x0_hat = (x - (1 - abar_t) ** 0.5 * eps) / abar_t**0.5
+        theirs = abar_prev**0.5 * b_t / (1 - abar_t) * x0_hat + a_t**0.5 * (1 - abar_prev) / (1 - abar_t) * x
+        torch.testing.assert_close(ours, theirs.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_time_conditioned_unet_takes_only_the_empty_prompt():
+    from diffusion_lab.mnist.unet import TimeConditionalUNet
+
+    abar = ddpm.DDPMSchedule(num_timesteps=20).alphas_cumprod[1:]
+    model = MnistBackend(TimeConditionalUNet(1, 8).eval(), abar, "cpu")
+    condition = model.encode("")
+    assert condition.shape == (1, 0)
+    with pytest.raises(UnknownPrompt, match="no class input"):
+        model.encode("a handwritten 7")
+    x = torch.randn(3, 1, 28, 28)
+    expected = model.unet(x, torch.full((3,), 5 / 20))
+    assert torch.equal(model.predict(x, 4, condition).eps, expected)

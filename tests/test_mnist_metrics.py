@@ -10,10 +10,10 @@ import scipy.linalg
 import torch
 
 from diffusion_lab.blur import best_blur
-from diffusion_lab.mnist import metrics
+from diffusion_lab import metrics
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.judge import Judge, JudgeNet, train_judge
-from diffusion_lab.mnist.recipes import get_recipes
+from diffusion_lab.profiles import get_profile
 from diffusion_lab.mnist.training import seeded
 
 
@@ -114,7 +114,7 @@ def test_best_gaussian_blur_beats_the_noisy_input_and_blurs_more_for_more_noise(
 
 def test_the_tiny_judge_learns_mnist():
     data = load_mnist()
-    recipe = get_recipes("tiny").judge
+    recipe = get_profile("tiny").partb.judge
     result = train_judge(recipe, data, "cpu", seed=0, progress=False)
     judge = Judge(result.model, "cpu")
     accuracy = judge.accuracy(data.test_images[:2000], data.test_labels[:2000])

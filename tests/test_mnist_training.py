@@ -1,4 +1,5 @@
-"""Part B DDPM math against diffusers, sampling invariants, recipes and the training loops."""
+"""Part B DDPM schedule and losses against diffusers, the recipes and the training loops (sampling:
+test_partb_sampling.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from diffusion_lab import seeding
 from diffusion_lab.mnist import ddpm
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.precision import resolve_precision
-from diffusion_lab.mnist.recipes import RECIPES, get_recipes
 from diffusion_lab.mnist.training import seeded, train_ddpm, train_denoiser
-from diffusion_lab.mnist.unet import ClassConditionalUNet, TimeConditionalUNet, one_hot
+from diffusion_lab.mnist.unet import ClassConditionalUNet, TimeConditionalUNet
+from diffusion_lab.profiles import PROFILES, get_profile
 
-TINY = get_recipes("tiny")
+TINY = get_profile("tiny").partb
 
 
 @pytest.fixture(scope="module")
@@ -54,101 +55,7 @@ def test_q_sample_has_the_forward_process_mean_and_variance(t):
     torch.testing.assert_close(x_t.var(0), torch.full((1, 4, 4), 1 - alpha_prod_t), atol=0.03, rtol=0.03)
 
 
-# --- the reverse step ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("t", [300, 151, 2, 1])
-def test_reverse_step_matches_diffusers_fixed_large(t):
-    """diffusers' 0-based timestep i is our t = i + 1; its 'fixed_large' variance is beta_t.
-
-    diffusers keeps the schedule in float32, where 1 - abar_t near t = 1 (about 3e-4) carries a
-    relative error of about 2e-4; we keep float64, hence the 1e-3 tolerance. A wrong
-    coefficient or index is off by far more."""
-    schedule = ddpm.DDPMSchedule()
-    oracle = DDPMScheduler(num_train_timesteps=300, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
-                           variance_type="fixed_large", clip_sample=False)
-    source = torch.Generator().manual_seed(1)
-    x_t, eps_hat = torch.randn(2, 1, 28, 28, generator=source), torch.randn(2, 1, 28, 28, generator=source)
-    expected = oracle.step(eps_hat, t - 1, x_t, generator=torch.Generator().manual_seed(7)).prev_sample
-    z = seeding.randn(x_t.shape, torch.Generator().manual_seed(7)) if t > 1 else None
-    torch.testing.assert_close(ddpm.reverse_step(schedule, x_t, eps_hat, t, z), expected, atol=1e-3, rtol=1e-3)
-
-
-def test_last_step_returns_the_clean_estimate():
-    schedule = ddpm.DDPMSchedule()
-    x_0 = torch.rand(2, 1, 28, 28)
-    eps = torch.randn(2, 1, 28, 28)
-    x_1 = ddpm.q_sample(schedule, x_0, torch.tensor([1, 1]), eps)
-    torch.testing.assert_close(ddpm.reverse_step(schedule, x_1, eps, 1, None), x_0, atol=1e-5, rtol=0)
-
-
-# --- sampling ------------------------------------------------------------------------------------
-
-
-def _tiny_model(conditional: bool, seed: int = 0):
-    factory = (lambda: ClassConditionalUNet(1, 10, 8)) if conditional else (lambda: TimeConditionalUNet(1, 8))
-    return seeded(factory, seed, "test-model").eval()
-
-
-def _sample(model, seed, **kwargs):
-    kwargs.setdefault("precision", "fp32")
-    return ddpm.sample(model, ddpm.DDPMSchedule(12), 6, seeding.make_generator(seed, "sample"), **kwargs)
-
-
-@pytest.mark.parametrize("conditional", [False, True])
-def test_sampling_repeats_for_a_seed_and_differs_for_another(conditional):
-    model = _tiny_model(conditional)
-    labels = torch.tensor([0, 1, 2, 3, 4, 5]) if conditional else None
-    first = _sample(model, 0, labels=labels).samples
-    assert torch.equal(first, _sample(model, 0, labels=labels).samples)
-    assert not torch.allclose(first, _sample(model, 1, labels=labels).samples)
-    assert first.shape == (6, 1, 28, 28) and torch.isfinite(first).all()
-
-
-def _conditional_only_loop(model, schedule, labels, generator):
-    """Algorithm B.4 written out with the conditional estimate alone (no guidance)."""
-    x_t = seeding.randn((labels.shape[0], 1, 28, 28), generator)
-    c = one_hot(labels)
-    for t in range(schedule.num_timesteps, 0, -1):
-        eps_c = model(x_t, torch.full((labels.shape[0],), t / schedule.num_timesteps), c)
-        z = seeding.randn(x_t.shape, generator) if t > 1 else None
-        x_t = ddpm.reverse_step(schedule, x_t, eps_c, t, z)
-    return x_t
-
-
-def test_guidance_scale_one_is_plain_conditional_sampling():
-    model, schedule = _tiny_model(True), ddpm.DDPMSchedule(12)
-    labels = torch.tensor([0, 3, 7, 9])
-    guided = ddpm.sample(model, schedule, 4, seeding.make_generator(0, "s"), labels=labels,
-                         guidance_scale=1.0, precision="fp32").samples
-    plain = _conditional_only_loop(model, schedule, labels, seeding.make_generator(0, "s"))
-    torch.testing.assert_close(guided, plain, atol=1e-4, rtol=1e-4)
-    other = ddpm.sample(model, schedule, 4, seeding.make_generator(0, "s"), labels=labels,
-                        guidance_scale=5.0, precision="fp32").samples
-    assert (other - plain).abs().max() > 1e-5  # an untrained net barely tells classes apart
-
-
-def test_guided_eps_is_uncond_plus_g_times_difference():
-    eps_u, eps_c = torch.tensor([1.0, -2.0]), torch.tensor([3.0, 0.0])
-    assert torch.equal(ddpm.guided_eps(eps_u, eps_c, 1.0), eps_c)
-    assert torch.equal(ddpm.guided_eps(eps_u, eps_c, 0.0), eps_u)
-    assert torch.equal(ddpm.guided_eps(eps_u, eps_c, 5.0), torch.tensor([11.0, 8.0]))
-
-
-def test_frames_start_from_noise_and_end_at_the_samples():
-    result = _sample(_tiny_model(False), 0, frame_every=5)
-    assert result.frame_timesteps == [12, 7, 2, 0]
-    assert result.frames.shape == (4, 6, 1, 28, 28)
-    torch.testing.assert_close(result.frames[-1], result.samples)
-    torch.testing.assert_close(result.frames[0], seeding.randn((6, 1, 28, 28), seeding.make_generator(0, "sample")))
-
-
-def test_batched_sampling_counts_network_evaluations_and_keeps_labels():
-    labels = torch.tensor([1, 1, 2, 2, -1, 5])
-    result = _sample(_tiny_model(True), 0, labels=labels, batch_size=4)
-    assert result.samples.shape == (6, 1, 28, 28)
-    assert result.network_evaluations == 2 * 6 * 12
-    assert torch.equal(result.labels, labels)
+# --- losses ----------------------------------------------------------------------------------------
 
 
 def test_class_dropout_zeroes_about_p_uncond_of_the_rows():
@@ -174,7 +81,7 @@ def test_class_dropout_zeroes_about_p_uncond_of_the_rows():
 
 
 def test_full_recipe_is_the_course_recipe():
-    full = get_recipes("full")
+    full = get_profile("full").partb
     d = full.denoiser
     assert (d.num_hiddens, d.batch_size, d.epochs, d.learning_rate, d.sigma, d.checkpoint_epochs) == (
         128, 256, 5, 1e-4, 0.5, (1, 5))
@@ -187,9 +94,9 @@ def test_full_recipe_is_the_course_recipe():
     assert full.class_ddpm.p_uncond == 0.1
 
 
-@pytest.mark.parametrize("profile", sorted(RECIPES))
+@pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_recipes_serialize_and_checkpoints_fall_inside_training(profile):
-    recipes = get_recipes(profile)
+    recipes = get_profile(profile).partb
     json.dumps(recipes.to_dict())
     for recipe in (recipes.denoiser, recipes.time_ddpm, recipes.class_ddpm):
         assert max(recipe.checkpoint_epochs) == recipe.epochs
@@ -198,7 +105,7 @@ def test_recipes_serialize_and_checkpoints_fall_inside_training(profile):
 
 def test_unknown_profile_and_precision_are_refused():
     with pytest.raises(ValueError, match="quick"):
-        get_recipes("medium")
+        get_profile("medium")
     with pytest.raises(ValueError):
         resolve_precision("fp16", "cpu")
 

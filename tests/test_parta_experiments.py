@@ -24,7 +24,7 @@ from diffusion_lab.experiments.parta_plan import (
 )
 from diffusion_lab.experiments.parta_upsample import upsampled
 from diffusion_lab.illusions import VIEWS
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.runcache.context import BuildContext
 
 REPO = Path(__file__).resolve().parents[1]
 

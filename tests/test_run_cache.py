@@ -2,9 +2,9 @@ import dataclasses
 import pytest
 import torch
 
-from diffusion_lab.report import runs
-from diffusion_lab.report.provenance import source_fingerprint
-from diffusion_lab.report.runs import cached_run
+from diffusion_lab.runcache import runs
+from diffusion_lab.runcache.provenance import source_fingerprint
+from diffusion_lab.runcache.runs import cached_run
 
 
 class CountingCompute:

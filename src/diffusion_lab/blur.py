@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torchvision.transforms.functional import gaussian_blur as _tv_gaussian_blur
 
-from diffusion_lab.mnist.metrics import psnr
+from diffusion_lab.metrics import psnr
 
 KERNEL_SIZES = (3, 5, 7, 9, 11, 13, 15, 19, 25, 33)
 SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from diffusion_lab.profiles import COURSE_GUIDANCE, PROFILE_NAMES
+
 EXIT_USAGE = 2
 
 
@@ -47,7 +49,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def _context(args):
-    from diffusion_lab.report.context import BuildContext
+    from diffusion_lab.runcache.context import BuildContext
 
     overrides = {"seed": args.seed}
     if args.profile:
@@ -60,7 +62,7 @@ def _context(args):
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", choices=("tiny", "quick", "full"), help="recipe size (default: full on CUDA, else quick)")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, help="recipe size (default: full on CUDA, else quick)")
     parser.add_argument("--seed", type=int, default=0, help="global seed every generator derives from (default 0)")
     parser.add_argument("--cache-dir", help="run cache folder (default: $DIFFUSION_LAB_CACHE or .cache)")
     parser.add_argument("--out", required=True, type=Path, help="output file")
@@ -79,20 +81,21 @@ def _positive_int(text: str) -> int:
 def _sample_digits(args) -> None:
     import numpy as np
 
-    from diffusion_lab.experiments import partb
-    from diffusion_lab.mnist import ddpm
+    from diffusion_lab.experiments import partb, partb_models, partb_training
+    from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
+    from diffusion_lab.mnist.ddpm import class_labels
     from diffusion_lab.seeding import make_generator
 
     check_output(args.out, (".npz",))
     ctx = _context(args)
-    trained = partb.ddpm_training(ctx, conditional=True)
+    trained = partb_training.ddpm_training(ctx, conditional=True)
     print(f"class-conditioned UNet: {'cached' if trained.hit else 'trained'} ({ctx.profile} profile, "
           f"key {trained.key[:12]})", file=sys.stderr)
-    labels = ddpm.class_labels(args.per_class)
-    result = ddpm.sample(
-        partb.load_ddpm(ctx, trained), partb.ddpm_schedule(ctx, conditional=True), labels.shape[0],
-        make_generator(ctx.seed, "cli/sample-digits"), ctx.device, labels=labels,
-        guidance_scale=args.guidance, batch_size=partb.showcase(ctx).sample_batch, progress=True,
+    labels = class_labels(args.per_class)
+    model = partb_noise_model(partb_models.load_ddpm(ctx, trained), partb_models.ddpm_schedule(trained), ctx.device)
+    result = sample_digits(
+        model, make_generator(ctx.seed, "cli/sample-digits"), labels=labels, guidance_scale=args.guidance,
+        batch_size=partb.showcase(ctx).sample_batch, progress=True,
     )
     images = result.samples[:, 0].clamp(0, 1).numpy().astype(np.float32)
 
@@ -107,7 +110,8 @@ def _sample_digits(args) -> None:
 def _add_sample_digits(commands) -> None:
     parser = commands.add_parser("sample-digits", help="class-conditioned MNIST samples with classifier-free guidance")
     _add_common(parser)
-    parser.add_argument("--guidance", type=float, default=5.0, help="CFG scale g (default 5)")
+    parser.add_argument("--guidance", type=float, default=COURSE_GUIDANCE,
+                        help=f"CFG scale g (default {COURSE_GUIDANCE:g}, the course's)")
     parser.add_argument("--per-class", type=_positive_int, default=10, help="samples of each digit (default 10)")
     parser.set_defaults(run=_sample_digits)
 

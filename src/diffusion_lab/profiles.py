@@ -1,27 +1,153 @@
-"""Profiles say how much compute a build spends; the recipes themselves are data in mnist/recipes.py."""
+"""The one profile table: every number that differs between `tiny`, `quick` and `full`.
+
+A profile says how much compute a build spends: the Part B training recipes (their fields are
+defined in `mnist/recipes.py`) and how much each page shows and measures (`Showcase`). Code never
+branches on a profile's name; it reads the row. A run takes what it uses of a row through its
+parameters (`to_dict()`), which are part of its cache key, so this module itself is not: a new
+sample count here recomputes the runs that show samples and retrains nothing.
+
+`full` is the course recipe (SPEC.md B1.2, B2.2, B2.4). `quick` is sized so that all of Part B
+(denoiser, time DDPM, class DDPM, judge) trains cold in about 6 minutes on a 2-core CPU with
+bf16 autocast, while class-conditioned samples at g = 5 still score >= 98% with the judge.
+`tiny` exists for tests.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
-PROFILE_NAMES = ("tiny", "quick", "full")
+from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, JudgeRecipe, PartBRecipes
+
 BACKEND_NAMES = ("mnist", "deepfloyd")
+
+# The course's classifier-free guidance scale for the class-conditioned MNIST DDPM (B2.5); Part A
+# uses it too when that model draws. The write-up's g = 7 is DeepFloyd IF's.
+COURSE_GUIDANCE = 5.0
 
 
 @dataclass(frozen=True)
-class ProfileInfo:
+class Showcase:
+    """How much each profile shows and measures (sample counts), beside the training recipes."""
+
+    denoiser_digits: int  # test digits shown after each kept epoch
+    metric_images: int  # test images behind the PSNR / SSIM table
+    time_samples: int  # time-conditioned samples per kept epoch
+    per_class_grid: int  # class-conditioned samples of each digit per kept epoch
+    sweep_per_class: int  # samples of each digit per guidance scale, for the judge
+    sweep_stride: int  # the sweep samples with Part A's strided sampler: every this many of T steps
+    gif_frame_every: int  # reverse-process animation: one frame every this many steps
+    sample_batch: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Profile:
     name: str
     purpose: str
     cost: str
+    partb: PartBRecipes
+    showcase: Showcase
 
 
-PROFILES = {
-    "tiny": ProfileInfo("tiny", "tests and CI: every page renders, the pictures are noise", "seconds"),
-    "quick": ProfileInfo("quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores"),
-    "full": ProfileInfo("full", "the write-up's exact recipe; the default when CUDA is present", "about two minutes on one H100, hours on a CPU"),
+_FULL = PartBRecipes(
+    profile="full",
+    denoiser=DenoiserRecipe(
+        num_hiddens=128, batch_size=256, epochs=5, learning_rate=1e-4, sigma=0.5,
+        checkpoint_epochs=(1, 5), checkpoint_labels=("epoch 1 of 5", "epoch 5 of 5"),
+    ),
+    time_ddpm=DDPMRecipe(
+        num_hiddens=64, batch_size=128, epochs=20, learning_rate=1e-3,
+        checkpoint_epochs=(5, 20), checkpoint_labels=("epoch 5 of 20", "epoch 20 of 20"),
+    ),
+    class_ddpm=DDPMRecipe(
+        num_hiddens=64, batch_size=128, epochs=20, learning_rate=1e-3,
+        checkpoint_epochs=(5, 20), checkpoint_labels=("epoch 5 of 20", "epoch 20 of 20"),
+    ),
+    judge=JudgeRecipe(channels=32, feature_dim=128, batch_size=128, epochs=5, learning_rate=1e-3),
+    notes="The course recipe (SPEC.md), unchanged.",
+)
+
+# Measured on the 2-core AMX CPU this project is built on; see the module docstring.
+_QUICK = PartBRecipes(
+    profile="quick",
+    denoiser=DenoiserRecipe(
+        num_hiddens=32, batch_size=256, epochs=2, learning_rate=1e-3, sigma=0.5,
+        checkpoint_epochs=(1, 2),
+        checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 of 5)", "epoch 2 of 2 (stands in for epoch 5 of 5)"),
+        train_subset=15_000,
+    ),
+    time_ddpm=DDPMRecipe(
+        num_hiddens=32, batch_size=128, epochs=2, learning_rate=2e-3,
+        checkpoint_epochs=(1, 2),
+        checkpoint_labels=("epoch 1 of 2 (stands in for epoch 5 of 20)", "epoch 2 of 2 (stands in for epoch 20 of 20)"),
+        train_subset=20_000,
+    ),
+    class_ddpm=DDPMRecipe(
+        num_hiddens=32, batch_size=128, epochs=4, learning_rate=2e-3,
+        checkpoint_epochs=(1, 4),
+        checkpoint_labels=("epoch 1 of 4 (stands in for epoch 5 of 20)", "epoch 4 of 4 (stands in for epoch 20 of 20)"),
+        train_subset=40_000,
+    ),
+    judge=JudgeRecipe(channels=32, feature_dim=128, batch_size=128, epochs=2, learning_rate=2e-3),
+    notes=(
+        "Course architecture at width 32 (oneDNN runs 32 channels faster than 24), fewer epochs on "
+        "seeded subsets, Adam at 1e-3 / 2e-3; checkpoints after the first and last epoch."
+    ),
+)
+
+_TINY = PartBRecipes(
+    profile="tiny",
+    denoiser=DenoiserRecipe(
+        num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3, sigma=0.5,
+        checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
+        train_subset=512, precision="fp32",
+    ),
+    time_ddpm=DDPMRecipe(
+        num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3,
+        checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
+        num_timesteps=20, train_subset=512, precision="fp32",
+    ),
+    class_ddpm=DDPMRecipe(
+        num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3,
+        checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
+        num_timesteps=20, train_subset=512, precision="fp32",
+    ),
+    judge=JudgeRecipe(channels=8, feature_dim=32, batch_size=64, epochs=2, learning_rate=3e-3,
+                      train_subset=2048, precision="fp32"),
+    notes="Seconds, for tests: the numbers mean nothing.",
+)
+
+PROFILES: dict[str, Profile] = {
+    "tiny": Profile(
+        "tiny", "tests and CI: every page renders, the pictures are noise", "seconds", _TINY,
+        Showcase(denoiser_digits=4, metric_images=64, time_samples=8, per_class_grid=1,
+                 sweep_per_class=3, sweep_stride=2, gif_frame_every=5, sample_batch=100),
+    ),
+    "quick": Profile(
+        "quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores",
+        _QUICK,
+        Showcase(denoiser_digits=8, metric_images=1000, time_samples=40, per_class_grid=4,
+                 sweep_per_class=20, sweep_stride=10, gif_frame_every=10, sample_batch=500),
+    ),
+    "full": Profile(
+        "full", "the write-up's exact recipe; the default when CUDA is present",
+        "about two minutes on one H100, hours on a CPU", _FULL,
+        Showcase(denoiser_digits=8, metric_images=2000, time_samples=40, per_class_grid=4,
+                 sweep_per_class=100, sweep_stride=1, gif_frame_every=10, sample_batch=1000),
+    ),
 }
+PROFILE_NAMES = tuple(PROFILES)
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}") from None
 
 
 def default_profile() -> str:
@@ -29,9 +155,7 @@ def default_profile() -> str:
 
 
 def check_profile(name: str) -> str:
-    if name not in PROFILE_NAMES:
-        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}")
-    return name
+    return get_profile(name).name
 
 
 def check_backend(name: str) -> str:

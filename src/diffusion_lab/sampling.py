@@ -117,6 +117,7 @@ def iterative_denoise(
     noise_view: Callable[[torch.Tensor], torch.Tensor] | None = None,
     callback: StepCallback | None = None,
     callback_every: int = 1,
+    scalar_dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> torch.Tensor:
     """Denoise x, which is at timesteps[i_start], through every later timestep and a final step
@@ -128,6 +129,7 @@ def iterative_denoise(
     x0_clip: diffusers' clip_sample / thresholding of x0_hat (None: as the course, no clipping).
     project: applied to x after every step as project(x_t', t').
     callback: callback(i, t, x_t) before the steps i_start, i_start + k, ... (k = callback_every).
+    scalar_dtype: precision of the step's coefficients (`schedule.step`); float32 is diffusers'.
     """
     estimate = _resolve_estimate(model, estimate, condition, guidance, uncond)
     timesteps = schedule.check_timesteps(
@@ -155,6 +157,7 @@ def iterative_denoise(
             variance_type=model.variance_type,
             predicted_variance=out.variance,
             x0_clip=x0_clip,
+            scalar_dtype=scalar_dtype,
         ).prev_sample
         if project is not None:
             x = project(x, t_prev)
@@ -172,7 +175,7 @@ def sample(
     **loop_options,
 ) -> torch.Tensor:
     """n samples from pure noise: x_T ~ N(0, I) at timesteps[0], then `iterative_denoise`
-    (guidance, uncond, estimate, x0_clip, callback, progress pass through)."""
+    (guidance, uncond, estimate, x0_clip, callback, scalar_dtype, progress pass through)."""
     x_T = draw_noise((n, *model.sample_shape), generator, model.device, model.dtype, noise_view)
     return iterative_denoise(
         model, x_T, timesteps, 0, condition, generator, noise_view=noise_view, **loop_options

@@ -18,24 +18,14 @@ from typing import Any
 import torch
 
 from diffusion_lab import seeding
+# The forward process and timestep lists are shared with Part B's training, one layer down.
+from diffusion_lab.forward_process import abar_at, add_noise, strided_timesteps  # noqa: F401
 
 # diffusers clamps the posterior variance before taking its log; matching it keeps the last steps equal.
 MIN_POSTERIOR_VARIANCE = 1e-20
 
 
 # --- timesteps ----------------------------------------------------------------------------------
-
-
-def strided_timesteps(start: int, stride: int, num_timesteps: int) -> list[int]:
-    """start, start - stride, ..., ending at 0 (appended when stride does not divide start)."""
-    if not 0 <= start < num_timesteps:
-        raise ValueError(f"start must lie in [0, {num_timesteps}), got {start}")
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    timesteps = list(range(start, -1, -stride))
-    if timesteps[-1] != 0:
-        timesteps.append(0)
-    return timesteps
 
 
 def check_timesteps(timesteps: list[int], num_timesteps: int) -> list[int]:
@@ -50,22 +40,7 @@ def check_timesteps(timesteps: list[int], num_timesteps: int) -> list[int]:
     return timesteps
 
 
-def abar_at(alphas_cumprod: torch.Tensor, t: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """abar_t as a 0-dim tensor, with abar_{-1} = 1 (the step after the last timestep).
-
-    Scalars are float32 0-dim tensors by default, combined in diffusers' order, because that makes
-    our steps bit-equal to DDPMScheduler's; 0-dim CPU tensors act as scalars on any device and dtype.
-    """
-    return torch.ones((), dtype=dtype) if t < 0 else alphas_cumprod[t].to(dtype)
-
-
 # --- forward process -----------------------------------------------------------------------------
-
-
-def add_noise(x0: torch.Tensor, eps: torch.Tensor, t: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps   (DDPM eq. 4)."""
-    abar_t = abar_at(alphas_cumprod, int(t))
-    return abar_t**0.5 * x0 + (1 - abar_t) ** 0.5 * eps
 
 
 def forward(

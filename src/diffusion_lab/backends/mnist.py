@@ -11,7 +11,12 @@ so the strided loop's final step from k = 0 to k' = -1 (abar = 1) is Part B's st
 to clean data, returning x0_hat with no noise. Pass `DDPMSchedule(...).alphas_cumprod[1:]`.
 
 Conditions are float one-hot rows (1, 10); the zero row is the unconditional estimate that
-classifier-free guidance needs (the net was trained with classes dropped to zero rows).
+classifier-free guidance needs (the net was trained with classes dropped to zero rows). A
+time-conditioned UNet (B2.1, no class input) takes only the empty prompt, whose condition is an
+empty row (1, 0).
+
+Part A runs this model on ~34 strided steps with the fixed posterior variance; Part B's own
+sampler (Algorithms B.3, B.4) is the same loop on all T steps (stride 1) with `fixed_large`.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from diffusion_lab import schedule
-from diffusion_lab.backends.base import ModelOutput, UnknownPrompt
+from diffusion_lab.backends.base import ModelOutput, UnknownPrompt, VarianceType
+from diffusion_lab.forward_process import strided_timesteps
 from diffusion_lab.mnist.precision import autocast, resolve_precision
 from diffusion_lab.mnist.unet import one_hot
 
@@ -62,10 +67,17 @@ def default_stride(num_timesteps: int) -> int:
     return max(1, round(num_timesteps / TARGET_STEPS))
 
 
-class MnistBackend:
-    """NoiseModel around a UNet with forward(x (N,1,28,28), t (N,) = t/T, c (N,10) one-hot) -> eps."""
+def loop_timesteps(num_timesteps: int, stride: int | None = None) -> list[int]:
+    """The descending list the loops run on: every `stride`-th timestep down to 0, starting at the
+    largest multiple of the stride below T (default stride: about TARGET_STEPS steps over T)."""
+    stride = default_stride(num_timesteps) if stride is None else stride
+    return strided_timesteps((num_timesteps - 1) // stride * stride, stride, num_timesteps)
 
-    variance_type = "fixed_small"
+
+class MnistBackend:
+    """NoiseModel around a UNet with forward(x (N,1,28,28), t (N,) = t/T, c (N,10) one-hot) -> eps,
+    or forward(x, t) for a time-conditioned UNet (one without `num_classes`)."""
+
     sample_shape = (1, 28, 28)
     data_range = (0.0, 1.0)
 
@@ -79,6 +91,7 @@ class MnistBackend:
         *,
         stride: int | None = None,
         precision: str = "fp32",
+        variance_type: VarianceType = "fixed_small",
     ) -> None:
         alphas_cumprod = torch.as_tensor(schedule_alphas_cumprod, dtype=torch.float64).cpu()
         if float(alphas_cumprod[0]) >= 1.0:
@@ -94,29 +107,35 @@ class MnistBackend:
         self.precision = resolve_precision(precision, self.device)
         self.alphas_cumprod = alphas_cumprod
         self.num_timesteps = len(alphas_cumprod)
+        self.variance_type = variance_type
+        self.num_classes = getattr(self.unet, "num_classes", 0)  # 0: a time-conditioned UNet
         self.stride = default_stride(self.num_timesteps) if stride is None else stride
-        self._timesteps = schedule.strided_timesteps(
-            (self.num_timesteps - 1) // self.stride * self.stride, self.stride, self.num_timesteps
-        )
+        self._timesteps = loop_timesteps(self.num_timesteps, self.stride)
         self.name = name
         steps = self._timesteps
+        kind = "Class-conditioned" if self.num_classes else "Time-conditioned"
         self.description = (description + " " if description else "") + (
-            f"Class-conditioned MNIST DDPM (Part B), T = {self.num_timesteps}, fixed posterior variance; "
-            f"Part A loops run on {len(steps)} strided steps {steps[0]}, {steps[1]}, ..., {steps[-1]} "
+            f"{kind} MNIST DDPM (Part B), T = {self.num_timesteps}, {variance_type} variance; "
+            f"loops run on {len(steps)} strided steps {steps[0]}, {steps[1]}, ..., {steps[-1]} "
             f"(stride {self.stride})."
             if len(steps) > 1
-            else f"Class-conditioned MNIST DDPM (Part B), T = {self.num_timesteps}."
+            else f"{kind} MNIST DDPM (Part B), T = {self.num_timesteps}."
         )
 
     def strided_timesteps(self) -> list[int]:
         return list(self._timesteps)
 
     def encode_digits(self, digits: Sequence[int]) -> torch.Tensor:
-        """One-hot rows (N, 10) for digits 0-9; -1 gives the zero (unconditional) row."""
+        """One-hot rows (N, 10) for digits 0-9; -1 gives the zero (unconditional) row. A
+        time-conditioned UNet takes only -1, as empty rows (N, 0)."""
         labels = torch.as_tensor(list(digits), dtype=torch.long)
-        if labels.numel() and (labels.min() < -1 or labels.max() >= NUM_CLASSES):
-            raise ValueError(f"digits must lie in -1..9, got {labels.tolist()}")
-        return one_hot(labels, NUM_CLASSES).to(device=self.device, dtype=self.dtype)
+        if not self.num_classes:
+            if labels.numel() and bool((labels != -1).any()):
+                raise UnknownPrompt("this time-conditioned MNIST DDPM has no class input: the only prompt is ''")
+            return torch.zeros(labels.numel(), 0, device=self.device, dtype=self.dtype)
+        if labels.numel() and (labels.min() < -1 or labels.max() >= self.num_classes):
+            raise ValueError(f"digits must lie in -1..{self.num_classes - 1}, got {labels.tolist()}")
+        return one_hot(labels, self.num_classes).to(device=self.device, dtype=self.dtype)
 
     def encode(self, prompt: str) -> torch.Tensor:
         return self.encode_digits([parse_prompt(prompt)])
@@ -124,10 +143,14 @@ class MnistBackend:
     @torch.no_grad()
     def predict(self, x_t: torch.Tensor, t: int, condition: torch.Tensor) -> ModelOutput:
         n = x_t.shape[0]
+        t_net = torch.full((n,), (int(t) + 1) / self.num_timesteps, device=x_t.device, dtype=x_t.dtype)
+        if not self.num_classes:
+            with autocast(self.device, self.precision):
+                eps = self.unet(x_t, t_net)
+            return ModelOutput(eps=eps.to(x_t.dtype))
         c = condition.to(device=x_t.device, dtype=x_t.dtype)
         if c.shape[0] == 1 and n != 1:
             c = c.expand(n, -1)
-        t_net = torch.full((n,), (int(t) + 1) / self.num_timesteps, device=x_t.device, dtype=x_t.dtype)
         with autocast(self.device, self.precision):
             eps = self.unet(x_t, t_net, c)
         return ModelOutput(eps=eps.to(x_t.dtype))

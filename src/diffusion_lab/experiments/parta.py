@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from diffusion_lab import blur, editing, schedule
-from diffusion_lab.experiments import partb
+from diffusion_lab.experiments import partb_models, partb_training
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.experiments.parta_inputs import (
     input_identity,
@@ -27,9 +27,9 @@ from diffusion_lab.experiments.parta_plan import (
     PartAPlan,
     TextEdit,
 )
-from diffusion_lab.mnist.metrics import psnr
-from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.runs import RunRecord, Scratch, cached_run
+from diffusion_lab.metrics import psnr
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 from diffusion_lab.sampling import (
     FrameRecorder,
     iterative_denoise,
@@ -59,7 +59,7 @@ def model_image(image: InputImage, sample_shape, data_range, photo_size: int) ->
 
 def judge_for(ctx: BuildContext, plan: PartAPlan) -> RunRecord | None:
     """Part B's judge classifier run, where the plan scores images with it."""
-    return partb.judge_training(ctx) if plan.judge else None
+    return partb_training.judge_training(ctx) if plan.judge else None
 
 
 def judge_probabilities(judge, images: torch.Tensor, data_range) -> torch.Tensor:
@@ -75,7 +75,7 @@ def common_metrics(handle: PartABackend) -> dict:
 
 
 def _forward(ctx, name, image: InputImage, photo_size, schedule_identity, alphas_cumprod, sample_shape,
-             data_range, timesteps) -> RunRecord:
+             data_range, timesteps, backend: str | None) -> RunRecord:
     params = {"schedule": schedule_identity, "image": input_identity(image), "image_shape": list(sample_shape),
               "photo_size": photo_size, "timesteps": timesteps, "blur_grid": BLUR_GRID}
 
@@ -93,14 +93,14 @@ def _forward(ctx, name, image: InputImage, photo_size, schedule_identity, alphas
         scratch.save("forward.pt", {"clean": clean, "noisy": noisy, "blurred": blurred})
         return {"rows": rows, "data_range": list(data_range), "image_info": info}
 
-    return cached_run(ctx, name, params, compute)
+    return cached_run(ctx, name, params, compute, backend=backend)
 
 
 def forward_process(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRecord:
     """1.1 and 1.2 on the backend's own schedule: the test image at a quarter, half, three quarters of T."""
     timesteps = noise_timesteps(plan, len(handle.alphas_cumprod))
     return _forward(ctx, "parta/forward-process", plan.test_image, plan.photo_size, handle.schedule_identity,
-                    handle.alphas_cumprod, handle.sample_shape, handle.data_range, timesteps)
+                    handle.alphas_cumprod, handle.sample_shape, handle.data_range, timesteps, handle.name)
 
 
 def if_schedule_photo(ctx: BuildContext, plan: PartAPlan) -> RunRecord:
@@ -116,7 +116,7 @@ def if_schedule_photo(ctx: BuildContext, plan: PartAPlan) -> RunRecord:
     size = plan.photo_size
     return _forward(ctx, "parta/if-schedule-photo", plan.if_schedule_photo, size,
                     {"backend": "deepfloyd-schedule-only", "scheduler_config": IF_STAGE1_SCHEDULER_CONFIG},
-                    alphas_cumprod, (3, size, size), (-1.0, 1.0), timesteps)
+                    alphas_cumprod, (3, size, size), (-1.0, 1.0), timesteps, None)
 
 
 # --- 1.3, 1.4: one-step and iterative denoising ------------------------------------------------
@@ -137,7 +137,7 @@ def one_step(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, forward: 
         scratch.save("one_step.pt", {"estimates": estimates})
         return common_metrics(handle)
 
-    return cached_run(ctx, "parta/one-step", params, compute)
+    return cached_run(ctx, "parta/one-step", params, compute, backend=handle.name)
 
 
 def iterative(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRecord:
@@ -168,7 +168,7 @@ def iterative(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRe
         return {**common_metrics(handle), "t_start": t_start, "frame_timesteps": frames.timesteps,
                 "blur": {"kernel_size": choice.kernel_size, "sigma": choice.sigma, "psnr": choice.psnr}}
 
-    return cached_run(ctx, "parta/iterative", params, compute)
+    return cached_run(ctx, "parta/iterative", params, compute, backend=handle.name)
 
 
 # --- 1.5, 1.6: sampling from pure noise, without and with CFG -----------------------------------
@@ -185,12 +185,12 @@ def _samples_run(ctx, plan, handle, name, prompts: list[str], guidance: float | 
         samples = sample(model, len(prompts), condition, scratch.generator("samples"), guidance=guidance).cpu().float()
         stored = {"samples": samples}
         if judged is not None:
-            judge = partb.load_judge(ctx, judged)
+            judge = partb_models.load_judge(ctx, judged)
             stored["judge_probabilities"] = judge_probabilities(judge, samples, handle.data_range)
         scratch.save("samples.pt", stored)
         return common_metrics(handle)
 
-    return cached_run(ctx, name, params, compute)
+    return cached_run(ctx, name, params, compute, backend=handle.name)
 
 
 def unconditional_samples(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRecord:
@@ -225,7 +225,7 @@ def _sdedit_run(ctx, plan, handle, name, image: InputImage, prompt: str) -> RunR
         return {**common_metrics(handle), "image_info": info, "skipped_i_starts": skipped,
                 "t_starts": {str(i): handle.timesteps[i] for i in kept}}
 
-    return cached_run(ctx, name, params, compute)
+    return cached_run(ctx, name, params, compute, backend=handle.name)
 
 
 def sdedit(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, image: InputImage) -> RunRecord:
@@ -257,4 +257,4 @@ def inpaint(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, pair: Inpa
                                     "hole": hole, "result": result.cpu().float()})
         return {**common_metrics(handle), "image_info": info}
 
-    return cached_run(ctx, "parta/inpaint", params, compute)
+    return cached_run(ctx, "parta/inpaint", params, compute, backend=handle.name)

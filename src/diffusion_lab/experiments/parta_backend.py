@@ -20,12 +20,13 @@ from typing import Any, Protocol
 
 import torch
 
-from diffusion_lab import schedule
 from diffusion_lab.backends.base import NoiseModel
-from diffusion_lab.backends.mnist import MnistBackend, default_stride, parse_prompt
-from diffusion_lab.experiments import partb
-from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.runs import RunRecord
+from diffusion_lab.backends.mnist import MnistBackend, loop_timesteps, parse_prompt
+from diffusion_lab.experiments import partb_models, partb_training
+from diffusion_lab.mnist.training import schedule_for
+from diffusion_lab.profiles import get_profile
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord
 from diffusion_lab.stock_sampling import sample_with_scheduler
 
 
@@ -82,7 +83,8 @@ class MnistPartA:
 
     @cached_property
     def _schedule(self):
-        return partb.ddpm_schedule(self.ctx, conditional=True)
+        # From the profile's recipe, not the training run: known before anything is trained.
+        return schedule_for(get_profile(self.ctx.profile).partb.class_ddpm)
 
     @cached_property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -92,9 +94,7 @@ class MnistPartA:
     @cached_property
     def timesteps(self) -> list[int]:
         """MnistBackend's default list, known without building it: ~34 steps over T."""
-        T = self._schedule.num_timesteps
-        stride = default_stride(T)
-        return schedule.strided_timesteps((T - 1) // stride * stride, stride, T)
+        return loop_timesteps(self._schedule.num_timesteps)
 
     @property
     def schedule_identity(self) -> dict:
@@ -103,7 +103,7 @@ class MnistPartA:
 
     @cached_property
     def training(self) -> RunRecord:
-        return partb.ddpm_training(self.ctx, conditional=True)
+        return partb_training.ddpm_training(self.ctx, conditional=True)
 
     @cached_property
     def identity(self) -> dict:
@@ -115,11 +115,8 @@ class MnistPartA:
 
     @cached_property
     def model(self) -> MnistBackend:
-        unet = partb.load_ddpm(self.ctx, self.training)
-        backend = MnistBackend(unet, self.alphas_cumprod, self.ctx.device, name="mnist")
-        if backend.strided_timesteps() != self.timesteps:
-            raise RuntimeError("MnistBackend's strided timesteps differ from the handle's; keep them in one place")
-        return backend
+        unet = partb_models.load_ddpm(self.ctx, self.training)
+        return MnistBackend(unet, self.alphas_cumprod, self.ctx.device, name="mnist")
 
     def check_prompt(self, prompt: str) -> None:
         parse_prompt(prompt)

@@ -12,7 +12,7 @@ import torch
 
 from diffusion_lab import illusions
 from diffusion_lab.blur import gaussian_blur
-from diffusion_lab.experiments import partb
+from diffusion_lab.experiments import partb_models
 from diffusion_lab.experiments.parta import (
     common_metrics,
     judge_for,
@@ -22,8 +22,8 @@ from diffusion_lab.experiments.parta import (
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.experiments.parta_inputs import input_identity
 from diffusion_lab.experiments.parta_plan import Anagram, Hybrid, PartAPlan
-from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.runs import RunRecord, Scratch, cached_run
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
 
 def judge_two_views(probs_1: torch.Tensor, probs_2: torch.Tensor, target_1: int, target_2: int) -> dict:
@@ -56,7 +56,7 @@ def _judged_views(ctx: BuildContext, judged: RunRecord | None, handle: PartABack
     targets = _targets(handle, prompts)
     if judged is None or not targets:
         return {}
-    judge = partb.load_judge(ctx, judged)
+    judge = partb_models.load_judge(ctx, judged)
     return {"judge": judge_two_views(judge_probabilities(judge, view_1, handle.data_range),
                                      judge_probabilities(judge, view_2, handle.data_range), *targets)}
 
@@ -83,7 +83,7 @@ def anagram(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Anag
         scratch.save("anagram.pt", {"images": images, "viewed": viewed})
         return {**common_metrics(handle), **_judged_views(ctx, judged, handle, prompts, images, viewed)}
 
-    return cached_run(ctx, "parta/anagram", params, compute)
+    return cached_run(ctx, "parta/anagram", params, compute, backend=handle.name)
 
 
 # --- 1.9 hybrid images ---------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def hybrid(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Hybri
         return {**common_metrics(handle), "kernel_size": kernel_size, "sigma": sigma,
                 **_judged_views(ctx, judged, handle, prompts, lowpass, images)}
 
-    return cached_run(ctx, "parta/hybrid", params, compute)
+    return cached_run(ctx, "parta/hybrid", params, compute, backend=handle.name)
 
 
 def sweep_kernel(sigma: float, image_size: int) -> int:
@@ -136,7 +136,7 @@ def hybrid_sigma_sweep(ctx: BuildContext, plan: PartAPlan, handle: PartABackend)
         model = handle.model
         far = torch.cat([model.encode(f) for f, _ in pairs for _ in range(k)])
         near = torch.cat([model.encode(n) for _, n in pairs for _ in range(k)])
-        judge = partb.load_judge(ctx, judged) if judged is not None else None
+        judge = partb_models.load_judge(ctx, judged) if judged is not None else None
         targets = [_targets(handle, pair) for pair in pairs]
         images, rows = {}, []
         for point in sweep:
@@ -158,7 +158,7 @@ def hybrid_sigma_sweep(ctx: BuildContext, plan: PartAPlan, handle: PartABackend)
         scratch.save("sweep.pt", {"images": images})
         return {**common_metrics(handle), "rows": rows}
 
-    return cached_run(ctx, "parta/hybrid-sigma-sweep", params, compute)
+    return cached_run(ctx, "parta/hybrid-sigma-sweep", params, compute, backend=handle.name)
 
 
 def kernel_in_frame(kernel_size: int, sigma: float, image_size: int) -> torch.Tensor:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from diffusion_lab.profiles import COURSE_GUIDANCE
+
 # Where images come from. Paths are relative to the repository root (the page scripts' cwd).
 MNIST_TEST = "mnist-test"  # ref: index into the MNIST test set
 FILE = "file"  # ref: a PNG/JPEG path, e.g. docs/inputs/hand-drawn-3.png
@@ -127,7 +129,7 @@ MNIST_PLAN = PartAPlan(
     frame_every=5,
     num_samples=5,
     cfg_prompts=tuple(f"a handwritten {digit}" for digit in (0, 3, 5, 7, 9)),
-    guidance=5.0,
+    guidance=COURSE_GUIDANCE,
     guidance_note=(
         "g = 5, the course's value for this model (Part B); the write-up's g = 7 is DeepFloyd IF's. "
         "[Part B's guidance sweep](../part-b/class-conditioned-ddpm.md) shows the judge's accuracy at each g."

@@ -11,12 +11,12 @@ import time
 
 import torch
 
-from diffusion_lab.experiments import partb
+from diffusion_lab.experiments import partb_models
 from diffusion_lab.experiments.parta import common_metrics, judge_for, judge_probabilities
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.experiments.parta_plan import PartAPlan
-from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.runs import RunRecord, Scratch, cached_run
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
 
 def stock_step_counts(plan: PartAPlan, num_timesteps: int) -> list[int]:
@@ -39,7 +39,7 @@ def stock_samples(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> R
 
     def compute(scratch: Scratch):
         stored = {"stage1": {}, "stage2": {}, "judge_probabilities": {}}
-        judge = partb.load_judge(ctx, judged) if judged else None
+        judge = partb_models.load_judge(ctx, judged) if judged else None
         if judge is not None:
             targets = torch.tensor([handle.prompt_class(prompt) for prompt in prompts])
         rows, timing = [], {}
@@ -61,4 +61,4 @@ def stock_samples(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> R
         return {**common_metrics(handle), "rows": rows, "timing": timing,
                 "capped_steps": [count for count in plan.stock_steps if count not in steps]}
 
-    return cached_run(ctx, "parta/stock-pipeline", params, compute)
+    return cached_run(ctx, "parta/stock-pipeline", params, compute, backend=handle.name)

@@ -11,8 +11,8 @@ import torch
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.hashing import tensor_sha256
 from diffusion_lab.illusions import VIEWS
-from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.runs import RunRecord, Scratch, cached_run
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
 
 def upsampled(
@@ -40,4 +40,4 @@ def upsampled(
         scratch.save("upsampled.pt", stored)
         return {"data_range": list(handle.data_range), "size": list(result.shape[-2:])}
 
-    return cached_run(ctx, "parta/stage2-upsample", params, compute)
+    return cached_run(ctx, "parta/stage2-upsample", params, compute, backend=handle.name)

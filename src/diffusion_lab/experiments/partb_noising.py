@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from diffusion_lab.mnist.data import load_mnist
-from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.runs import RunRecord, Scratch, cached_run
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 from diffusion_lab.seeding import randn
 
 NOISING_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)

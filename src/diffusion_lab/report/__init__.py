@@ -1,1 +1,1 @@
-"""Run cache, provenance, and the rendering of figures, tables and pages for the site."""
+"""Rendering figures, tables and pages for the site: laying out results, never computing them."""

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import jinja2
 
-from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.runs import RunRecord
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord
 
 import mkdocs_gen_files
 

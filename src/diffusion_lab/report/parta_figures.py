@@ -11,10 +11,10 @@ import torch
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.experiments.parta_plan import PartAPlan
 from diffusion_lab.experiments.parta_upsample import upsampled
-from diffusion_lab.report.context import BuildContext
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.page import Page
-from diffusion_lab.report.runs import RunRecord
+from diffusion_lab.runcache.runs import RunRecord
 
 SECTION = "Part A: sampling loops"
 VIEW_NAMES = {"flip": "flipped upside down", "rot180": "rotated 180°", "rot90": "rotated 90°", "identity": "as is"}

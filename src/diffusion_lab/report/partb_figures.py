@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from diffusion_lab.experiments import partb
+from diffusion_lab.experiments import partb_models
 from diffusion_lab.report.figures import gif_bytes, image_grid, line_plot, tile
 from diffusion_lab.report.page import Page
-from diffusion_lab.report.runs import RunRecord
+from diffusion_lab.runcache.runs import RunRecord
 
 
 def fmt(value, digits: int = 2) -> str:
@@ -51,12 +51,12 @@ def grid_rows(images: torch.Tensor, n_cols: int, per_class: int | None = None) -
 def samples_per_epoch(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str,
                       per_class: int | None = None) -> None:
     stored = samples.load("samples.pt")
-    for epoch in partb.checkpoint_epochs(training):
+    for epoch in partb_models.checkpoint_epochs(training):
         images = stored["epochs"][str(epoch)]["samples"]
         page.figure(
             image_grid(grid_rows(images, n_cols, per_class), cell_inches=0.7,
                        col_titles=[str(d) for d in range(10)] if per_class else None),
-            f"{what} after {partb.checkpoint_label(training, epoch)}.",
+            f"{what} after {partb_models.checkpoint_label(training, epoch)}.",
             [training, samples],
             pixelated=True,
         )
@@ -65,7 +65,7 @@ def samples_per_epoch(page: Page, training: RunRecord, samples: RunRecord, n_col
 def reverse_process_gif(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str,
                         per_class: int | None = None) -> None:
     stored = samples.load("samples.pt")
-    final = str(partb.checkpoint_epochs(training)[-1])
+    final = str(partb_models.checkpoint_epochs(training)[-1])
     frames = stored["epochs"][final]["frames"]
     timesteps = stored["epochs"][final]["frame_timesteps"]
     if frames is None:
@@ -77,7 +77,7 @@ def reverse_process_gif(page: Page, training: RunRecord, samples: RunRecord, n_c
     page.figure(
         gif_bytes(tiles, scale=3),
         f"The reverse process of {what}, from pure noise at t = {timesteps[0]} to t = 0, one frame every "
-        f"{timesteps[0] - timesteps[1]} steps ({partb.checkpoint_label(training, int(final))}).",
+        f"{timesteps[0] - timesteps[1]} steps ({partb_models.checkpoint_label(training, int(final))}).",
         [training, samples],
         pixelated=True,
     )

@@ -1,4 +1,4 @@
-"""Figures of merit: Frechet distance in judge features, PSNR, SSIM, and the best Gaussian blur.
+"""Figures of merit shared by Part A and Part B: Frechet distance in judge features, PSNR, SSIM.
 
 Images are (N, C, H, W) (a single (C, H, W) image is treated as N = 1); per-image metrics
 return (N,) float64 tensors so callers can average or plot a distribution.

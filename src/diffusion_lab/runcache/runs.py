@@ -22,8 +22,8 @@ from typing import Any, Callable
 import torch
 
 from diffusion_lab.hashing import file_sha256
-from diffusion_lab.report.context import BuildContext
-from diffusion_lab.report.provenance import (
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.provenance import (
     canonical_json,
     git_commit,
     library_versions,
@@ -72,7 +72,8 @@ class RunRecord:
     compute_s: float
     device: str
     profile: str
-    backend: str
+    backend: str | None  # the noise model the run evaluates ("mnist", "deepfloyd"), None for none
+    function: str  # the experiment function that computed it, "diffusion_lab.experiments.partb.guidance_sweep"
     versions: dict
     commit: str
     created: str
@@ -90,6 +91,13 @@ class RunRecord:
 
 # Every run of this process, in order: the Build page lists them.
 BUILD_LOG: list[RunRecord] = []
+
+
+def computed_by(compute: Callable) -> str:
+    """`module.function` of the experiment function whose local `compute` this is (or of `compute`
+    itself where it is a top-level function): what a reader looks up to see how a run was made."""
+    qualname = getattr(compute, "__qualname__", getattr(compute, "__name__", "unknown"))
+    return f"{getattr(compute, '__module__', None) or 'unknown'}.{qualname.split('.<locals>')[0]}"
 
 
 def compute_modules(compute: Callable) -> tuple[str, ...]:
@@ -142,12 +150,13 @@ def _read_valid_manifest(entry: Path, key: str) -> dict | None:
         return None
 
 
-def _record(manifest: dict, entry: Path, hit: bool, wall_s: float, ctx: BuildContext) -> RunRecord:
+def _record(manifest: dict, entry: Path, hit: bool, wall_s: float, ctx: BuildContext,
+            backend: str | None, function: str) -> RunRecord:
     return RunRecord(
         name=manifest["name"], key=manifest["key"], params=manifest["params"], seed=manifest["seed"],
         dir=entry, hit=hit, wall_s=wall_s, compute_s=manifest["compute_s"], device=manifest["device"],
-        profile=ctx.profile, backend=ctx.backend, versions=manifest["versions"], commit=manifest["commit"],
-        created=manifest["created"], metrics=manifest.get("metrics", {}),
+        profile=ctx.profile, backend=backend, function=function, versions=manifest["versions"],
+        commit=manifest["commit"], created=manifest["created"], metrics=manifest.get("metrics", {}),
     )
 
 
@@ -167,12 +176,16 @@ def cached_run(
     compute: Callable[[Scratch], dict | None],
     *,
     seed: int | None = None,
+    backend: str | None = None,
 ) -> RunRecord:
     """Return the run (name, params, seed) from the cache, computing it first on a miss or FORCE.
 
     `compute(scratch)` writes files into scratch.dir and returns JSON-able metrics (or None).
+    `backend` names the noise model the run evaluates (its provenance shows it), None where the
+    run evaluates none (training, measurements of Part B's own models, input processing).
     """
     seed = ctx.seed if seed is None else seed
+    function = computed_by(compute)
     key = cache_key(name, params, seed, ctx.device_kind, compute_modules(compute))
     entry = _entry_dir(ctx.cache_dir, name, key)
     started = time.perf_counter()
@@ -180,7 +193,7 @@ def cached_run(
     if not ctx.force:
         manifest = _read_valid_manifest(entry, key)
         if manifest is not None:
-            record = _record(manifest, entry, hit=True, wall_s=time.perf_counter() - started, ctx=ctx)
+            record = _record(manifest, entry, True, time.perf_counter() - started, ctx, backend, function)
             BUILD_LOG.append(record)
             return record
 
@@ -210,6 +223,6 @@ def cached_run(
     except BaseException:
         shutil.rmtree(scratch_dir, ignore_errors=True)
         raise
-    record = _record(manifest, entry, hit=False, wall_s=time.perf_counter() - started, ctx=ctx)
+    record = _record(manifest, entry, False, time.perf_counter() - started, ctx, backend, function)
     BUILD_LOG.append(record)
     return record

@@ -16,9 +16,11 @@ from typing import Iterable
 import diffusion_lab
 
 PACKAGE_ROOT = Path(diffusion_lab.__file__).resolve().parent
-# Rendering code and the CLI's argument parsing never change what a run computes, so editing them
-# must not invalidate hours of cached training.
-_NOT_COMPUTATION = ("report", "cli.py", "__main__.py")
+# Rendering code, the run cache itself and the CLI's argument parsing never change what a run
+# computes, so editing them must not invalidate hours of cached training. The profile table is
+# data: a run takes what it uses of it through its parameters (a recipe's `to_dict()`), which are
+# in its key, so one profile's new sample count does not retrain another's models.
+_NOT_COMPUTATION = ("report", "runcache", "profiles.py", "cli.py", "__main__.py")
 _LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "numpy")
 
 

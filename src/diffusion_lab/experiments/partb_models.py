@@ -1,0 +1,56 @@
+"""Part B's trained models read back from their training runs, in eval mode on the build's device.
+
+The recipe comes from the training run's own parameters, not from the profile table, so a model
+is always rebuilt with the shape it was trained with.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diffusion_lab.mnist import training
+from diffusion_lab.mnist.ddpm import DDPMSchedule
+from diffusion_lab.mnist.judge import Judge
+from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, JudgeRecipe
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord
+
+
+def _recipe(run: RunRecord, kind: type):
+    """The recipe a training run was made with, rebuilt from its parameters."""
+    fields = {name: value for name, value in run.params["recipe"].items() if name in kind.__dataclass_fields__}
+    return kind(**{name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()})
+
+
+def checkpoint_epochs(run: RunRecord) -> list[int]:
+    return sorted(int(epoch) for epoch in run.metrics["checkpoint_labels"])
+
+
+def checkpoint_label(run: RunRecord, epoch: int) -> str:
+    return run.metrics["checkpoint_labels"][str(epoch)]
+
+
+def final_checkpoint_label(run: RunRecord) -> str:
+    return checkpoint_label(run, checkpoint_epochs(run)[-1])
+
+
+def load_denoiser(ctx: BuildContext, run: RunRecord, epoch: int) -> torch.nn.Module:
+    model = training.make_denoiser(_recipe(run, DenoiserRecipe))
+    model.load_state_dict(run.load("checkpoints.pt")[str(epoch)])
+    return model.to(ctx.device).eval()
+
+
+def load_ddpm(ctx: BuildContext, run: RunRecord, epoch: int | None = None) -> torch.nn.Module:
+    model = training.make_ddpm_unet(_recipe(run, DDPMRecipe), run.params["conditional"])
+    epoch = checkpoint_epochs(run)[-1] if epoch is None else epoch
+    model.load_state_dict(run.load("checkpoints.pt")[str(epoch)])
+    return model.to(ctx.device).eval()
+
+
+def ddpm_schedule(run: RunRecord) -> DDPMSchedule:
+    """The noise schedule a DDPM training run was trained on."""
+    return training.schedule_for(_recipe(run, DDPMRecipe))
+
+
+def load_judge(ctx: BuildContext, run: RunRecord) -> Judge:
+    return Judge.from_state_dict(_recipe(run, JudgeRecipe), run.load("judge.pt"), ctx.device)
