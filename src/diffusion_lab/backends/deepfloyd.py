@@ -33,7 +33,6 @@ from diffusion_lab.backends.deepfloyd_weights import (
 __all__ = ["DeepFloydBackend", "DeepFloydSettings", "WeightsUnavailable", "DEFAULT_STAGE1", "DEFAULT_STAGE2"]
 
 DEFAULT_STAGE1 = "DeepFloyd/IF-I-XL-v1.0"
-COURSE_STAGE1 = "DeepFloyd/IF-I-L-v1.0"  # what the course notebook loaded
 DEFAULT_STAGE2 = "DeepFloyd/IF-II-L-v1.0"
 TEXT_ENCODER_MODES = ("none", "t5", "t5-8bit")
 # Optional {"name": ..., "description": ...} beside model_index.json: how a folder that is not

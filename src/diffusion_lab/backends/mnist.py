@@ -31,7 +31,6 @@ from diffusion_lab.forward_process import strided_timesteps
 from diffusion_lab.mnist.precision import autocast, resolve_precision
 from diffusion_lab.mnist.unet import one_hot
 
-NUM_CLASSES = 10
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # About as many steps as IF's 990, 960, ..., 0 list, so Part A sections cost the same on both.
 TARGET_STEPS = 34

@@ -30,10 +30,6 @@ def checkpoint_label(run: RunRecord, epoch: int) -> str:
     return run.metrics["checkpoint_labels"][str(epoch)]
 
 
-def final_checkpoint_label(run: RunRecord) -> str:
-    return checkpoint_label(run, checkpoint_epochs(run)[-1])
-
-
 def load_denoiser(ctx: BuildContext, run: RunRecord, epoch: int) -> torch.nn.Module:
     model = training.make_denoiser(_recipe(run, DenoiserRecipe))
     model.load_state_dict(run.load("checkpoints.pt")[str(epoch)])

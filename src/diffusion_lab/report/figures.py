@@ -135,12 +135,6 @@ def _to_pil(frame, value_range, scale: int) -> Image.Image:
     return image.resize((image.width * scale, image.height * scale), Image.NEAREST) if scale > 1 else image
 
 
-def png_bytes(image, value_range: tuple[float, float] = (0.0, 1.0), scale: int = 1) -> bytes:
-    buffer = io.BytesIO()
-    _to_pil(image, value_range, scale).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def gif_bytes(frames: Sequence, value_range=(0.0, 1.0), scale: int = 4, frame_ms: int = 80, hold_last_ms: int = 1500) -> bytes:
     """An animated GIF of `frames` (each an image or a pre-tiled grid), looping forever."""
     images = [_to_pil(frame, value_range, scale).convert("L" if np.ndim(to_numpy_image(frame, value_range)) == 2 else "RGB") for frame in frames]
