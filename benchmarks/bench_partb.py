@@ -20,6 +20,7 @@ from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_d
 from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, class_labels
 from diffusion_lab.mnist.precision import autocast, bf16_is_fast, memory_format
 from diffusion_lab.mnist.unet import ClassConditionalUNet
+from diffusion_lab.profiles import COURSE_GUIDANCE
 
 
 def _sync(device: torch.device) -> None:
@@ -57,11 +58,12 @@ def sample_images_per_s(width: int, precision: str, device: torch.device, num_sa
     model = ClassConditionalUNet(1, 10, width).eval()
     schedule = DDPMSchedule(num_timesteps=timesteps)
     labels = class_labels(-(-num_samples // 10))[:num_samples]
-    sample_digits(partb_noise_model(model, DDPMSchedule(num_timesteps=2), device, precision),
-                  seeding.make_generator(0, "bench/warm"), labels=labels, guidance_scale=5.0, batch_size=num_samples)
+    options = {"labels": labels, "guidance_scale": COURSE_GUIDANCE, "batch_size": num_samples}
+    warm_up = partb_noise_model(model, DDPMSchedule(num_timesteps=2), device, precision)
+    sample_digits(warm_up, seeding.make_generator(0, "bench/warm"), **options)
     _sync(device)
-    result = sample_digits(partb_noise_model(model, schedule, device, precision), seeding.make_generator(0, "bench/sample"),
-                           labels=labels, guidance_scale=5.0, batch_size=num_samples)
+    timed = partb_noise_model(model, schedule, device, precision)
+    result = sample_digits(timed, seeding.make_generator(0, "bench/sample"), **options)
     return result.images_per_s * timesteps / 300
 
 
