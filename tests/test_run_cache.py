@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from diffusion_lab.runcache import runs
-from diffusion_lab.runcache.provenance import source_fingerprint
+from diffusion_lab.runcache.code_fingerprint import source_fingerprint
 from diffusion_lab.runcache.runs import cached_run
 
 
