@@ -21,11 +21,12 @@ TRAIN_ALL = """
 import json, sys, torch
 torch.set_num_threads(1)
 from diffusion_lab.experiments import partb_training as t
+from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.runcache.context import BuildContext
 ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0,
                    cache_dir=__import__("pathlib").Path(sys.argv[1]), force=False)
 runs = [t.denoiser_training(ctx, False), t.ddpm_training(ctx, False, False), t.ddpm_training(ctx, True, False),
-        t.judge_training(ctx, False)]
+        judge_training(ctx, False)]
 print(json.dumps({run.name: run.hit for run in runs}))
 """
 TRAINING_RUNS = ("partb/denoiser-training", "partb/time-ddpm-training", "partb/class-ddpm-training",
@@ -72,6 +73,11 @@ def test_training_runs_are_keyed_by_the_code_they_execute(package_copy):
     assert "time_samples=8," in text  # the tiny showcase's sample count
     profiles.write_text(text.replace("time_samples=8,", "time_samples=9,", 1))
     assert train_all(copy) == {name: True for name in TRAINING_RUNS}
+
+    edit(copy, "mnist/judge.py")
+    result = train_all(copy)
+    assert not result["partb/judge-training"]
+    assert all(hit for name, hit in result.items() if name != "partb/judge-training")
 
     edit(copy, "mnist/unet.py")
     assert train_all(copy) == {name: False for name in TRAINING_RUNS}

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from diffusion_lab import blur, editing, schedule
-from diffusion_lab.experiments import partb_models, partb_training
+from diffusion_lab.experiments import partb_models
+from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.experiments.parta_inputs import (
     input_identity,
@@ -59,7 +60,7 @@ def model_image(image: InputImage, sample_shape, data_range, photo_size: int) ->
 
 def judge_for(ctx: BuildContext, plan: PartAPlan) -> RunRecord | None:
     """Part B's judge classifier run, where the plan scores images with it."""
-    return partb_training.judge_training(ctx) if plan.judge else None
+    return judge_training(ctx) if plan.judge else None
 
 
 def judge_probabilities(judge, images: torch.Tensor, data_range) -> torch.Tensor:

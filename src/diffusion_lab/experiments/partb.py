@@ -20,7 +20,8 @@ from diffusion_lab.experiments.partb_models import (
     load_judge,
 )
 from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
-from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training, judge_training
+from diffusion_lab.experiments.judge_training import judge_training
+from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.ddpm import class_labels
 from diffusion_lab.mnist.data import load_mnist

@@ -1,4 +1,4 @@
-"""Part B training runs: the one-step denoiser, the two DDPMs and the judge classifier.
+"""Part B training runs: the one-step denoiser and the two DDPMs (the judge: judge_training.py).
 
 These are the expensive runs, so this module imports only what training executes: the recipes,
 the data, the UNets, the losses and the training loop. A run's cache key covers the code of the
@@ -10,31 +10,17 @@ from __future__ import annotations
 
 import torch
 
-from diffusion_lab.mnist import judge as judge_lib, training
+from diffusion_lab.mnist import training
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
 
-def _training_metrics(result: training.TrainingResult) -> dict:
-    return {
-        "wall_time_s": result.wall_time_s,
-        "images_per_s": result.images_per_s,
-        "num_images_seen": result.num_images_seen,
-        "precision": result.precision,
-        "device": result.device,
-        "num_parameters": result.num_parameters,
-        "steps_per_epoch": result.steps_per_epoch,
-        "checkpoint_labels": {str(epoch): label for epoch, label in result.checkpoint_labels.items()},
-        "final_epoch_loss": result.epoch_mean_losses()[-1],
-    }
-
-
 def _save_training(scratch: Scratch, result: training.TrainingResult) -> dict:
     scratch.save("checkpoints.pt", {str(epoch): state for epoch, state in result.checkpoints.items()})
     scratch.save("losses.pt", torch.tensor(result.losses, dtype=torch.float32))
-    return _training_metrics(result)
+    return result.summary()
 
 
 def denoiser_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
@@ -59,20 +45,3 @@ def ddpm_training(ctx: BuildContext, conditional: bool, progress: bool = True) -
 
     name = "partb/class-ddpm-training" if conditional else "partb/time-ddpm-training"
     return cached_run(ctx, name, {"recipe": recipe.to_dict(), "conditional": conditional}, compute)
-
-
-def judge_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
-    """The project's MNIST classifier that scores generated digits, and its test accuracy."""
-    recipe = get_profile(ctx.profile).partb.judge
-
-    def compute(scratch: Scratch):
-        data = load_mnist()
-        result = judge_lib.train_judge(recipe, data, ctx.device, scratch.seed, progress)
-        trained = judge_lib.Judge(result.model, ctx.device)
-        scores = _training_metrics(result)
-        scores["test_accuracy"] = trained.accuracy(data.test_images, data.test_labels)
-        scratch.save("judge.pt", training.cpu_state_dict(result.model))
-        scratch.save("losses.pt", torch.tensor(result.losses, dtype=torch.float32))
-        return scores
-
-    return cached_run(ctx, "partb/judge-training", {"recipe": recipe.to_dict()}, compute)

@@ -57,6 +57,20 @@ class TrainingResult:
         n = self.steps_per_epoch
         return [sum(self.losses[i : i + n]) / len(self.losses[i : i + n]) for i in range(0, len(self.losses), n)]
 
+    def summary(self) -> dict:
+        """What a training run reports: cost, size, checkpoints and the last epoch's mean loss (JSON-able)."""
+        return {
+            "wall_time_s": self.wall_time_s,
+            "images_per_s": self.images_per_s,
+            "num_images_seen": self.num_images_seen,
+            "precision": self.precision,
+            "device": self.device,
+            "num_parameters": self.num_parameters,
+            "steps_per_epoch": self.steps_per_epoch,
+            "checkpoint_labels": {str(epoch): label for epoch, label in self.checkpoint_labels.items()},
+            "final_epoch_loss": self.epoch_mean_losses()[-1],
+        }
+
 
 # --- models and schedules from recipes (also how a cached state_dict is reloaded) ------------
 
