@@ -1,6 +1,6 @@
 """Part B, section 3: the class-conditioned DDPM with classifier-free guidance (B2.4, B2.5), judged."""
 
-from diffusion_lab.experiments import partb, partb_models, partb_training
+from diffusion_lab.experiments import judge_training, partb, partb_models, partb_training
 from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.figures import image_grid
@@ -40,7 +40,7 @@ samples_per_epoch(page, trained, samples, n_cols=10, per_class=show.per_class_gr
 reverse_process_gif(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
                     what="the class-conditioned UNet at g = 5")
 
-judged = partb_training.judge_training(ctx)
+judged = judge_training.judge_training(ctx)
 reference = partb.judge_reference(ctx)
 sweep = partb.guidance_sweep(ctx)
 judge_recipe = get_profile(ctx.profile).partb.judge
