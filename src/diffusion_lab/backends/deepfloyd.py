@@ -29,6 +29,7 @@ from diffusion_lab.backends.deepfloyd_weights import (
     check_weights_available,
     weights_errors_as_unavailable,
 )
+from diffusion_lab.forward_process import strided_timesteps
 
 __all__ = ["DeepFloydBackend", "DeepFloydSettings", "WeightsUnavailable", "DEFAULT_STAGE1", "DEFAULT_STAGE2"]
 
@@ -331,8 +332,8 @@ class DeepFloydBackend:
 
     def strided_timesteps(self) -> list[int]:
         """990, 960, ..., 30, 0: the course's stride of 30 over IF's 1000 training steps."""
-        last = len(self.alphas_cumprod) - 1
-        return list(range(last - last % STRIDE, -1, -STRIDE))
+        num_timesteps = len(self.alphas_cumprod)
+        return strided_timesteps((num_timesteps - 1) // STRIDE * STRIDE, STRIDE, num_timesteps)
 
     def encode(self, prompt: str) -> torch.Tensor:
         """The (1, tokens, dim) T5 embedding of `prompt` on this backend's device; "" is unconditional."""
