@@ -34,6 +34,7 @@ from diffusion_lab.mnist.unet import one_hot
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # About as many steps as IF's 990, 960, ..., 0 list, so Part A sections cost the same on both.
 TARGET_STEPS = 34
+VARIANCE_WORDS = {"fixed_small": "fixed posterior variance", "fixed_large": "fixed variance b_t (fixed_large)"}
 
 
 def prompt_table() -> dict[str, int]:
@@ -106,6 +107,8 @@ class MnistBackend:
         self.precision = resolve_precision(precision, self.device)
         self.alphas_cumprod = alphas_cumprod
         self.num_timesteps = len(alphas_cumprod)
+        if variance_type not in VARIANCE_WORDS:
+            raise ValueError(f"variance_type must be one of {', '.join(VARIANCE_WORDS)}, got {variance_type!r}")
         self.variance_type = variance_type
         self.num_classes = getattr(self.unet, "num_classes", 0)  # 0: a time-conditioned UNet
         self.stride = default_stride(self.num_timesteps) if stride is None else stride
@@ -114,7 +117,7 @@ class MnistBackend:
         steps = self._timesteps
         kind = "Class-conditioned" if self.num_classes else "Time-conditioned"
         self.description = (description + " " if description else "") + (
-            f"{kind} MNIST DDPM (Part B), T = {self.num_timesteps}, {variance_type} variance; "
+            f"{kind} MNIST DDPM (Part B), T = {self.num_timesteps}, {VARIANCE_WORDS[variance_type]}; "
             f"loops run on {len(steps)} strided steps {steps[0]}, {steps[1]}, ..., {steps[-1]} "
             f"(stride {self.stride})."
             if len(steps) > 1
