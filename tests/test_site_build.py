@@ -55,6 +55,45 @@ def test_every_figure_carries_its_provenance(builds):
     assert figures >= 1
 
 
+COMPUTED_BY = re.compile(r'<td>computed by</td>\s*<td><a href="([^"]+)"><code>([^<]+)</code></a></td>')
+
+
+def _code_target(page: Path, href: str) -> tuple[Path, str]:
+    """(the built HTML file, the anchor) a relative link on `page` leads to."""
+    address, _, anchor = href.partition("#")
+    target = (page.parent / address).resolve()
+    return (target / "index.html" if target.is_dir() else target), anchor
+
+
+def test_every_run_links_to_the_code_that_computed_it(builds):
+    cold, _ = builds
+    links = 0
+    for page in _pages(cold):
+        html = page.read_text()
+        for block in re.findall(r'<details class="provenance">(.*?)</details>', html, flags=re.S):
+            runs = block.count("<strong>Run <code>")
+            found = COMPUTED_BY.findall(block)
+            assert runs >= 1 and len(found) == runs, f"{page}: a run without its computed-by link"
+            for href, name in found:
+                target, anchor = _code_target(page, href)
+                assert target.is_relative_to((cold / "code").resolve()) and target.is_file(), f"{page}: {href} leads nowhere"
+                assert anchor and anchor in name.split("."), f"{page}: {href} does not point at {name}"
+                assert f'id="{anchor}"' in target.read_text(), f"{page}: {target} lacks the anchor #{anchor}"
+                links += 1
+    build_page = cold / "build/index.html"
+    for href, _ in re.findall(r'<td><a href="([^"]+)"><code>([^<]+)</code></a></td>', build_page.read_text()):
+        target, anchor = _code_target(build_page, href)
+        assert f'id="{anchor}"' in target.read_text(), f"Build page: {href} lacks its anchor"
+    assert links >= 1
+
+
+def test_provenance_shows_each_runs_own_backend(builds):
+    cold, _ = builds
+    html = "".join(page.read_text() for page in _pages(cold))
+    # Training and Part B's measurements evaluate no noise model, and say so.
+    assert "<td>none (this run evaluates no noise model)</td>" in html
+
+
 def _run_counts(build_page: Path) -> tuple[int, int, int]:
     """(runs, cache hits, computed) from the Build page's summary row."""
     found = re.search(r"<td>runs</td>\s*<td>(\d+) \((\d+) cache hits, (\d+) computed\)", build_page.read_text())

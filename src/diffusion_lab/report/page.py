@@ -14,7 +14,15 @@ from typing import Sequence
 
 import jinja2
 
+from diffusion_lab.report.source_pages import (
+    code_link,
+    code_page_path,
+    display_name,
+    modules_of,
+    source_page_markdown,
+)
 from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.provenance import git_commit
 from diffusion_lab.runcache.runs import RunRecord
 
 import mkdocs_gen_files
@@ -56,12 +64,35 @@ def rebuild_command(ctx: BuildContext) -> str:
     return f"make site PROFILE={ctx.profile} BACKEND={ctx.backend} FORCE=1"
 
 
-def provenance_block(runs: Sequence[RunRecord], ctx: BuildContext, backend_label: str) -> str:
-    """A collapsed block naming seed, parameters, profile, backend, device, time, cache status, versions."""
+NO_BACKEND = "none (this run evaluates no noise model)"
+
+
+def run_backend_text(run: RunRecord, ctx: BuildContext, backend_label: str) -> str:
+    """The run's own backend: the page's descriptive label when it is the build's backend."""
+    if run.backend is None:
+        return NO_BACKEND
+    if run.backend == ctx.backend:
+        return backend_label
+    return f"`{run.backend}`"
+
+
+def computed_by_markdown(run: RunRecord, page_path: str) -> str:
+    """A link, from the page at `page_path`, to the source of the function that computed `run`."""
+    return f"[`{display_name(run.function)}`]({code_link(run.function, page_path)})"
+
+
+def provenance_block(runs: Sequence[RunRecord], ctx: BuildContext, backend_label: str, page_path: str) -> str:
+    """A collapsed block naming seed, parameters, the code that computed each run, profile, backend,
+    device, time, cache status, versions; `page_path` is where it is shown, for relative links."""
     hits = sum(run.hit for run in runs)
     status = "cache hit" if hits == len(runs) else ("computed now" if hits == 0 else f"{hits}/{len(runs)} cache hits")
     prepared = [
-        dict(vars(run), params_json=json.dumps(run.params, indent=2, sort_keys=True))
+        dict(
+            vars(run),
+            params_json=json.dumps(run.params, indent=2, sort_keys=True),
+            computed_by=computed_by_markdown(run, page_path),
+            backend_text=run_backend_text(run, ctx, backend_label),
+        )
         for run in runs
     ]
     return render_template(
@@ -69,7 +100,6 @@ def provenance_block(runs: Sequence[RunRecord], ctx: BuildContext, backend_label
         runs=prepared,
         status=status,
         total_s=sum(run.wall_s for run in runs),
-        backend_label=backend_label,
         rebuild=rebuild_command(ctx),
     )
 
@@ -120,7 +150,7 @@ class Page:
         self._parts.append(
             f"![{alt or caption}]({relative}){classes}\n"
             f"/// figure-caption\n{caption}\n///\n\n"
-            + provenance_block(runs, self.ctx, self.backend_label)
+            + provenance_block(runs, self.ctx, self.backend_label, self.path)
         )
         return self
 
@@ -139,7 +169,7 @@ class Page:
         lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
         self._parts.append(
             "\n".join(lines) + "\n/// table-caption\n" + caption + "\n///\n\n"
-            + provenance_block(runs, self.ctx, self.backend_label)
+            + provenance_block(runs, self.ctx, self.backend_label, self.path)
         )
         return self
 
@@ -149,6 +179,29 @@ class Page:
     def save(self) -> None:
         write_file(self.path, self.markdown())
         NAV.append(NavEntry(self.section, self.title, self.path))
+
+
+def save_source_pages(runs: Sequence[RunRecord], section: str, intro: str) -> None:
+    """One source page per module whose function computed one of `runs` (at code/<module>.md, the
+    target of provenance links), each opening with `intro`, listed in the nav under `section`."""
+    for module in modules_of(run.function for run in runs):
+        path = code_page_path(module)
+        write_file(path, source_page_markdown(module, intro=intro.format(module=module)))
+        NAV.append(NavEntry(section, display_name(module), path))
+
+
+def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str = "build.md") -> str:
+    """The Build page: this build's settings, then every run with its time, cache status and code."""
+    return render_template(
+        "build.md.j2",
+        ctx=ctx,
+        runs=[dict(vars(run), computed_by=computed_by_markdown(run, path)) for run in runs],
+        hits=sum(run.hit for run in runs),
+        computed_s=sum(run.compute_s for run in runs if not run.hit),
+        build_s=sum(run.wall_s for run in runs),
+        cache_dir=ctx.cache_dir,
+        commit=git_commit(),
+    )
 
 
 def nav_markdown(entries: Sequence[NavEntry]) -> str:
