@@ -1,6 +1,7 @@
 """Source pages and the provenance rows that link to them: anchors, line numbers, relative links."""
 
 import ast
+import posixpath
 import re
 import sys
 import textwrap
@@ -11,8 +12,14 @@ import pytest
 
 from diffusion_lab.report.page import NO_BACKEND, computed_by_markdown, run_backend_text
 from diffusion_lab.report.source_pages import (
+    ALGORITHMS,
+    EXPERIMENTS,
+    FOUNDATIONS,
+    MODELS,
+    calls_into,
     code_link,
     code_page_path,
+    code_pages,
     display_name,
     fenced_python,
     module_file,
@@ -21,6 +28,7 @@ from diffusion_lab.report.source_pages import (
     split_function,
     split_source,
 )
+from diffusion_lab.runcache.code_fingerprint import PACKAGE_ROOT, read_sources
 from diffusion_lab.runcache.runs import RunRecord
 
 SAMPLE = textwrap.dedent('''\
@@ -190,3 +198,191 @@ def test_provenance_shows_the_runs_own_backend(ctx):
     assert run_backend_text(_run(None), ctx, label) == NO_BACKEND
     assert run_backend_text(_run(ctx.backend), ctx, label) == label
     assert run_backend_text(_run("deepfloyd"), ctx, label) == "`deepfloyd`"
+
+
+# --- pages for the code the experiments reach, and the links between them ---------------------
+
+EXPERIMENT_MODULES = sorted(f"diffusion_lab.experiments.{path.stem}"
+                            for path in (PACKAGE_ROOT / "experiments").glob("*.py") if path.stem != "__init__")
+
+SAMPLE_PACKAGE = {
+    "__init__.py": '"""A sample package."""\n',
+    "core.py": textwrap.dedent("""\
+        def helper():
+            return 1
+
+
+        class Thing:
+            @classmethod
+            def make(cls):
+                return cls()
+    """),
+    "algo.py": textwrap.dedent("""\
+        import samplegraph.core as core_alias
+        from samplegraph.core import helper
+        from samplegraph.models import net
+
+
+        def step():
+            return helper()
+
+
+        def build():
+            return net.forward(core_alias.Thing.make())
+    """),
+    "extra.py": "def lazy_target():\n    return 2\n",
+    "unused.py": "def nothing():\n    return None\n",
+    "models/__init__.py": "",
+    "models/net.py": "def forward(x):\n    return x\n",
+    "report/__init__.py": "def render():\n    return ''\n",
+    "experiments/__init__.py": "",
+    "experiments/run.py": textwrap.dedent("""\
+        from samplegraph import algo
+        from samplegraph.algo import step
+        from samplegraph.core import helper
+        from samplegraph.report import render
+
+
+        def local():
+            return 0
+
+
+        def uses_all():
+            step()
+            algo.build()
+            local()
+            render()
+            return helper()
+
+
+        def lazy():
+            from samplegraph.extra import lazy_target
+            return lazy_target()
+
+
+        def shadowed(step):
+            return step()
+
+
+        def not_a_call():
+            return helper
+    """),
+}
+
+
+@pytest.fixture
+def sample_package(tmp_path, monkeypatch):
+    """SAMPLE_PACKAGE importable as `samplegraph`, with its import graph: (CodePages, sources)."""
+    root = tmp_path / "samplegraph"
+    for relative, text in SAMPLE_PACKAGE.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield code_pages(["samplegraph.experiments.run"], read_sources(root))
+    for name in [name for name in sys.modules if name.split(".")[0] == "samplegraph"]:
+        del sys.modules[name]
+
+
+def test_the_experiments_reach_the_algorithms_and_never_the_rendering_or_the_cache():
+    reached = code_pages(["diffusion_lab.experiments.parta"]).modules
+    assert {"diffusion_lab.sampling", "diffusion_lab.editing", "diffusion_lab.schedule", "diffusion_lab.seeding",
+            "diffusion_lab.backends.if_schedule"} <= set(reached)  # if_schedule: a lazy import only
+    everything = code_pages(EXPERIMENT_MODULES).modules
+    assert "diffusion_lab.mnist.training" in everything
+    assert not [module for module in everything
+                if module.split(".")[1:2] in (["report"], ["runcache"], ["cli"], ["__main__"])]
+
+
+def test_the_nav_goes_from_experiments_to_algorithms_to_models_to_foundations():
+    order = code_pages(EXPERIMENT_MODULES).modules
+    position = order.index
+    assert position("diffusion_lab.experiments.partb") < position("diffusion_lab.sampling")
+    assert position("diffusion_lab.sampling") < position("diffusion_lab.mnist.training")
+    assert position("diffusion_lab.mnist.training") < position("diffusion_lab.seeding")
+    assert order[-1].split(".")[1] not in ("experiments", "backends", "mnist")
+
+
+def test_sample_package_pages_and_their_order(sample_package):
+    assert sample_package.modules == (
+        "samplegraph.experiments", "samplegraph.experiments.run",  # EXPERIMENTS
+        "samplegraph.algo",  # ALGORITHMS: a top-level module built on others
+        "samplegraph.models", "samplegraph.models.net",  # MODELS: a subpackage
+        "samplegraph", "samplegraph.core", "samplegraph.extra",  # FOUNDATIONS: import nothing of it
+    )
+    assert EXPERIMENTS < ALGORITHMS < MODELS < FOUNDATIONS
+
+
+def test_uses_and_used_by_name_direct_imports_only(sample_package):
+    uses, used_by = sample_package.uses, sample_package.used_by
+    # Not the packages on the way (samplegraph, samplegraph.experiments), nor report.
+    assert uses["samplegraph.experiments.run"] == ("samplegraph.algo", "samplegraph.core", "samplegraph.extra")
+    assert uses["samplegraph.algo"] == ("samplegraph.core", "samplegraph.models.net")
+    assert uses["samplegraph.core"] == ()
+    assert used_by["samplegraph.core"] == ("samplegraph.algo", "samplegraph.experiments.run")
+    assert used_by["samplegraph.models.net"] == ("samplegraph.algo",)
+    assert used_by["samplegraph.experiments.run"] == ()
+
+
+def test_uses_and_used_by_lines_link_the_pages(sample_package):
+    page = source_page_markdown("samplegraph.algo", pages=sample_package)
+    assert ("Uses: [`samplegraph.core`](samplegraph.core.md), "
+            "[`samplegraph.models.net`](samplegraph.models.net.md).\n") in page
+    assert "Used by: [`samplegraph.experiments.run`](samplegraph.experiments.run.md).\n" in page
+    assert "Uses: no other module of the package.\n" in source_page_markdown("samplegraph.core", pages=sample_package)
+
+
+def test_calls_into_follows_imported_names_and_nothing_else(sample_package):
+    assert calls_into("samplegraph.experiments.run", sample_package) == {
+        # Not `local` (this module's own), nor `render` (report has no page).
+        "uses_all": ("samplegraph.algo.step", "samplegraph.algo.build", "samplegraph.core.helper"),
+        "lazy": ("samplegraph.extra.lazy_target",),
+        # `shadowed` calls its parameter; `not_a_call` only names `helper`.
+    }
+    # A method call links to its class; a module imported under another name is followed.
+    assert calls_into("samplegraph.algo", sample_package) == {
+        "step": ("samplegraph.core.helper",),
+        "build": ("samplegraph.models.net.forward", "samplegraph.core.Thing"),
+    }
+
+
+def test_calls_into_comes_right_after_the_definitions_code(sample_package):
+    page = source_page_markdown("samplegraph.experiments.run", pages=sample_package)
+    lazy = page[page.index("{ #lazy "):page.index("## `def shadowed`")]
+    assert lazy.rstrip().endswith(
+        "```\n\nCalls into: [`samplegraph.extra.lazy_target`](samplegraph.extra.md#lazy_target).")
+    assert page.count("Calls into:") == 2
+
+
+def test_an_experiment_calls_into_the_algorithm_it_runs():
+    pages = code_pages(EXPERIMENT_MODULES)
+    parta = calls_into("diffusion_lab.experiments.parta", pages)
+    assert "diffusion_lab.sampling.iterative_denoise" in parta["iterative"]
+    # `editing.sdedit(` after `from diffusion_lab import editing`:
+    assert "diffusion_lab.editing.sdedit" in parta["_sdedit_run"]
+    assert "diffusion_lab.backends.if_schedule.if_alphas_cumprod" in parta["if_schedule_photo"]  # a lazy import
+    illusions = calls_into("diffusion_lab.experiments.parta_illusions", pages)
+    assert any("diffusion_lab.illusions.visual_anagram" in targets for targets in illusions.values())
+    page = source_page_markdown("diffusion_lab.experiments.parta", pages=pages)
+    iterative = page[page.index("{ #iterative "):]
+    iterative = iterative[:iterative.index("\n## ")]
+    calls_line = iterative.split("Calls into:")[1]
+    assert "[`sampling.iterative_denoise`](diffusion_lab.sampling.md#iterative_denoise)" in calls_line
+    html = _render(page)
+    assert '<a href="diffusion_lab.sampling.md#iterative_denoise"><code>sampling.iterative_denoise</code></a>' in html
+
+
+def test_every_link_between_code_pages_reaches_a_page_and_an_anchor():
+    pages = code_pages(EXPERIMENT_MODULES)
+    markdown_of = {code_page_path(module): source_page_markdown(module, pages=pages) for module in pages.modules}
+    anchors_of = {path: set(re.findall(r"\{ #(\w+) \.source-definition \}", page))
+                  for path, page in markdown_of.items()}
+    checked = 0
+    for path, page in markdown_of.items():
+        link_lines = [line for line in page.splitlines() if line.startswith(("Uses:", "Used by:", "Calls into:"))]
+        for href in re.findall(r"\]\(([^)\s]+)\)", "\n".join(link_lines)):
+            target, _, anchor = href.partition("#")
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+            assert target in markdown_of, f"{path}: {href} leads to no page"
+            assert not anchor or anchor in anchors_of[target], f"{path}: {href} has no such anchor"
+            checked += bool(anchor)
+    assert checked > 50  # the Calls into links, not only the module links

@@ -17,6 +17,7 @@ import jinja2
 from diffusion_lab.report.source_pages import (
     code_link,
     code_page_path,
+    code_pages,
     display_name,
     modules_of,
     source_page_markdown,
@@ -183,10 +184,13 @@ class Page:
 
 def save_source_pages(runs: Sequence[RunRecord], section: str, intro: str) -> None:
     """One source page per module whose function computed one of `runs` (at code/<module>.md, the
-    target of provenance links), each opening with `intro`, listed in the nav under `section`."""
-    for module in modules_of(run.function for run in runs):
+    target of provenance links) and per computation module those reach through their imports,
+    each opening with `intro`, listed under `section` in the nav: experiments, algorithms, models,
+    then the shared foundations."""
+    pages = code_pages(modules_of(run.function for run in runs))
+    for module in pages.modules:
         path = code_page_path(module)
-        write_file(path, source_page_markdown(module, intro=intro.format(module=module)))
+        write_file(path, source_page_markdown(module, intro=intro.format(module=module), pages=pages))
         NAV.append(NavEntry(section, display_name(module), path))
 
 
