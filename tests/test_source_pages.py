@@ -11,18 +11,20 @@ import markdown
 import pytest
 
 from diffusion_lab.report.page import NO_BACKEND, computed_by_markdown, run_backend_text
-from diffusion_lab.report.source_pages import (
+from diffusion_lab.report.code_graph import (
     ALGORITHMS,
     EXPERIMENTS,
     FOUNDATIONS,
     MODELS,
     calls_into,
+    code_pages,
+    module_file,
+)
+from diffusion_lab.report.source_pages import (
     code_link,
     code_page_path,
-    code_pages,
     display_name,
     fenced_python,
-    module_file,
     modules_of,
     source_page_markdown,
     split_function,

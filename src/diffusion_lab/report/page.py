@@ -14,10 +14,10 @@ from typing import Sequence
 
 import jinja2
 
+from diffusion_lab.report.code_graph import code_pages
 from diffusion_lab.report.source_pages import (
     code_link,
     code_page_path,
-    code_pages,
     display_name,
     modules_of,
     source_page_markdown,
