@@ -4,16 +4,20 @@ image-to-image translation."""
 from diffusion_lab.experiments import parta
 from diffusion_lab.experiments.parta_backend import backend_for
 from diffusion_lab.experiments.parta_plan import plan_for
-from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.experiments.parta_upsample import inpainting_upsample, sdedit_upsample
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (
     SECTION,
     Stage2Figures,
     described,
     inpainting_row,
+    is_unconditional,
+    only_if,
     quoted,
     sdedit_row,
+    sdedit_titles,
 )
+from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
 plan = plan_for(ctx.backend)
@@ -23,13 +27,14 @@ NO_OP_CFG = (' With the generic prompt "" the conditional and unconditional esti
 page = Page("part-a/editing.md", "A2. Image-to-image translation", ctx, section=SECTION,
             backend_label=backend.label)
 model_runs = backend.runs
-stage2 = Stage2Figures(page, ctx, backend, model_runs)
+stage2 = Stage2Figures(page, backend, model_runs)
 steps = backend.timesteps
 i_starts = ", ".join(map(str, plan.i_starts))
+no_op_cfg_note = only_if(is_unconditional(plan.generic_prompt), NO_OP_CFG)
 
 page.text(f"""
 Drawn by **{backend.label}**, on its {len(steps)} strided timesteps {steps[0]}, {steps[1]}, ..., {steps[-1]}.
-From here on every loop uses classifier-free guidance at g = {plan.guidance:g}.{NO_OP_CFG if plan.generic_prompt == "" else ""}
+From here on every loop uses classifier-free guidance at g = {plan.guidance:g}.{no_op_cfg_note}
 
 ## 1.7 Image-to-image translation (SDEdit)
 
@@ -39,7 +44,9 @@ the original the later it starts. i_start = {i_starts}, as in the write-up.
 """)
 for image in plan.sdedit_images:
     run = parta.sdedit(ctx, plan, backend, image)
-    sdedit_row(page, run, model_runs, f"SDEdit of {described(image.label, run.metrics['image_info'])}", stage2)
+    what = f"SDEdit of {described(image.label, run.metrics['image_info'])}"
+    sdedit_row(page, run, model_runs, what)
+    stage2.add(run, sdedit_upsample(ctx, backend, run), sdedit_titles(run), what)
 
 page.text("""
 ## 1.7.1 Editing hand-drawn and web images
@@ -49,7 +56,9 @@ and two hand-drawn, from `docs/inputs/` (drawn by `docs/inputs/draw_inputs.py`).
 """)
 for image in plan.drawn_images:
     run = parta.sdedit(ctx, plan, backend, image)
-    sdedit_row(page, run, model_runs, f"SDEdit of {image.label} (`{image.ref}`)", stage2)
+    what = f"SDEdit of {image.label} (`{image.ref}`)"
+    sdedit_row(page, run, model_runs, what)
+    stage2.add(run, sdedit_upsample(ctx, backend, run), sdedit_titles(run), what)
 
 page.text(r"""
 ## 1.7.2 Inpainting
@@ -59,8 +68,9 @@ original noised to the new timestep: \(x_{t'} \leftarrow m\,x_{t'} + (1-m)\,\tex
 """)
 for pair in plan.inpaintings:
     run = parta.inpaint(ctx, plan, backend, pair)
-    image = described(pair.image.label, run.metrics["image_info"])
-    inpainting_row(page, run, f"{image} with the {pair.mask.label} (`{pair.mask.ref}`)", model_runs, plan, stage2)
+    label = f"{described(pair.image.label, run.metrics['image_info'])} with the {pair.mask.label} (`{pair.mask.ref}`)"
+    inpainting_row(page, run, label, model_runs, plan)
+    stage2.add(run, inpainting_upsample(ctx, backend, run), ["Image Inpainted"], f"Inpainting {label}")
 
 page.text("""
 ## 1.7.3 Text-conditional image-to-image translation
@@ -70,6 +80,7 @@ results follow the prompt, the high ones the image.
 """)
 for edit in plan.text_edits:
     run = parta.text_image_to_image(ctx, plan, backend, edit)
-    image = described(edit.image.label, run.metrics["image_info"])
-    sdedit_row(page, run, model_runs, f"Text-conditional SDEdit of {image}", stage2)
+    what = f"Text-conditional SDEdit of {described(edit.image.label, run.metrics['image_info'])}"
+    sdedit_row(page, run, model_runs, what)
+    stage2.add(run, sdedit_upsample(ctx, backend, run), sdedit_titles(run), what)
 page.save()

@@ -3,32 +3,47 @@
 from diffusion_lab.experiments import parta, parta_illusions
 from diffusion_lab.experiments.parta_backend import backend_for
 from diffusion_lab.experiments.parta_plan import plan_for
-from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.experiments.parta_upsample import figure_upsample
 from diffusion_lab.report.figures import image_grid
-from diffusion_lab.report.page import Page
-from diffusion_lab.report.parta_figures import (
+from diffusion_lab.report.illusion_figures import (
     JUDGE_TITLES_NOTE,
-    SECTION,
-    VIEW_NAMES,
-    Stage2Figures,
-    backend_label,
+    anagram_name,
+    anagram_view_names,
+    candidate_number,
     candidate_titles,
+    candidate_total,
+    far_reading_count,
+    hybrid_name,
+    hybrid_sweep_grid,
+    hybrid_sweep_headers,
+    hybrid_sweep_rows,
     judge_headers,
     judge_rows,
-    quoted,
-    short,
-    value_range,
+    picked_candidate,
+    picked_candidate_caption,
     verdict,
     working_count,
 )
+from diffusion_lab.report.page import Page
+from diffusion_lab.report.parta_figures import (
+    SECTION,
+    VIEW_NAMES,
+    Stage2Figures,
+    existing_runs,
+    only_if,
+    percent,
+    quoted,
+    value_range,
+)
+from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
 plan = plan_for(ctx.backend)
 backend = backend_for(ctx)
 page = Page("part-a/illusions.md", "A3. Visual anagrams and hybrid images", ctx, section=SECTION,
             backend_label=backend.label)
-model_runs = backend.runs + ([parta.judge_for(ctx, plan)] if plan.judge else [])
-stage2 = Stage2Figures(page, ctx, backend, model_runs)
+model_runs = existing_runs(*backend.runs, parta.judge_for(ctx, plan))
+stage2 = Stage2Figures(page, backend, model_runs)
 stage2_prompt_note = " Stage II gets the generic prompt, not either illusion's, so that it favours neither reading."
 n = plan.illusion_candidates
 
@@ -57,34 +72,33 @@ Drawn by **{backend.label}**, with CFG at g = {plan.guidance:g} applied to each 
 One image that shows one prompt as it is and another through a view \(v\) (upside down):
 \(\epsilon = \tfrac12\big(\epsilon_1(x_t) + v^{{-1}}(\epsilon_2(v(x_t)))\big)\). The write-up's view flips
 the image along its height; a rotation by 180° also mirrors it left to right, which is what turns a
-handwritten 6 into a 9. Views used here: {", ".join(sorted({VIEW_NAMES[a.view] for a in plan.anagrams}))}.
+handwritten 6 into a 9. Views used here: {anagram_view_names(plan.anagrams)}.
 """)
 anagram_runs, anagram_names = [], []
 for spec in plan.anagrams:
     run = parta_illusions.anagram(ctx, plan, backend, spec)
     stored = run.load("anagram.pt")
     view = VIEW_NAMES[spec.view]
-    name = f"{quoted(spec.prompt_1)} / {quoted(spec.prompt_2)}, {view}"
+    name = anagram_name(spec)
     anagram_runs.append(run)
     anagram_names.append(name)
-    best = run.metrics["judge"]["best"] if "judge" in run.metrics else 0
+    best = picked_candidate(run)
     page.text(f"### {name}")
     page.figure(
         image_grid([[stored["images"][best], stored["viewed"][best]]],
                    col_titles=[quoted(spec.prompt_1), f"{quoted(spec.prompt_2)}\n({view})"],
                    value_range=value_range(run), cell_inches=2.2),
-        f"Candidate #{best + 1} of {n}" + (", picked by the judge" if "judge" in run.metrics else "")
-        + f": as generated, and {view}. Verdict: {verdict(run)}.",
+        f"{picked_candidate_caption(run)}: as generated, and {view}. Verdict: {verdict(run)}.",
         [*model_runs, run], pixelated=True,
     )
-    stage2.add(run, [stored["images"][best]], [plan.generic_prompt], [quoted(spec.prompt_1)],
-               f"Candidate #{best + 1}.{stage2_prompt_note} Its second row is the upsampled image {view}",
-               view=spec.view)
+    stage2.add(run, figure_upsample(ctx, backend, run, [stored["images"][best]], [plan.generic_prompt], spec.view),
+               [quoted(spec.prompt_1)],
+               f"{candidate_number(run)}.{stage2_prompt_note} Its second row is the upsampled image {view}")
     page.figure(
         image_grid([list(stored["images"]), list(stored["viewed"])], col_titles=candidate_titles(run, (0, 1)),
                    row_titles=["as is", view], value_range=value_range(run), cell_inches=1.2),
         f"All {n} candidates: top row as generated (should read {quoted(spec.prompt_1)}), bottom row {view} "
-        f"(should read {quoted(spec.prompt_2)}). " + (JUDGE_TITLES_NOTE if plan.judge else ""),
+        f"(should read {quoted(spec.prompt_2)}). " + only_if(plan.judge, JUDGE_TITLES_NOTE),
         [*model_runs, run], pixelated=True,
     )
 if plan.judge:
@@ -107,69 +121,68 @@ One image that shows one prompt from afar and another up close (Factorized Diffu
 \(\epsilon = \text{{lowpass}}(\epsilon_{{far}}) + \text{{highpass}}(\epsilon_{{near}})\),
 with highpass = identity − lowpass.
 The write-up's low-pass is a Gaussian of kernel {k64} and σ = {s64:g} on a 64×64 image: σ is
-{100 * s64 / 64:.1f}% of the image's width. Scaled to a {size}×{size} image, the same fraction is σ = {s:g}
+{percent(s64, 64)} of the image's width. Scaled to a {size}×{size} image, the same fraction is σ = {s:g}
 (kernel {k}; `illusions.hybrid_kernel`), which is what the hybrids below use. The figures show what each
 split does to a digit: with the scaled kernel the low-pass is nearly the digit itself and the high-pass only
 its edges; with the write-up's unscaled kernel the low-pass is a blur of the digit and its strokes are in the
 high-pass.
 """)
-with backend_label(page, "none: a fixed Gaussian filter on input pictures, no model"):
-    page.figure(
-        image_grid([[split["kernels"]["write_up"], split["kernels"]["scaled"], split["kernels"]["unscaled"]]],
-                   col_titles=[f"kernel {k64}, σ={s64:g}\nin a 64×64 frame",
-                               f"kernel {k}, σ={s:g}\nin a {size}×{size} frame",
-                               f"kernel {k64}, σ={s64:g}\nin a {size}×{size} frame"],
-                   cell_inches=1.8),
-        "The low-pass's response to a single bright pixel, drawn at its footprint in the image: the write-up's "
-        f"kernel on IF's 64×64 images, the scaled kernel on {size}×{size} images, and the unscaled one on "
-        f"{size}×{size}, where it covers a third of the image.",
-        scaling,
-    )
-    page.figure(
-        image_grid([[split["rows"][0]["image"], split["rows"][0]["lowpass"], split["rows"][0]["highpass_shown"]]],
-                   col_titles=["image", "low-pass", "high-pass (+ mid-gray)"],
-                   value_range=tuple(split["rows"][0]["data_range"]), cell_inches=1.8),
-        f"The split on a {plan.photo_size}×{plan.photo_size} photo with the write-up's kernel "
-        f"({split['rows'][0]['label']}).",
-        scaling,
-    )
-    page.figure(
-        image_grid([[row["image"], row["lowpass"], row["highpass_shown"]] for row in split["rows"][1:]],
-                   row_titles=[f"kernel {k}\nσ={s:g}", f"kernel {k64}\nσ={s64:g}"],
-                   col_titles=["image", "low-pass", "high-pass\n(+ mid-gray)"],
-                   value_range=tuple(split["rows"][1]["data_range"]), cell_inches=1.7),
-        f"The same split on the {size}×{size} test image: with the scaled kernel (top) and with the write-up's "
-        "unscaled kernel (bottom).",
-        scaling, pixelated=True,
-    )
+page.figure(
+    image_grid([[split["kernels"]["write_up"], split["kernels"]["scaled"], split["kernels"]["unscaled"]]],
+               col_titles=[f"kernel {k64}, σ={s64:g}\nin a 64×64 frame",
+                           f"kernel {k}, σ={s:g}\nin a {size}×{size} frame",
+                           f"kernel {k64}, σ={s64:g}\nin a {size}×{size} frame"],
+               cell_inches=1.8),
+    "The low-pass's response to a single bright pixel, drawn at its footprint in the image: the write-up's "
+    f"kernel on IF's 64×64 images, the scaled kernel on {size}×{size} images, and the unscaled one on "
+    f"{size}×{size}, where it covers a third of the image.",
+    scaling,
+)
+page.figure(
+    image_grid([[split["rows"][0]["image"], split["rows"][0]["lowpass"], split["rows"][0]["highpass_shown"]]],
+               col_titles=["image", "low-pass", "high-pass (+ mid-gray)"],
+               value_range=tuple(split["rows"][0]["data_range"]), cell_inches=1.8),
+    f"The split on a {plan.photo_size}×{plan.photo_size} photo with the write-up's kernel "
+    f"({split['rows'][0]['label']}).",
+    scaling,
+)
+page.figure(
+    image_grid([[row["image"], row["lowpass"], row["highpass_shown"]] for row in split["rows"][1:]],
+               row_titles=[f"kernel {k}\nσ={s:g}", f"kernel {k64}\nσ={s64:g}"],
+               col_titles=["image", "low-pass", "high-pass\n(+ mid-gray)"],
+               value_range=tuple(split["rows"][1]["data_range"]), cell_inches=1.7),
+    f"The same split on the {size}×{size} test image: with the scaled kernel (top) and with the write-up's "
+    "unscaled kernel (bottom).",
+    scaling, pixelated=True,
+)
 
 hybrid_runs, hybrid_names = [], []
 for spec in plan.hybrids:
     run = parta_illusions.hybrid(ctx, plan, backend, spec)
     stored = run.load("hybrid.pt")
-    name = f"far {quoted(spec.far)} / near {quoted(spec.near)}"
+    name = hybrid_name(spec)
     hybrid_runs.append(run)
     hybrid_names.append(name)
-    best = run.metrics["judge"]["best"] if "judge" in run.metrics else 0
+    best = picked_candidate(run)
     page.text(f"### {name}")
     page.figure(
         image_grid([[stored["images"][best], stored["lowpass"][best]]],
                    col_titles=[f"{quoted(spec.near)}\n(up close)", f"{quoted(spec.far)}\n(from afar: low-pass)"],
                    value_range=value_range(run), cell_inches=2.2),
-        f"Candidate #{best + 1} of {n}" + (", picked by the judge" if "judge" in run.metrics else "")
-        + f": the image, and its low-pass (kernel {run.metrics['kernel_size']}, σ = {run.metrics['sigma']:g}) "
-        f"as a stand-in for seeing it from afar. Verdict: {verdict(run)}.",
+        f"{picked_candidate_caption(run)}: the image, and its low-pass (kernel {run.metrics['kernel_size']}, "
+        f"σ = {run.metrics['sigma']:g}) as a stand-in for seeing it from afar. Verdict: {verdict(run)}.",
         [*model_runs, run], pixelated=True,
     )
-    stage2.add(run, [stored["images"][best]], [plan.generic_prompt], [f"{quoted(spec.near)} (up close)"],
-               f"Candidate #{best + 1}.{stage2_prompt_note} Seen from afar it should read {quoted(spec.far)}")
+    stage2.add(run, figure_upsample(ctx, backend, run, [stored["images"][best]], [plan.generic_prompt]),
+               [f"{quoted(spec.near)} (up close)"],
+               f"{candidate_number(run)}.{stage2_prompt_note} Seen from afar it should read {quoted(spec.far)}")
     page.figure(
         image_grid([list(stored["images"]), list(stored["lowpass"]), list(stored["highpass_shown"])],
                    col_titles=candidate_titles(run, (1, 0)), row_titles=["image", "low-pass", "high-pass"],
                    value_range=value_range(run), cell_inches=1.2),
         f"All {n} candidates: the image (up close, should read {quoted(spec.near)}), its low-pass (from afar, "
         f"should read {quoted(spec.far)}) and its high-pass around mid-gray. "
-        + (JUDGE_TITLES_NOTE if plan.judge else ""),
+        + only_if(plan.judge, JUDGE_TITLES_NOTE),
         [*model_runs, run], pixelated=True,
     )
 if plan.judge:
@@ -177,17 +190,12 @@ if plan.judge:
                f"The judge's verdict on each hybrid over its {n} candidates: a candidate works when the judge reads "
                "the far digit in its low-pass and the near digit in the image itself.",
                [*model_runs, *hybrid_runs])
-    working = working_count(hybrid_runs)
-    far_wins = sum(c["read_2"] == run.metrics["judge"]["targets"][0]
-                   for run in hybrid_runs for c in run.metrics["judge"]["candidates"])
-    page.text(f"By the judge, {working} of {len(hybrid_runs)} hybrids have at least one candidate of {n} that works "
-              f"with the scaled kernel; in {far_wins} of {n * len(hybrid_runs)} candidates the image itself, "
-              "seen up close, reads as the *far* digit.")
+    page.text(f"By the judge, {working_count(hybrid_runs)} of {len(hybrid_runs)} hybrids have at least one candidate "
+              f"of {n} that works with the scaled kernel; in {far_reading_count(hybrid_runs)} of "
+              f"{candidate_total(hybrid_runs)} candidates the image itself, seen up close, reads as the *far* digit.")
 if plan.hybrid_sweep_sigmas:
     sweep = parta_illusions.hybrid_sigma_sweep(ctx, plan, backend)
-    images = sweep.load("sweep.pt")["images"]
     k = sweep.params["candidates"]
-    points = sweep.params["sweep"]
     page.text(f"""
 ### Where the low-pass has to cut on {size}×{size} digits
 
@@ -198,24 +206,15 @@ is not at the same scale as what makes a photo a skull or a waterfall: the sweep
 the cut falls between the two digits.
 """)
     page.figure(
-        image_grid([list(images[str(point["sigma"])]) for point in points],
-                   col_titles=[f"{short(h.far)} / {short(h.near)}\n#{i + 1}" for h in plan.hybrids for i in range(k)],
-                   row_titles=[f"σ = {point['sigma']:g}\nkernel {point['kernel_size']}" for point in points],
-                   value_range=value_range(sweep), cell_inches=0.95),
+        hybrid_sweep_grid(sweep),
         f"Each row: the {len(plan.hybrids)} hybrids, {k} candidates each, sampled with a low-pass of that σ. "
         "Narrow low-passes hand the whole digit to the far prompt; wide ones hand it to the near prompt.",
         [*model_runs, sweep], pixelated=True,
     )
     if plan.judge:
-        by_point = {(row["sigma"], row["pair"]): row for row in sweep.metrics["rows"]}
         page.table(
-            ["σ (kernel)"] + [f"far {quoted(h.far)} / near {quoted(h.near)}" for h in plan.hybrids],
-            [[f"{point['sigma']:g} ({point['kernel_size']})"]
-             + [f"**{by_point[point['sigma'], j]['both_count']} / {k}** work; far reads far "
-                f"{by_point[point['sigma'], j]['far_reads_far']}, near reads near "
-                f"{by_point[point['sigma'], j]['near_reads_near']}"
-                for j in range(len(plan.hybrids))]
-             for point in points],
+            hybrid_sweep_headers(sweep),
+            hybrid_sweep_rows(sweep),
             f"The judge on the sweep: per hybrid, how many of the {k} candidates work (low-pass reads the far "
             "digit and the image the near one), and how often each view alone reads as intended.",
             [*model_runs, sweep],

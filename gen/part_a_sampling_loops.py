@@ -4,26 +4,34 @@ sampling, classifier-free guidance."""
 from diffusion_lab.experiments import parta
 from diffusion_lab.experiments.parta_backend import backend_for
 from diffusion_lab.experiments.parta_plan import plan_for
-from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.experiments.parta_upsample import figure_upsample
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (
-    IF_SCHEDULE_LABEL,
+    BLUR_TABLE_HEADERS,
     SECTION,
     Stage2Figures,
-    backend_label,
+    blur_grid,
+    blur_table_rows,
+    cfg_sample_names,
     described,
+    existing_runs,
+    forward_grid,
+    judged_titles,
+    only_if,
     quoted,
+    sample_names,
     value_range,
 )
+from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
 plan = plan_for(ctx.backend)
 backend = backend_for(ctx)
 page = Page("part-a/sampling-loops.md", "A1. Sampling loops", ctx, section=SECTION, backend_label=backend.label)
 model_runs = backend.runs
-stage2 = Stage2Figures(page, ctx, backend, model_runs)
-judge_runs = [parta.judge_for(ctx, plan)] if plan.judge else []
+stage2 = Stage2Figures(page, backend, model_runs)
+judge_runs = existing_runs(parta.judge_for(ctx, plan))
 steps = backend.timesteps
 
 page.text(f"""
@@ -48,25 +56,17 @@ A clean image is scaled down and mixed with Gaussian noise:
 \(x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon\), \(\epsilon \sim \mathcal N(0, I)\).
 The write-up shows t = 250, 500, 750 of IF's 1000 steps; a model with T steps is shown at T/4, T/2, 3T/4.
 """)
+photo = None
 if plan.if_schedule_photo is not None:
     photo = parta.if_schedule_photo(ctx, plan)
-    stored = photo.load("forward.pt")
-    with backend_label(page, IF_SCHEDULE_LABEL):
-        page.figure(
-            image_grid([[stored["clean"]] + [stored["noisy"][r["t"]] for r in photo.metrics["rows"]]],
-                       col_titles=["Original Image"] + [f"Noise Level {r['t']}\n(ᾱ = {r['abar']:.2f})"
-                                                        for r in photo.metrics["rows"]],
-                       value_range=value_range(photo), cell_inches=1.8),
-            f"The forward process on a real photo with DeepFloyd IF's own cosine schedule, built from its "
-            f"scheduler config alone, no weights: {plan.if_schedule_photo.label}, in [-1, 1] as IF sees it.",
-            photo,
-        )
-stored = forward.load("forward.pt")
-rows = forward.metrics["rows"]
+    page.figure(
+        forward_grid(photo, cell_inches=1.8),
+        f"The forward process on a real photo with DeepFloyd IF's own cosine schedule, built from its "
+        f"scheduler config alone, no weights: {plan.if_schedule_photo.label}, in [-1, 1] as IF sees it.",
+        photo,
+    )
 page.figure(
-    image_grid([[stored["clean"]] + [stored["noisy"][r["t"]] for r in rows]],
-               col_titles=["Original Image"] + [f"Noise Level {r['t']}\n(ᾱ = {r['abar']:.2f})" for r in rows],
-               value_range=value_range(forward)),
+    forward_grid(forward),
     f"The forward process on {clean_label} with this model's own schedule "
     f"(T = {len(backend.alphas_cumprod)}). Pixels outside the data range are clipped for display.",
     forward, pixelated=True,
@@ -80,30 +80,17 @@ The classical baseline is a Gaussian blur. The write-up does not say which kerne
 image gets the kernel size and sigma (from a grid of 10 sizes x 8 sigmas) whose blur is closest to
 the clean image in PSNR: an oracle choice, the best any Gaussian blur can do.
 """)
-blur_runs = ([photo] if plan.if_schedule_photo is not None else []) + [forward]
-for run in blur_runs:
-    stored = run.load("forward.pt")
-    rows = run.metrics["rows"]
-    is_photo = run.name == "parta/if-schedule-photo"
-    figure = image_grid(
-        [[stored["clean"]] + [stored["blurred"][r["t"]] for r in rows]],
-        col_titles=["Original Image"] + [f"Blurred {r['t']}\nk={r['kernel_size']}, σ={r['sigma']:g}" for r in rows],
-        value_range=value_range(run), cell_inches=1.8 if is_photo else 1.4,
-    )
-    caption = ("Gaussian blur of the three noisy photos above (IF's schedule), each with its best kernel."
-               if is_photo else f"Gaussian blur of the three noisy images of {clean_label}, each with its best kernel.")
-    if is_photo:
-        with backend_label(page, IF_SCHEDULE_LABEL):
-            page.figure(figure, caption, run)
-    else:
-        page.figure(figure, caption, run, pixelated=True)
+if photo is not None:
+    page.figure(blur_grid(photo, cell_inches=1.8),
+                "Gaussian blur of the three noisy photos above (IF's schedule), each with its best kernel.", photo)
+page.figure(blur_grid(forward, cell_inches=1.4),
+            f"Gaussian blur of the three noisy images of {clean_label}, each with its best kernel.",
+            forward, pixelated=True)
 page.table(
-    ["image", "t", "ᾱ_t", "PSNR noisy (dB)", "best kernel", "best σ", "PSNR blurred (dB)"],
-    [["photo, IF schedule" if run.name == "parta/if-schedule-photo" else clean_label, r["t"], f"{r['abar']:.3f}",
-      f"{r['noisy_psnr']:.1f}", r["kernel_size"], f"{r['sigma']:g}", f"{r['blur_psnr']:.1f}"]
-     for run in blur_runs for r in run.metrics["rows"]],
+    BLUR_TABLE_HEADERS,
+    blur_table_rows({"photo, IF schedule": photo, clean_label: forward}),
     "The blur chosen for each noise level and what it gains, in PSNR against the clean image.",
-    blur_runs,
+    existing_runs(photo, forward),
 )
 
 # --- 1.3 --------------------------------------------------------------------------------------
@@ -163,43 +150,29 @@ page.figure(
     "it keeps the rough layout, not necessarily the content.",
     [*model_runs, iterative], pixelated=True,
 )
-stage2.add(iterative, [stored["iterative"]], [plan.generic_prompt], ["Iteratively Denoised"],
-           f"The iteratively denoised image (t = {m['t_start']})")
+stage2.add(iterative, figure_upsample(ctx, backend, iterative, [stored["iterative"]], [plan.generic_prompt]),
+           ["Iteratively Denoised"], f"The iteratively denoised image (t = {m['t_start']})")
 
 # --- 1.5, 1.6 ---------------------------------------------------------------------------------
-
-
-def judged_titles(run, head):
-    stored = run.load("samples.pt")
-    probs = stored.get("judge_probabilities")
-    titles = []
-    for i, prompt in enumerate(run.params["prompts"]):
-        title = head(i, prompt)
-        if probs is not None:
-            read = int(probs[i].argmax())
-            title += f"\njudge: {read} ({probs[i, read]:.2f})"
-        titles.append(title)
-    return stored["samples"], titles
-
-
 samples = parta.unconditional_samples(ctx, plan, backend)
-images, titles = judged_titles(samples, lambda i, p: f"Sample {i + 1}")
+images = samples.load("samples.pt")["samples"]
 page.text(f"""
 ## 1.5 Diffusion model sampling
 
 Iterative denoising from pure noise (i_start = 0), prompt {quoted(plan.generic_prompt)}, no guidance.
-""" + (" Under each sample: the digit Part B's judge classifier reads in it, and its probability."
-       if plan.judge else ""))
+""" + only_if(plan.judge,
+              " Under each sample: the digit Part B's judge classifier reads in it, and its probability."))
 page.figure(
-    image_grid([list(images)], col_titles=titles, value_range=value_range(samples)),
+    image_grid([list(images)], col_titles=judged_titles(samples, sample_names(samples)),
+               value_range=value_range(samples)),
     f"{plan.num_samples} samples from pure noise with the prompt {quoted(plan.generic_prompt)}.",
     [*model_runs, *judge_runs, samples], pixelated=True,
 )
-stage2.add(samples, images, samples.params["prompts"], [f"Sample {i + 1}" for i in range(len(images))],
-           "The samples of 1.5")
+stage2.add(samples, figure_upsample(ctx, backend, samples, images, samples.params["prompts"]),
+           sample_names(samples), "The samples of 1.5")
 
 guided = parta.cfg_samples(ctx, plan, backend)
-images, titles = judged_titles(guided, lambda i, p: f"Sample {i + 1} with CFG\n{quoted(p)}")
+images = guided.load("samples.pt")["samples"]
 page.text(rf"""
 ## 1.6 Classifier-free guidance (CFG)
 
@@ -207,10 +180,11 @@ Each step evaluates the conditional and the unconditional (prompt "") estimates 
 \(\epsilon = \epsilon_u + g\,(\epsilon_c - \epsilon_u)\). {plan.guidance_note}
 """)
 page.figure(
-    image_grid([list(images)], col_titles=titles, value_range=value_range(guided), cell_inches=1.6),
+    image_grid([list(images)], col_titles=judged_titles(guided, cfg_sample_names(guided)),
+               value_range=value_range(guided), cell_inches=1.6),
     f"{plan.num_samples} samples with CFG at g = {plan.guidance:g}, one per prompt.",
     [*model_runs, *judge_runs, guided], pixelated=True,
 )
-stage2.add(guided, images, guided.params["prompts"], [f"Sample {i + 1}" for i in range(len(images))],
-           "The CFG samples of 1.6")
+stage2.add(guided, figure_upsample(ctx, backend, guided, images, guided.params["prompts"]),
+           sample_names(guided), "The CFG samples of 1.6")
 page.save()

@@ -1,13 +1,21 @@
 """Part B, section 3: the class-conditioned DDPM with classifier-free guidance (B2.4, B2.5), judged."""
 
-from diffusion_lab.experiments import judge_training, partb, partb_models, partb_training
-from diffusion_lab.profiles import get_profile
-from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.experiments import judge_training, partb, partb_training
+from diffusion_lab.profiles import COURSE_GUIDANCE, get_profile
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
-    TRAINING_COST_HEADERS, fmt, loss_curve, reverse_process_gif, samples_per_epoch, training_cost_rows,
+    GUIDANCE_SWEEP_HEADERS,
+    TRAINING_COST_HEADERS,
+    guidance_sweep_rows,
+    last_checkpoint_label,
+    loss_curve,
+    ordinal,
+    reverse_process_gif,
+    samples_per_epoch,
+    training_cost_rows,
 )
+from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
 recipe = get_profile(ctx.profile).partb.class_ddpm
@@ -36,9 +44,9 @@ Each step evaluates the conditional and the unconditional estimate and combines 
 says 0.5. Both are in the sweep below.
 """)
 samples_per_epoch(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
-                  what=f"{show.per_class_grid} samples of each digit (one column per digit) at g = 5")
+                  what=f"{show.per_class_grid} samples of each digit (one column per digit) at g = {COURSE_GUIDANCE:g}")
 reverse_process_gif(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
-                    what="the class-conditioned UNet at g = 5")
+                    what=f"the class-conditioned UNet at g = {COURSE_GUIDANCE:g}")
 
 judged = judge_training.judge_training(ctx)
 reference = partb.judge_reference(ctx)
@@ -56,21 +64,13 @@ of the samples with those of the test set, as FID does with Inception features. 
 real training digits against the test set, is **{reference.metrics['frechet_floor']:.2f}**:
 a model cannot be told apart from real data below it.
 """)
-rows = sweep.metrics["rows"]
 page.table(
-    ["guidance g", "judge accuracy", "worst digit (accuracy)", "Fréchet distance", "floor", "images/s"],
-    [[f"{row['guidance_scale']:g}" + (" (write-up)" if row["guidance_scale"] == 0.5 else "")
-      + (" (course)" if row["guidance_scale"] == 5.0 else ""),
-      f"{100 * row['judge_accuracy']:.1f}%",
-      "{} ({:.0f}%)".format(*min(enumerate(row["per_class_accuracy"]), key=lambda item: item[1])[::1][:1],
-                            100 * min(row["per_class_accuracy"])),
-      fmt(row["frechet_distance"]), fmt(reference.metrics["frechet_floor"]), f"{row['images_per_s']:,.0f}"]
-     for row in rows],
+    GUIDANCE_SWEEP_HEADERS,
+    guidance_sweep_rows(sweep, reference),
     f"The guidance sweep: {sweep.params['per_class']} samples of each digit per g, from the last kept checkpoint "
-    f"({partb_models.checkpoint_label(trained, partb_models.checkpoint_epochs(trained)[-1])}), drawn with Part A's strided "
-    f"sampler on {sweep.metrics['steps']} of the {recipe.num_timesteps} steps (every {sweep.params['stride']}"
-    f"{'st' if sweep.params['stride'] == 1 else 'th'}). Accuracy rises with g while diversity falls; the "
-    "Fréchet distance shows the trade-off.",
+    f"({last_checkpoint_label(trained)}), drawn with Part A's strided sampler on {sweep.metrics['steps']} of the "
+    f"{recipe.num_timesteps} steps (every {ordinal(sweep.params['stride'])}). Accuracy rises with g while "
+    "diversity falls; the Fréchet distance shows the trade-off.",
     [trained, judged, reference, sweep],
 )
 examples = sweep.load("examples.pt")

@@ -1,12 +1,22 @@
 """Part B, section 1: the single-step denoiser (B1.1 to B1.3)."""
 
-from diffusion_lab.experiments import partb, partb_models, partb_training
+from diffusion_lab.experiments import partb, partb_training
 from diffusion_lab.experiments.partb_noising import noising_run
 from diffusion_lab.profiles import get_profile
-from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.figures import image_grid, image_row
 from diffusion_lab.report.page import Page
-from diffusion_lab.report.partb_figures import TRAINING_COST_HEADERS, fmt, loss_curve, training_cost_rows
+from diffusion_lab.report.partb_figures import (
+    DENOISER_TABLE_HEADERS,
+    TRAINING_COST_HEADERS,
+    checkpoint_labels_text,
+    denoiser_table_rows,
+    denoising_grid,
+    last_checkpoint_label,
+    loss_curve,
+    training_cost_rows,
+    training_digit_count,
+)
+from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
 recipe = get_profile(ctx.profile).partb.denoiser
@@ -32,7 +42,6 @@ page.figure(
 trained = partb_training.denoiser_training(ctx)
 results = partb.denoiser_results(ctx)
 stored = results.load("results.pt")
-epochs = partb_models.checkpoint_epochs(trained)
 
 page.text(f"""
 ## B1.2 Training
@@ -41,20 +50,15 @@ The unconditional UNet of the write-up (ConvBlock, two DownBlocks, Flatten/Unfla
 UpBlocks with skip connections) with D = {recipe.num_hiddens} hidden channels has
 **{trained.metrics['num_parameters']:,} parameters**. Recipe of this build (`{ctx.profile}`):
 σ = {recipe.sigma}, batch {recipe.batch_size}, {recipe.epochs} epochs, Adam at {recipe.learning_rate:g},
-{recipe.train_subset or 60000:,} training digits, {trained.metrics['precision']} precision.
+{training_digit_count(recipe):,} training digits, {trained.metrics['precision']} precision.
 The write-up's recipe is D = 128, batch 256, 5 epochs, Adam 1e-4 (the `full` profile).
 """)
 loss_curve(page, trained, "Training loss of the single-step denoiser.")
 
-rows = [list(stored["shown_clean"]), list(stored["shown_noisy"])]
-row_titles = ["clean", f"σ = {recipe.sigma}"]
-for epoch in epochs:
-    rows.append(list(stored["per_epoch"][str(epoch)]))
-    row_titles.append(f"denoised,\n{partb_models.checkpoint_label(trained, epoch).split(' (')[0]}")
 page.figure(
-    image_grid(rows, row_titles=row_titles, cell_inches=0.8),
+    denoising_grid(trained, results, recipe.sigma),
     "Test digits (not seen in training), noised at σ = 0.5 and denoised by the model after each kept epoch: "
-    + "; ".join(partb_models.checkpoint_label(trained, e) for e in epochs) + ".",
+    + checkpoint_labels_text(trained) + ".",
     [trained, results], pixelated=True,
 )
 
@@ -68,17 +72,13 @@ page.figure(
     image_grid([list(stored["ood_noisy"]), list(stored["ood_denoised"])],
                col_titles=[f"σ = {s}" for s in ood_sigmas], row_titles=["noisy", "denoised"], cell_inches=1.0),
     "One test digit noised at σ ∈ {" + ", ".join(str(s) for s in ood_sigmas) + "} (top) and the denoiser's output "
-    f"(bottom, {partb_models.checkpoint_label(trained, epochs[-1])}).",
+    f"(bottom, {last_checkpoint_label(trained)}).",
     [trained, results], pixelated=True,
 )
 
-table = results.metrics["table"]
 page.table(
-    ["σ", "noisy PSNR (dB)", "denoiser PSNR (dB)", "denoiser SSIM", "best blur (kernel, σ_blur)",
-     "blur PSNR (dB)", "blur SSIM"],
-    [[row["sigma"], fmt(row["noisy_psnr"]), fmt(row["denoiser_psnr"]), fmt(row["denoiser_ssim"], 3),
-      f"{row['blur_kernel']}, {row['blur_sigma']}" if row["blur_kernel"] else "–",
-      fmt(row["blur_psnr"]), fmt(row["blur_ssim"], 3)] for row in table],
+    DENOISER_TABLE_HEADERS,
+    denoiser_table_rows(results),
     f"The denoiser against the best Gaussian blur, on {results.params['showcase']['metric_images']} test digits "
     "per σ (mean over images; outputs clipped to [0, 1]). The blur's kernel and σ are chosen per noise level by "
     "best mean PSNR against the clean digits, an oracle choice that favours the baseline.",

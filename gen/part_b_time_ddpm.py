@@ -2,11 +2,11 @@
 
 from diffusion_lab.experiments import partb, partb_training
 from diffusion_lab.profiles import get_profile
-from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
-    TRAINING_COST_HEADERS, loss_curve, reverse_process_gif, samples_per_epoch, training_cost_rows,
+    TRAINING_COST_HEADERS, loss_curve, reverse_process_gif, samples_per_epoch, training_cost_rows, training_digit_count,
 )
+from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
 recipe = get_profile(ctx.profile).partb.time_ddpm
@@ -28,7 +28,7 @@ With D = {recipe.num_hiddens} it has **{trained.metrics['num_parameters']:,} par
 \(T = {recipe.num_timesteps}\), \(\beta_t\) linear from {recipe.beta1:g} to {recipe.beta2:g}, \(t \sim U\{{1..T\}}\),
 loss \(\lVert \epsilon - \epsilon_\theta(x_t, t/T) \rVert^2\); batch {recipe.batch_size}, {recipe.epochs} epochs,
 Adam at {recipe.learning_rate:g} with ExponentialLR \(\gamma = 0.1^{{1/{recipe.epochs}}}\) per epoch,
-{recipe.train_subset or 60000:,} training digits (`{ctx.profile}` profile; the write-up: D = 64, batch 128,
+{training_digit_count(recipe):,} training digits (`{ctx.profile}` profile; the write-up: D = 64, batch 128,
 20 epochs, Adam 1e-3).
 """)
 loss_curve(page, trained, "Training loss of the time-conditioned UNet.")

@@ -9,12 +9,12 @@ import pytest
 import scipy.linalg
 import torch
 
-from diffusion_lab.blur import best_blur
 from diffusion_lab import metrics
+from diffusion_lab.blur import best_blur
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.judge import Judge, JudgeNet, train_judge
-from diffusion_lab.profiles import get_profile
 from diffusion_lab.mnist.training import seeded
+from diffusion_lab.profiles import get_profile
 
 
 def _features(n=2000, dim=8, seed=0):

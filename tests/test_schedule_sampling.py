@@ -15,8 +15,8 @@ from diffusion_lab import schedule
 from diffusion_lab.backends.base import ModelOutput, NoiseModel, UnknownPrompt
 from diffusion_lab.mnist.ddpm import DDPMSchedule
 from diffusion_lab.sampling import FrameRecorder, guided_estimate, iterative_denoise, one_step_denoise, sample
-from diffusion_lab.seeding import make_generator
 from diffusion_lab.schedule import X0Clip
+from diffusion_lab.seeding import make_generator
 
 IF_TIMESTEPS = schedule.strided_timesteps(990, 30, 1000)
 IF_ABAR = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2").alphas_cumprod.double()

@@ -10,7 +10,6 @@ from pathlib import Path
 import markdown
 import pytest
 
-from diffusion_lab.report.page import NO_BACKEND, computed_by_markdown, run_backend_text
 from diffusion_lab.report.code_graph import (
     ALGORITHMS,
     EXPERIMENTS,
@@ -20,6 +19,7 @@ from diffusion_lab.report.code_graph import (
     code_pages,
     module_file,
 )
+from diffusion_lab.report.page import NO_BACKEND, computed_by_markdown, run_backend_text
 from diffusion_lab.report.source_pages import (
     code_link,
     code_page_path,

@@ -6,6 +6,8 @@ that made them, so new images (or a new stage II) recompute it and nothing else 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from diffusion_lab.experiments.parta_backend import PartABackend
@@ -41,3 +43,40 @@ def upsampled(
         return {"data_range": list(handle.data_range), "size": list(result.shape[-2:])}
 
     return cached_run(ctx, "parta/stage2-upsample", params, compute, backend=handle.name)
+
+
+def figure_upsample(
+    ctx: BuildContext,
+    handle: PartABackend,
+    source: RunRecord,
+    images: Sequence[torch.Tensor],
+    prompts: Sequence[str],
+    view: str | None = None,
+) -> RunRecord | None:
+    """The stage II run of a figure's `images` (each (3, H, W) or (1, 3, H, W)) of the run `source`,
+    one prompt each, with `view` as in `upsampled`; None when the build does not upsample figures
+    (DIFFUSION_LAB_IF_UPSAMPLE unset, or no stage II configured)."""
+    if not handle.upsample_figures:
+        return None
+    batch = torch.cat([image.reshape(1, *image.shape[-3:]) for image in images])
+    return upsampled(ctx, handle, source, batch, list(prompts), view)
+
+
+def sdedit_upsample(ctx: BuildContext, handle: PartABackend, sdedit: RunRecord) -> RunRecord | None:
+    """The stage II run of an SDEdit run's edits, in i_start order, each with the run's prompt;
+    None when the build does not upsample figures."""
+    if not handle.upsample_figures:
+        return None
+    edits = sdedit.load("sdedit.pt")["edits"]
+    i_starts = sorted(edits)
+    return figure_upsample(ctx, handle, sdedit, [edits[i] for i in i_starts],
+                           [sdedit.params["prompt"]] * len(i_starts))
+
+
+def inpainting_upsample(ctx: BuildContext, handle: PartABackend, inpainting: RunRecord) -> RunRecord | None:
+    """The stage II run of an inpainting run's result, with the run's prompt; None when the build does
+    not upsample figures."""
+    if not handle.upsample_figures:
+        return None
+    result = inpainting.load("inpaint.pt")["result"]
+    return figure_upsample(ctx, handle, inpainting, [result], [inpainting.params["prompt"]])

@@ -12,6 +12,7 @@ import torch
 from diffusion_lab import metrics
 from diffusion_lab.backends.mnist import MnistBackend
 from diffusion_lab.blur import best_blur
+from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.experiments.partb_models import (
     checkpoint_epochs,
     ddpm_schedule,
@@ -20,11 +21,10 @@ from diffusion_lab.experiments.partb_models import (
     load_judge,
 )
 from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
-from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training
 from diffusion_lab.mnist import training
-from diffusion_lab.mnist.ddpm import class_labels
 from diffusion_lab.mnist.data import load_mnist
+from diffusion_lab.mnist.ddpm import class_labels
 from diffusion_lab.profiles import COURSE_GUIDANCE, Showcase, get_profile
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run

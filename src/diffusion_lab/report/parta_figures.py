@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.experiments.parta_plan import PartAPlan
-from diffusion_lab.experiments.parta_upsample import upsampled
-from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.page import Page
 from diffusion_lab.runcache.runs import RunRecord
 
 SECTION = "Part A: sampling loops"
 VIEW_NAMES = {"flip": "flipped upside down", "rot180": "rotated 180°", "rot90": "rotated 90°", "identity": "as is"}
-IF_SCHEDULE_LABEL = (
-    "none: DeepFloyd IF stage I's noise schedule alone, built from its scheduler config "
-    "(backends/if_schedule.py); no IF weights are loaded"
-)
 
 
 def quoted(prompt: str) -> str:
@@ -48,15 +41,29 @@ def described(label: str, info: dict) -> str:
     return f"{label} (a {info['label']})" if "label" in info else label
 
 
-@contextmanager
-def backend_label(page: Page, label: str):
-    """Figures added inside say `label` as their backend (e.g. the IF-schedule-only photo)."""
-    saved = page.backend_label
-    page.backend_label = label
-    try:
-        yield page
-    finally:
-        page.backend_label = saved
+def only_if(condition: bool, text: str) -> str:
+    """`text` when `condition` holds, else "": a page's optional sentence stays in the page's prose."""
+    return text if condition else ""
+
+
+def is_unconditional(prompt: str) -> bool:
+    """Whether `prompt` is the empty prompt, for which CFG's two estimates are one and the same."""
+    return prompt == ""
+
+
+def plural(noun: str, count: int) -> str:
+    """`noun` with an "s" unless `count` is 1 or less: "image", "images"."""
+    return f"{noun}s" if count > 1 else noun
+
+
+def percent(part: float, whole: float) -> str:
+    """`part` as a share of `whole`, one decimal: percent(2, 64) == "3.1%"."""
+    return f"{100 * part / whole:.1f}%"
+
+
+def existing_runs(*runs: RunRecord | None) -> list[RunRecord]:
+    """The given runs in order, without the Nones that stand for runs this build does not make."""
+    return [run for run in runs if run is not None]
 
 
 # --- stage II: any figure's results at 256x256 -------------------------------------------------
@@ -64,42 +71,157 @@ def backend_label(page: Page, label: str):
 
 @dataclass
 class Stage2Figures:
-    """After a figure of results, the same results upsampled by stage II, when the build asks for it
-    (DIFFUSION_LAB_IF_UPSAMPLE=1 with a stage II configured); otherwise nothing."""
+    """After a figure of results, the same results upsampled by stage II: the finished upsample run
+    comes from experiments.parta_upsample, which gives None when the build does not upsample."""
 
     page: Page
-    ctx: BuildContext
     backend: PartABackend
     model_runs: Sequence[RunRecord]
 
-    def add(self, source: RunRecord, images: Sequence[torch.Tensor], prompts: Sequence[str],
-            titles: Sequence[str], what: str, view: str | None = None) -> None:
-        """`images` of `source`, one prompt each; with `view`, a second row seen through that view."""
-        if not self.backend.upsample_figures:
+    def add(self, source: RunRecord, upsample: RunRecord | None, titles: Sequence[str], what: str) -> None:
+        """A figure of the `upsample` run of `source`'s images (nothing when it is None): one row as
+        upsampled, and where the run has a view, a second row seen through it."""
+        if upsample is None:
             return
-        batch = torch.cat([image.reshape(1, *image.shape[-3:]) for image in images])
-        run = upsampled(self.ctx, self.backend, source, batch, list(prompts), view)
-        stored = run.load("upsampled.pt")
+        stored = upsample.load("upsampled.pt")
+        view, prompts = upsample.params["view"], upsample.params["prompts"]
         rows = [list(stored["images"])] + ([list(stored["viewed"])] if view else [])
         self.page.figure(
             image_grid(rows, col_titles=titles, row_titles=["as is", VIEW_NAMES[view]] if view else None,
-                       value_range=value_range(run), cell_inches=2.4),
+                       value_range=value_range(upsample), cell_inches=2.4),
             f"{what}, upsampled to {size(stored['images'])} by stage II ({self.backend.stage2_label}), "
             f"conditioned on {', '.join(sorted(set(map(quoted, prompts))))}.",
-            [*self.model_runs, source, run],
+            [*self.model_runs, source, upsample],
         )
+
+
+# --- 1.1 to 1.6: the forward process, the blur baseline, samples ---------------------------------
+
+
+def forward_grid(run: RunRecord, cell_inches: float = 1.4) -> bytes:
+    """A forward-process run's clean image and its noisy versions, one column per noise level."""
+    stored = run.load("forward.pt")
+    rows = run.metrics["rows"]
+    return image_grid([[stored["clean"]] + [stored["noisy"][r["t"]] for r in rows]],
+                      col_titles=["Original Image"] + [f"Noise Level {r['t']}\n(ᾱ = {r['abar']:.2f})" for r in rows],
+                      value_range=value_range(run), cell_inches=cell_inches)
+
+
+def blur_grid(run: RunRecord, cell_inches: float) -> bytes:
+    """A forward-process run's clean image and the best Gaussian blur of each noisy version."""
+    stored = run.load("forward.pt")
+    rows = run.metrics["rows"]
+    return image_grid(
+        [[stored["clean"]] + [stored["blurred"][r["t"]] for r in rows]],
+        col_titles=["Original Image"] + [f"Blurred {r['t']}\nk={r['kernel_size']}, σ={r['sigma']:g}" for r in rows],
+        value_range=value_range(run), cell_inches=cell_inches,
+    )
+
+
+BLUR_TABLE_HEADERS = ["image", "t", "ᾱ_t", "PSNR noisy (dB)", "best kernel", "best σ", "PSNR blurred (dB)"]
+
+
+def blur_table_rows(runs_by_image: Mapping[str, RunRecord | None]) -> list[list]:
+    """One row per noise level of each forward-process run (runs that are None are left out), under
+    its image's name: ᾱ, the noisy image's PSNR, the best blur and its PSNR."""
+    return [[image, r["t"], f"{r['abar']:.3f}", f"{r['noisy_psnr']:.1f}", r["kernel_size"], f"{r['sigma']:g}",
+             f"{r['blur_psnr']:.1f}"]
+            for image, run in runs_by_image.items() if run is not None for r in run.metrics["rows"]]
+
+
+def sample_names(run: RunRecord) -> list[str]:
+    """"Sample 1", "Sample 2", ...: one per prompt of a samples run."""
+    return [f"Sample {i + 1}" for i in range(len(run.params["prompts"]))]
+
+
+def cfg_sample_names(run: RunRecord) -> list[str]:
+    """"Sample k with CFG" over the quoted prompt, one per prompt of a CFG samples run."""
+    return [f"Sample {i + 1} with CFG\n{quoted(prompt)}" for i, prompt in enumerate(run.params["prompts"])]
+
+
+def judged_titles(run: RunRecord, names: Sequence[str]) -> list[str]:
+    """Each sample's name, and where the run was judged, under it the digit the judge reads and its
+    probability: "Sample 1\njudge: 7 (0.93)"."""
+    probabilities = run.load("samples.pt").get("judge_probabilities")
+    if probabilities is None:
+        return list(names)
+    titles = []
+    for i, name in enumerate(names):
+        read = int(probabilities[i].argmax())
+        titles.append(f"{name}\njudge: {read} ({probabilities[i, read]:.2f})")
+    return titles
+
+
+# --- 0: the stock sampler -------------------------------------------------------------------------
+
+
+def capped_steps_note(run: RunRecord, num_timesteps: int) -> str:
+    """A sentence naming the plan's step counts above the model's T (capped at T), or "" if none are."""
+    capped = run.metrics["capped_steps"]
+    if not capped:
+        return ""
+    return (f" The plan's {', '.join(map(str, capped))} steps exceed this model's T = "
+            f"{num_timesteps} and are capped at T.")
+
+
+def stock_cell_titles(run: RunRecord, per_prompt: int, count: int, first_row: bool) -> list[str]:
+    """Titles of the row of stock samples at `count` steps: on the first row the prompt (its last word
+    and the image's number when there are `per_prompt` > 1 per prompt), then the judge's reading."""
+    probabilities = run.load("stock.pt")["judge_probabilities"].get(count)
+    cells = []
+    for i, prompt in enumerate(run.params["prompts"]):
+        lines = [f"{short(prompt)} #{i % per_prompt + 1}" if per_prompt > 1 else quoted(prompt)] if first_row else []
+        if probabilities is not None:
+            read = int(probabilities[i].argmax())
+            lines.append(f"judge: {read} ({probabilities[i, read]:.2f})")
+        cells.append("\n".join(lines))
+    return cells
+
+
+def stock_stage1_grid(run: RunRecord, per_prompt: int) -> bytes:
+    """The stock sampler's stage I samples, one row per step count, titled as `stock_cell_titles`."""
+    stored = run.load("stock.pt")
+    steps = run.params["steps"]
+    return image_grid([list(stored["stage1"][count]) for count in steps],
+                      cell_titles=[stock_cell_titles(run, per_prompt, count, r == 0) for r, count in enumerate(steps)],
+                      row_titles=[f"{count} steps" for count in steps], value_range=value_range(run),
+                      cell_inches=1.2 if per_prompt > 1 else 1.8)
+
+
+def stock_is_judged(run: RunRecord) -> bool:
+    """Whether the judge scored the stock sampler's samples."""
+    return "judge_accuracy" in run.metrics["rows"][0]
+
+
+def stock_cost_headers(run: RunRecord) -> list[str]:
+    """Headers of the stock sampler's cost table, with a judge column where it was judged."""
+    return ["steps", "wall time (s)", "images / s"] + (["judge accuracy"] if stock_is_judged(run) else [])
+
+
+def stock_cost_rows(run: RunRecord) -> list[list]:
+    """Per step count: wall time, throughput and (where judged) the share of samples the judge reads
+    as their prompt's digit, "67% of 3"."""
+    timing, judged = run.metrics["timing"], stock_is_judged(run)
+    prompt_count = len(run.params["prompts"])
+    return [[row["steps"], f"{timing[str(row['steps'])]['seconds']:.2f}",
+             f"{timing[str(row['steps'])]['images_per_s']:.1f}"]
+            + ([f"{100 * row['judge_accuracy']:.0f}% of {prompt_count}"] if judged else [])
+            for row in run.metrics["rows"]]
 
 
 # --- 1.7 and 1.7.3: SDEdit rows ------------------------------------------------------------------
 
 
-def sdedit_row(page: Page, run: RunRecord, model_runs: Sequence[RunRecord], what: str,
-               stage2: Stage2Figures | None = None) -> None:
+def sdedit_titles(run: RunRecord) -> list[str]:
+    """"SDEdit with i_start=k (t=...)" for each edit of an SDEdit run, in i_start order."""
+    return [f"SDEdit with\ni_start={i} (t={run.metrics['t_starts'][str(i)]})" for i in sorted(run.params["i_starts"])]
+
+
+def sdedit_row(page: Page, run: RunRecord, model_runs: Sequence[RunRecord], what: str) -> None:
     """SDEdit with i_start = 1, 3, ... and the original, as the write-up's tables."""
     stored = run.load("sdedit.pt")
-    i_starts = sorted(stored["edits"])
-    images = [stored["edits"][i] for i in i_starts] + [stored["original"]]
-    titles = [f"SDEdit with\ni_start={i} (t={run.metrics['t_starts'][str(i)]})" for i in i_starts] + ["Original\nImage"]
+    images = [stored["edits"][i] for i in sorted(stored["edits"])] + [stored["original"]]
+    titles = sdedit_titles(run) + ["Original\nImage"]
     skipped = run.metrics["skipped_i_starts"]
     note = (f" i_start {', '.join(map(str, skipped))} is left out: this profile's model has only "
             f"{len(run.params['timesteps'])} strided timesteps." if skipped else "")
@@ -109,15 +231,12 @@ def sdedit_row(page: Page, run: RunRecord, model_runs: Sequence[RunRecord], what
         f"means more noise added and a freer edit.{note}",
         [*model_runs, run], pixelated=True,
     )
-    if stage2 is not None:
-        stage2.add(run, images[:-1], [run.params["prompt"]] * len(i_starts), titles[:-1], what)
 
 
 # --- 1.7.2: inpainting -------------------------------------------------------------------------
 
 
-def inpainting_row(page: Page, run: RunRecord, label: str, model_runs, plan: PartAPlan,
-                   stage2: Stage2Figures | None = None) -> None:
+def inpainting_row(page: Page, run: RunRecord, label: str, model_runs, plan: PartAPlan) -> None:
     """Original, mask, hole, result: one of the write-up's inpainting tables."""
     stored = run.load("inpaint.pt")
     page.figure(
@@ -129,69 +248,3 @@ def inpainting_row(page: Page, run: RunRecord, label: str, model_runs, plan: Par
         "original noised to the new timestep, comes out unchanged. The hole is shown in mid-gray.",
         [*model_runs, run], pixelated=True,
     )
-    if stage2 is not None:
-        stage2.add(run, [stored["result"]], [plan.generic_prompt], ["Image Inpainted"], f"Inpainting {label}")
-
-
-# --- 1.8, 1.9: illusions and the judge's verdicts -------------------------------------------------
-
-
-def candidate_titles(run: RunRecord, views: Sequence[int] = (0, 1)) -> list[str]:
-    """Titles for the top row of a candidate grid: the candidate's number (★: the judge's pick), then
-    for each view in `views` the judge's probability of that view's target digit, with the digit it
-    reads instead in parentheses. Only the top row has titles, so they never cover an image."""
-    judge = run.metrics.get("judge")
-    if judge is None:
-        return [f"#{i + 1}" for i in range(run.params["candidates"])]
-    titles = []
-    for i, c in enumerate(judge["candidates"]):
-        lines = [f"{'★ ' if i == judge['best'] else ''}#{i + 1}"]
-        for view in views:
-            target, read = judge["targets"][view], c[f"read_{view + 1}"]
-            lines.append(f"p({target}) = {c[f'p_{view + 1}']:.2f}" + ("" if read == target else f" ({read})"))
-        titles.append("\n".join(lines))
-    return titles
-
-
-JUDGE_TITLES_NOTE = (
-    "Above each candidate: its number (★ = the judge's pick), then the judge's probability of the digit "
-    "each row should show, top row first; a digit in parentheses is what the judge reads instead."
-)
-
-
-def verdict(run: RunRecord) -> str:
-    judge = run.metrics.get("judge")
-    if judge is None:
-        return "not judged (no classifier for this backend)"
-    k, n = judge["both_count"], run.params["candidates"]
-    if k == 0:
-        return f"**fails**: no candidate of {n} reads as intended in both views"
-    if k * 2 < n:
-        return f"works sometimes: {k} of {n} candidates read as intended in both views"
-    return f"works: {k} of {n} candidates read as intended in both views"
-
-
-def working_count(runs: Sequence[RunRecord]) -> int:
-    """How many illusions have at least one candidate the judge reads as intended in both views."""
-    return sum(run.metrics["judge"]["both_count"] > 0 for run in runs)
-
-
-def judge_rows(runs: Sequence[RunRecord], names: Sequence[str]) -> list[list[str]]:
-    """One row per illusion: how many candidates work, mean and judge-best probabilities, verdict."""
-    rows = []
-    for run, name in zip(runs, names):
-        judge = run.metrics["judge"]
-        best = judge["candidates"][judge["best"]]
-        rows.append([
-            name, f"{judge['both_count']} / {run.params['candidates']}",
-            f"{judge['mean_p_1']:.2f} / {judge['mean_p_2']:.2f}",
-            f"#{judge['best'] + 1}: {best['p_1']:.2f} / {best['p_2']:.2f}",
-            f"{best['read_1']} / {best['read_2']}", verdict(run),
-        ])
-    return rows
-
-
-def judge_headers(view_1: str, view_2: str) -> list[str]:
-    return ["illusion", "candidates reading as intended in both views",
-            f"mean p(target): {view_1} / {view_2}", f"judge-best candidate, p(target): {view_1} / {view_2}",
-            f"judge-best reads: {view_1} / {view_2}", "verdict"]

@@ -5,13 +5,108 @@ from __future__ import annotations
 import torch
 
 from diffusion_lab.experiments import partb_models
+from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe
+from diffusion_lab.profiles import COURSE_GUIDANCE
 from diffusion_lab.report.figures import gif_bytes, image_grid, line_plot, tile
 from diffusion_lab.report.page import Page
 from diffusion_lab.runcache.runs import RunRecord
 
 
+MNIST_TRAINING_DIGITS = 60_000
+WRITE_UP_GUIDANCE = 0.5  # the write-up's g, where the course uses COURSE_GUIDANCE
+
+
 def fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def ordinal(number: int) -> str:
+    """`number` as an English ordinal: 1 -> "1st", 2 -> "2nd", 3 -> "3rd", 11 -> "11th", 10 -> "10th"."""
+    if number % 100 in (11, 12, 13):
+        return f"{number}th"
+    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th')}"
+
+
+def training_digit_count(recipe: DenoiserRecipe | DDPMRecipe) -> int:
+    """How many MNIST training digits a recipe trains on: its subset, or all of them."""
+    return recipe.train_subset or MNIST_TRAINING_DIGITS
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def last_checkpoint_label(run: RunRecord) -> str:
+    """The label of a training run's last kept checkpoint, "epoch 2 of 2 (stands in for epoch 5 of 5)"."""
+    return partb_models.checkpoint_label(run, partb_models.checkpoint_epochs(run)[-1])
+
+
+def short_checkpoint_label(run: RunRecord, epoch: int) -> str:
+    """A checkpoint's label without its parenthesized note: "epoch 2 of 2 (stands in for ...)" -> "epoch 2 of 2"."""
+    return partb_models.checkpoint_label(run, epoch).split(" (")[0]
+
+
+def checkpoint_labels_text(run: RunRecord) -> str:
+    """Every kept checkpoint's label, in epoch order, separated by semicolons."""
+    return "; ".join(partb_models.checkpoint_label(run, epoch) for epoch in partb_models.checkpoint_epochs(run))
+
+
+# --- B1: the single-step denoiser ----------------------------------------------------------------
+
+
+def denoising_grid(training: RunRecord, results: RunRecord, sigma: float) -> bytes:
+    """Test digits clean, noised at `sigma`, then denoised by each kept checkpoint: one row each."""
+    stored = results.load("results.pt")
+    rows = [list(stored["shown_clean"]), list(stored["shown_noisy"])]
+    row_titles = ["clean", f"σ = {sigma}"]
+    for epoch in partb_models.checkpoint_epochs(training):
+        rows.append(list(stored["per_epoch"][str(epoch)]))
+        row_titles.append(f"denoised,\n{short_checkpoint_label(training, epoch)}")
+    return image_grid(rows, row_titles=row_titles, cell_inches=0.8)
+
+
+DENOISER_TABLE_HEADERS = ["σ", "noisy PSNR (dB)", "denoiser PSNR (dB)", "denoiser SSIM", "best blur (kernel, σ_blur)",
+                          "blur PSNR (dB)", "blur SSIM"]
+
+
+def best_blur_cell(row: dict) -> str:
+    """The best blur's "kernel, σ_blur" of a denoiser-table row, or "–" where no blur was chosen."""
+    return f"{row['blur_kernel']}, {row['blur_sigma']}" if row["blur_kernel"] else "–"
+
+
+def denoiser_table_rows(results: RunRecord) -> list[list]:
+    """Per σ: PSNR of the noisy digits, PSNR and SSIM of the denoiser's and of the best blur's output."""
+    return [[row["sigma"], fmt(row["noisy_psnr"]), fmt(row["denoiser_psnr"]), fmt(row["denoiser_ssim"], 3),
+             best_blur_cell(row), fmt(row["blur_psnr"]), fmt(row["blur_ssim"], 3)]
+            for row in results.metrics["table"]]
+
+
+# --- B3: the guidance sweep ----------------------------------------------------------------------
+
+
+def guidance_label(scale: float) -> str:
+    """A guidance scale for the sweep table, marking the write-up's and the course's: "0.5 (write-up)"."""
+    return (f"{scale:g}" + (" (write-up)" if scale == WRITE_UP_GUIDANCE else "")
+            + (" (course)" if scale == COURSE_GUIDANCE else ""))
+
+
+def worst_digit(per_class_accuracy: list[float]) -> str:
+    """The digit the judge gets right least often and its accuracy, "4 (60%)"; the lowest digit on a tie."""
+    digit = min(range(len(per_class_accuracy)), key=per_class_accuracy.__getitem__)
+    return f"{digit} ({100 * per_class_accuracy[digit]:.0f}%)"
+
+
+GUIDANCE_SWEEP_HEADERS = ["guidance g", "judge accuracy", "worst digit (accuracy)", "Fréchet distance", "floor",
+                          "images/s"]
+
+
+def guidance_sweep_rows(sweep: RunRecord, reference: RunRecord) -> list[list[str]]:
+    """One row per guidance scale of the sweep: judge accuracy, worst digit, Fréchet distance beside
+    the real-data floor of the `reference` run, and sampling throughput."""
+    floor = fmt(reference.metrics["frechet_floor"])
+    return [[guidance_label(row["guidance_scale"]), f"{100 * row['judge_accuracy']:.1f}%",
+             worst_digit(row["per_class_accuracy"]), fmt(row["frechet_distance"]), floor,
+             f"{row['images_per_s']:,.0f}"]
+            for row in sweep.metrics["rows"]]
 
 
 def loss_curve(page: Page, run: RunRecord, caption: str) -> None:

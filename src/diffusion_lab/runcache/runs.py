@@ -22,8 +22,8 @@ from typing import Any, Callable
 import torch
 
 from diffusion_lab.hashing import file_sha256
-from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.code_fingerprint import loaded_source_fingerprint
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.provenance import canonical_json, git_commit, library_versions
 from diffusion_lab.seeding import make_generator
 

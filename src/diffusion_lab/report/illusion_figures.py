@@ -1,0 +1,151 @@
+"""Figures and tables of the illusion page (1.8, 1.9): candidates, the judge's verdicts, the sweep.
+
+Laying out results, never computing them: every number comes from a run's metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from diffusion_lab.experiments.parta_plan import Anagram, Hybrid
+from diffusion_lab.report.figures import image_grid
+from diffusion_lab.report.parta_figures import VIEW_NAMES, quoted, short, value_range
+from diffusion_lab.runcache.runs import RunRecord
+
+
+def candidate_titles(run: RunRecord, views: Sequence[int] = (0, 1)) -> list[str]:
+    """Titles for the top row of a candidate grid: the candidate's number (★: the judge's pick), then
+    for each view in `views` the judge's probability of that view's target digit, with the digit it
+    reads instead in parentheses. Only the top row has titles, so they never cover an image."""
+    judge = run.metrics.get("judge")
+    if judge is None:
+        return [f"#{i + 1}" for i in range(run.params["candidates"])]
+    titles = []
+    for i, c in enumerate(judge["candidates"]):
+        lines = [f"{'★ ' if i == judge['best'] else ''}#{i + 1}"]
+        for view in views:
+            target, read = judge["targets"][view], c[f"read_{view + 1}"]
+            lines.append(f"p({target}) = {c[f'p_{view + 1}']:.2f}" + ("" if read == target else f" ({read})"))
+        titles.append("\n".join(lines))
+    return titles
+
+
+JUDGE_TITLES_NOTE = (
+    "Above each candidate: its number (★ = the judge's pick), then the judge's probability of the digit "
+    "each row should show, top row first; a digit in parentheses is what the judge reads instead."
+)
+
+
+def verdict(run: RunRecord) -> str:
+    judge = run.metrics.get("judge")
+    if judge is None:
+        return "not judged (no classifier for this backend)"
+    k, n = judge["both_count"], run.params["candidates"]
+    if k == 0:
+        return f"**fails**: no candidate of {n} reads as intended in both views"
+    if k * 2 < n:
+        return f"works sometimes: {k} of {n} candidates read as intended in both views"
+    return f"works: {k} of {n} candidates read as intended in both views"
+
+
+def working_count(runs: Sequence[RunRecord]) -> int:
+    """How many illusions have at least one candidate the judge reads as intended in both views."""
+    return sum(run.metrics["judge"]["both_count"] > 0 for run in runs)
+
+
+def judge_rows(runs: Sequence[RunRecord], names: Sequence[str]) -> list[list[str]]:
+    """One row per illusion: how many candidates work, mean and judge-best probabilities, verdict."""
+    rows = []
+    for run, name in zip(runs, names):
+        judge = run.metrics["judge"]
+        best = judge["candidates"][judge["best"]]
+        rows.append([
+            name, f"{judge['both_count']} / {run.params['candidates']}",
+            f"{judge['mean_p_1']:.2f} / {judge['mean_p_2']:.2f}",
+            f"#{judge['best'] + 1}: {best['p_1']:.2f} / {best['p_2']:.2f}",
+            f"{best['read_1']} / {best['read_2']}", verdict(run),
+        ])
+    return rows
+
+
+def judge_headers(view_1: str, view_2: str) -> list[str]:
+    return ["illusion", "candidates reading as intended in both views",
+            f"mean p(target): {view_1} / {view_2}", f"judge-best candidate, p(target): {view_1} / {view_2}",
+            f"judge-best reads: {view_1} / {view_2}", "verdict"]
+
+
+def anagram_name(spec: Anagram) -> str:
+    """An anagram's heading: its two prompts and its view, '"a 6" / "a 9", rotated 180°'."""
+    return f"{quoted(spec.prompt_1)} / {quoted(spec.prompt_2)}, {VIEW_NAMES[spec.view]}"
+
+
+def hybrid_name(spec: Hybrid) -> str:
+    """A hybrid's heading: 'far "a 1" / near "a 7"'."""
+    return f"far {quoted(spec.far)} / near {quoted(spec.near)}"
+
+
+def anagram_view_names(anagrams: Sequence[Anagram]) -> str:
+    """The views the anagrams use, each named once, alphabetically: "flipped upside down, rotated 180°"."""
+    return ", ".join(sorted({VIEW_NAMES[spec.view] for spec in anagrams}))
+
+
+def picked_candidate(run: RunRecord) -> int:
+    """The index of the candidate an illusion run shows large: the judge's pick, or 0 (the first)
+    where the run was not judged."""
+    return run.metrics["judge"]["best"] if "judge" in run.metrics else 0
+
+
+def candidate_number(run: RunRecord) -> str:
+    """"Candidate #k": the shown candidate's 1-based number."""
+    return f"Candidate #{picked_candidate(run) + 1}"
+
+
+def picked_candidate_caption(run: RunRecord) -> str:
+    """"Candidate #k of n", with ", picked by the judge" where the judge chose it."""
+    return (f"{candidate_number(run)} of {run.params['candidates']}"
+            + (", picked by the judge" if "judge" in run.metrics else ""))
+
+
+def candidate_total(runs: Sequence[RunRecord]) -> int:
+    """How many candidates the illusion runs sampled, all together."""
+    return sum(run.params["candidates"] for run in runs)
+
+
+def far_reading_count(runs: Sequence[RunRecord]) -> int:
+    """Over every candidate of the judged hybrid runs: how many the judge reads, up close (the image
+    itself), as the *far* digit."""
+    return sum(candidate["read_2"] == run.metrics["judge"]["targets"][0]
+               for run in runs for candidate in run.metrics["judge"]["candidates"])
+
+
+def hybrid_sweep_grid(sweep: RunRecord) -> bytes:
+    """The σ sweep's hybrids: one row per σ, one column per candidate of each hybrid."""
+    images = sweep.load("sweep.pt")["images"]
+    points, k = sweep.params["sweep"], sweep.params["candidates"]
+    return image_grid(
+        [list(images[str(point["sigma"])]) for point in points],
+        col_titles=[f"{short(far)} / {short(near)}\n#{i + 1}" for far, near in sweep.params["pairs"] for i in range(k)],
+        row_titles=[f"σ = {point['sigma']:g}\nkernel {point['kernel_size']}" for point in points],
+        value_range=value_range(sweep), cell_inches=0.95,
+    )
+
+
+def hybrid_sweep_headers(sweep: RunRecord) -> list[str]:
+    """Headers of the judge's sweep table: the σ, then one column per hybrid."""
+    return ["σ (kernel)"] + [f"far {quoted(far)} / near {quoted(near)}" for far, near in sweep.params["pairs"]]
+
+
+def hybrid_sweep_rows(sweep: RunRecord) -> list[list[str]]:
+    """One row per σ of the judged sweep: per hybrid, how many of its candidates work and how often
+    each view alone reads as intended."""
+    by_point = {(row["sigma"], row["pair"]): row for row in sweep.metrics["rows"]}
+    k = sweep.params["candidates"]
+    rows = []
+    for point in sweep.params["sweep"]:
+        cells = [f"{point['sigma']:g} ({point['kernel_size']})"]
+        for pair in range(len(sweep.params["pairs"])):
+            judged = by_point[point["sigma"], pair]
+            cells.append(f"**{judged['both_count']} / {k}** work; far reads far {judged['far_reads_far']}, "
+                         f"near reads near {judged['near_reads_near']}")
+        rows.append(cells)
+    return rows

@@ -1,0 +1,412 @@
+"""The report helpers that page scripts call instead of holding logic, on small hand-made runs."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+
+from diffusion_lab.experiments import parta_upsample
+from diffusion_lab.experiments.parta_plan import Anagram, Hybrid
+from diffusion_lab.profiles import COURSE_GUIDANCE, get_profile
+from diffusion_lab.report import page as page_module
+from diffusion_lab.report import illusion_figures as il
+from diffusion_lab.report import parta_figures as pa
+from diffusion_lab.report import partb_figures as pb
+from diffusion_lab.report.page import Page
+from diffusion_lab.runcache.runs import RunRecord
+
+
+def make_run(name: str = "parta/test", params: dict | None = None, metrics: dict | None = None,
+             directory: Path = Path("."), files: dict | None = None) -> RunRecord:
+    """A finished run with these params and metrics; `files` are torch-saved into `directory`."""
+    for filename, content in (files or {}).items():
+        torch.save(content, directory / filename)
+    return RunRecord(
+        name=name, key="0" * 64, params=params or {}, seed=0, dir=directory, hit=True, wall_s=0.0,
+        compute_s=0.0, device="cpu", profile="tiny", backend=None, function="diffusion_lab.experiments.parta.sdedit",
+        versions={}, commit="x", created="now", metrics=metrics or {},
+    )
+
+
+def folder(parent: Path, name: str) -> Path:
+    path = parent / name
+    path.mkdir()
+    return path
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return Image.open(io.BytesIO(data)).size
+
+
+def candidate(read_1: int, read_2: int, p_1: float = 0.5, p_2: float = 0.5) -> dict:
+    return {"read_1": read_1, "read_2": read_2, "p_1": p_1, "p_2": p_2}
+
+
+def judged_hybrid(targets: list[int], candidates: list[dict], best: int = 0) -> RunRecord:
+    return make_run("parta/hybrid", params={"candidates": len(candidates)},
+                    metrics={"judge": {"targets": targets, "candidates": candidates, "best": best}})
+
+
+# --- small text helpers -------------------------------------------------------------------------
+
+
+def test_only_if_keeps_the_text_only_when_the_condition_holds():
+    assert pa.only_if(True, " A note.") == " A note."
+    assert pa.only_if(False, " A note.") == ""
+
+
+def test_is_unconditional_only_for_the_empty_prompt():
+    assert pa.is_unconditional("")
+    assert not pa.is_unconditional("a handwritten 7")
+
+
+def test_plural_adds_an_s_above_one():
+    assert pa.plural("image", 1) == "image"
+    assert pa.plural("image", 3) == "images"
+
+
+def test_percent_is_the_share_with_one_decimal():
+    assert pa.percent(2, 64) == "3.1%"
+    assert pa.percent(16, 64) == "25.0%"
+
+
+def test_existing_runs_drops_the_runs_a_build_does_not_make_and_keeps_order():
+    first, second = make_run("a"), make_run("b")
+    assert pa.existing_runs(first, None, second) == [first, second]
+    assert pa.existing_runs(None) == []
+
+
+def test_ordinal_suffixes():
+    assert [pb.ordinal(n) for n in (1, 2, 3, 4, 10, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "10th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
+
+
+def test_training_digit_count_is_the_subset_or_all_of_mnist():
+    recipe = get_profile("tiny").partb.denoiser
+    assert pb.training_digit_count(replace(recipe, train_subset=512)) == 512
+    assert pb.training_digit_count(replace(recipe, train_subset=None)) == 60_000
+
+
+# --- 1.1, 1.2: forward process and blur ---------------------------------------------------------
+
+
+def forward_run(tmp_path: Path, timesteps=(5, 10, 15)) -> RunRecord:
+    image = torch.zeros(1, 8, 8)
+    rows = [{"t": t, "abar": 1 - t / 20, "kernel_size": 3, "sigma": 0.5 + t / 10, "noisy_psnr": 10.0 + t,
+             "blur_psnr": 20.0 + t} for t in timesteps]
+    return make_run("parta/forward-process", metrics={"rows": rows, "data_range": [-1.0, 1.0]}, directory=tmp_path,
+                    files={"forward.pt": {"clean": image, "noisy": {t: image for t in timesteps},
+                                          "blurred": {t: image for t in timesteps}}})
+
+
+def test_forward_and_blur_grids_have_a_column_per_noise_level(tmp_path):
+    three, one = forward_run(folder(tmp_path, "three"), (5, 10, 15)), forward_run(folder(tmp_path, "one"), (5,))
+    assert png_size(pa.forward_grid(three))[0] > png_size(pa.forward_grid(one))[0]
+    assert png_size(pa.blur_grid(three, cell_inches=1.4))[0] > png_size(pa.blur_grid(one, cell_inches=1.4))[0]
+    assert png_size(pa.blur_grid(one, cell_inches=2.8))[0] > png_size(pa.blur_grid(one, cell_inches=1.4))[0]
+
+
+def test_blur_table_rows_label_each_noise_level_and_skip_missing_runs(tmp_path):
+    run = forward_run(tmp_path, (5, 10))
+    rows = pa.blur_table_rows({"photo, IF schedule": None, "digit 7": run})
+    assert rows == [["digit 7", 5, "0.750", "15.0", 3, "1", "25.0"], ["digit 7", 10, "0.500", "20.0", 3, "1.5", "30.0"]]
+    assert len(rows[0]) == len(pa.BLUR_TABLE_HEADERS)
+    both = pa.blur_table_rows({"photo": run, "digit": run})
+    assert [row[0] for row in both] == ["photo", "photo", "digit", "digit"]
+
+
+# --- 1.5, 1.6: samples and the judge's reading --------------------------------------------------
+
+
+def test_sample_names_count_the_prompts():
+    run = make_run(params={"prompts": ["", "", ""]})
+    assert pa.sample_names(run) == ["Sample 1", "Sample 2", "Sample 3"]
+    guided = make_run(params={"prompts": ["a 3", ""]})
+    assert pa.cfg_sample_names(guided) == ['Sample 1 with CFG\n"a 3"', 'Sample 2 with CFG\n"" (unconditional)']
+
+
+def test_judged_titles_add_the_judges_reading_under_each_name(tmp_path):
+    probabilities = torch.full((2, 10), 0.01)
+    probabilities[0, 7], probabilities[1, 2] = 0.9, 0.55
+    run = make_run(params={"prompts": ["", ""]}, directory=tmp_path,
+                   files={"samples.pt": {"samples": torch.zeros(2, 1, 4, 4), "judge_probabilities": probabilities}})
+    assert pa.judged_titles(run, ["Sample 1", "Sample 2"]) == ["Sample 1\njudge: 7 (0.90)", "Sample 2\njudge: 2 (0.55)"]
+
+
+def test_judged_titles_are_the_names_alone_without_a_judge(tmp_path):
+    run = make_run(params={"prompts": [""]}, directory=tmp_path, files={"samples.pt": {"samples": torch.zeros(1, 1, 4, 4)}})
+    assert pa.judged_titles(run, ["Sample 1"]) == ["Sample 1"]
+
+
+# --- 0: the stock sampler -----------------------------------------------------------------------
+
+
+def stock_run(tmp_path: Path, judged: bool) -> RunRecord:
+    prompts = ["a 1", "a 1", "a 7", "a 7"]
+    probabilities = torch.full((4, 10), 0.0)
+    probabilities[torch.arange(4), torch.tensor([1, 4, 7, 7])] = torch.tensor([0.8, 0.6, 0.9, 0.7])
+    rows = [{"steps": 20, **({"judge_accuracy": 0.75} if judged else {})}]
+    return make_run(
+        "parta/stock-pipeline", params={"prompts": prompts, "steps": [20]}, directory=tmp_path,
+        metrics={"rows": rows, "timing": {"20": {"seconds": 1.234, "images_per_s": 3.25}},
+                 "capped_steps": [], "data_range": [-1.0, 1.0]},
+        files={"stock.pt": {"stage1": {20: torch.zeros(4, 1, 4, 4)},
+                            "judge_probabilities": {20: probabilities} if judged else {}}},
+    )
+
+
+def test_capped_steps_note_names_the_capped_counts_only_when_there_are_some():
+    capped = make_run(metrics={"capped_steps": [50, 300]})
+    assert pa.capped_steps_note(capped, 20) == " The plan's 50, 300 steps exceed this model's T = 20 and are capped at T."
+    assert pa.capped_steps_note(make_run(metrics={"capped_steps": []}), 20) == ""
+
+
+def test_stock_cell_titles_number_images_per_prompt_and_show_the_judge(tmp_path):
+    run = stock_run(tmp_path, judged=True)
+    assert pa.stock_cell_titles(run, 2, 20, first_row=True) == [
+        "1 #1\njudge: 1 (0.80)", "1 #2\njudge: 4 (0.60)", "7 #1\njudge: 7 (0.90)", "7 #2\njudge: 7 (0.70)"]
+    assert pa.stock_cell_titles(run, 2, 20, first_row=False)[1] == "judge: 4 (0.60)"
+    assert pa.stock_cell_titles(run, 1, 20, first_row=True)[0] == '"a 1"\njudge: 1 (0.80)'
+    unjudged = stock_run(tmp_path, judged=False)
+    assert pa.stock_cell_titles(unjudged, 2, 20, first_row=False) == ["", "", "", ""]
+
+
+def test_stock_grid_cells_are_smaller_with_several_images_per_prompt(tmp_path):
+    run = stock_run(tmp_path, judged=False)
+    assert png_size(pa.stock_stage1_grid(run, 2))[0] < png_size(pa.stock_stage1_grid(run, 1))[0]
+
+
+def test_stock_cost_table_has_a_judge_column_only_when_judged(tmp_path):
+    judged, unjudged = stock_run(folder(tmp_path, "a"), True), stock_run(folder(tmp_path, "b"), False)
+    assert pa.stock_is_judged(judged) and not pa.stock_is_judged(unjudged)
+    assert pa.stock_cost_headers(judged) == ["steps", "wall time (s)", "images / s", "judge accuracy"]
+    assert pa.stock_cost_rows(judged) == [[20, "1.23", "3.2", "75% of 4"]]
+    assert pa.stock_cost_headers(unjudged) == ["steps", "wall time (s)", "images / s"]
+    assert pa.stock_cost_rows(unjudged) == [[20, "1.23", "3.2"]]
+
+
+# --- 1.7: SDEdit ----------------------------------------------------------------------------------
+
+
+def test_sdedit_titles_follow_i_start_order_with_their_timesteps():
+    run = make_run(params={"i_starts": [5, 1, 3]}, metrics={"t_starts": {"1": 19, "3": 15, "5": 11}})
+    assert pa.sdedit_titles(run) == ["SDEdit with\ni_start=1 (t=19)", "SDEdit with\ni_start=3 (t=15)",
+                                     "SDEdit with\ni_start=5 (t=11)"]
+
+
+# --- 1.8, 1.9: illusions ------------------------------------------------------------------------
+
+
+def test_illusion_names():
+    assert il.anagram_name(Anagram("a 6", "a 9", "rot180")) == '"a 6" / "a 9", rotated 180°'
+    assert il.hybrid_name(Hybrid("a 1", "a 7")) == 'far "a 1" / near "a 7"'
+    views = [Anagram("a", "b", "rot180"), Anagram("c", "d", "flip"), Anagram("e", "f", "rot180")]
+    assert il.anagram_view_names(views) == "flipped upside down, rotated 180°"
+
+
+def test_the_judged_pick_is_the_judges_best_candidate():
+    run = judged_hybrid([1, 7], [candidate(1, 7)] * 4, best=2)
+    assert il.picked_candidate(run) == 2
+    assert il.candidate_number(run) == "Candidate #3"
+    assert il.picked_candidate_caption(run) == "Candidate #3 of 4, picked by the judge"
+
+
+def test_without_a_judge_the_pick_is_the_first_candidate_and_says_nothing_of_a_judge():
+    run = make_run("parta/anagram", params={"candidates": 5}, metrics={"data_range": [-1.0, 1.0]})
+    assert il.picked_candidate(run) == 0
+    assert il.candidate_number(run) == "Candidate #1"
+    assert il.picked_candidate_caption(run) == "Candidate #1 of 5"
+
+
+def test_candidate_total_adds_every_runs_candidates():
+    runs = [judged_hybrid([1, 7], [candidate(1, 7)] * 3), judged_hybrid([3, 8], [candidate(3, 8)] * 4)]
+    assert il.candidate_total(runs) == 7
+
+
+def test_far_reading_count_counts_images_read_up_close_as_the_far_digit():
+    runs = [
+        judged_hybrid([1, 7], [candidate(1, 1), candidate(1, 7), candidate(7, 1)]),  # far 1: read_2 == 1 twice
+        judged_hybrid([3, 8], [candidate(3, 8), candidate(8, 3)]),  # far 3: read_2 == 3 once
+    ]
+    assert il.far_reading_count(runs) == 3
+    assert il.far_reading_count(runs[1:]) == 1
+
+
+def sweep_run(tmp_path: Path) -> RunRecord:
+    pairs = [["a 1", "a 7"], ["a 3", "a 8"]]
+    points = [{"sigma": 0.875, "kernel_size": 15}, {"sigma": 2.0, "kernel_size": 33}]
+    rows = [{"sigma": point["sigma"], "pair": pair, "both_count": 10 * index + pair, "far_reads_far": pair + 1,
+             "near_reads_near": 2 - pair} for index, point in enumerate(points) for pair in range(2)]
+    images = {str(point["sigma"]): torch.zeros(4, 1, 4, 4) for point in points}
+    return make_run("parta/hybrid-sigma-sweep", params={"pairs": pairs, "sweep": points, "candidates": 2},
+                    metrics={"rows": list(reversed(rows)), "data_range": [-1.0, 1.0]}, directory=tmp_path,
+                    files={"sweep.pt": {"images": images}})
+
+
+def test_sweep_table_has_a_row_per_sigma_and_a_column_per_hybrid(tmp_path):
+    sweep = sweep_run(tmp_path)
+    assert il.hybrid_sweep_headers(sweep) == ["σ (kernel)", 'far "a 1" / near "a 7"', 'far "a 3" / near "a 8"']
+    assert il.hybrid_sweep_rows(sweep) == [
+        ["0.875 (15)", "**0 / 2** work; far reads far 1, near reads near 2",
+         "**1 / 2** work; far reads far 2, near reads near 1"],
+        ["2 (33)", "**10 / 2** work; far reads far 1, near reads near 2",
+         "**11 / 2** work; far reads far 2, near reads near 1"],
+    ]
+
+
+def test_sweep_grid_is_a_picture_of_every_candidate(tmp_path):
+    width, height = png_size(il.hybrid_sweep_grid(sweep_run(tmp_path)))
+    assert width > height  # 4 columns (2 hybrids x 2 candidates) by 2 rows (sigmas)
+
+
+# --- stage II -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def written(monkeypatch):
+    """What Page.figure writes, kept in a dict instead of the mkdocs build."""
+    files = {}
+    monkeypatch.setattr(page_module, "write_file", lambda path, data: files.__setitem__(path, data))
+    return files
+
+
+def test_stage2_figures_lay_out_a_finished_upsample_run(ctx, tmp_path, written):
+    page = Page("part-a/test.md", "Test", ctx)
+    backend = SimpleNamespace(stage2_label="a test upsampler")
+    source = make_run("parta/samples")
+    upsample = make_run(
+        "parta/stage2-upsample", params={"prompts": ["a 7", "a 7", ""], "view": "rot180"},
+        metrics={"data_range": [-1.0, 1.0]}, directory=tmp_path,
+        files={"upsampled.pt": {"images": torch.zeros(3, 3, 16, 16), "viewed": torch.zeros(3, 3, 16, 16)}},
+    )
+    stage2 = pa.Stage2Figures(page, backend, [])
+    stage2.add(source, None, ["x"], "Nothing")
+    assert written == {}
+    stage2.add(source, upsample, ["A", "B", "C"], "The samples")
+    assert list(written) == ["part-a/img/test/figure-1.png"]
+    assert ('The samples, upsampled to 16×16 by stage II (a test upsampler), conditioned on "" (unconditional), '
+            '"a 7".') in page.markdown()
+
+
+def upsample_handle(upsample_figures: bool):
+    return SimpleNamespace(upsample_figures=upsample_figures)
+
+
+@pytest.fixture
+def upsample_calls(monkeypatch):
+    """The arguments each stage II run would have been started with, instead of starting it."""
+    calls = []
+
+    def record(ctx, handle, source, images, prompts, view=None):
+        calls.append({"source": source, "images": images, "prompts": prompts, "view": view})
+        return "the upsample run"
+
+    monkeypatch.setattr(parta_upsample, "upsampled", record)
+    return calls
+
+
+def test_figure_upsample_starts_nothing_when_the_build_does_not_upsample(ctx, upsample_calls):
+    source = make_run("parta/samples")
+    assert parta_upsample.figure_upsample(ctx, upsample_handle(False), source, [torch.zeros(3, 4, 4)], [""]) is None
+    assert upsample_calls == []
+
+
+def test_figure_upsample_stacks_the_images_into_one_batch(ctx, upsample_calls):
+    source = make_run("parta/samples")
+    images = [torch.zeros(3, 4, 4), torch.ones(1, 3, 4, 4)]
+    run = parta_upsample.figure_upsample(ctx, upsample_handle(True), source, images, ("a 1", "a 2"), "flip")
+    assert run == "the upsample run"
+    (call,) = upsample_calls
+    assert call["images"].shape == (2, 3, 4, 4) and call["images"][1].eq(1).all() and call["images"][0].eq(0).all()
+    assert call["prompts"] == ["a 1", "a 2"] and call["view"] == "flip" and call["source"] is source
+
+
+def test_sdedit_upsample_sends_the_edits_in_i_start_order_with_the_runs_prompt(ctx, tmp_path, upsample_calls):
+    edits = {i: torch.full((1, 3, 4, 4), float(i)) for i in (5, 1, 3)}
+    run = make_run("parta/sdedit", params={"prompt": "a 3"}, directory=tmp_path,
+                   files={"sdedit.pt": {"original": torch.zeros(1, 3, 4, 4), "edits": edits}})
+    assert parta_upsample.sdedit_upsample(ctx, upsample_handle(False), run) is None
+    assert parta_upsample.sdedit_upsample(ctx, upsample_handle(True), run) == "the upsample run"
+    (call,) = upsample_calls
+    assert call["images"][:, 0, 0, 0].tolist() == [1.0, 3.0, 5.0]
+    assert call["prompts"] == ["a 3"] * 3 and call["view"] is None
+
+
+def test_inpainting_upsample_sends_the_result_with_the_runs_prompt(ctx, tmp_path, upsample_calls):
+    run = make_run("parta/inpaint", params={"prompt": ""}, directory=tmp_path,
+                   files={"inpaint.pt": {"result": torch.full((1, 3, 4, 4), 2.0)}})
+    assert parta_upsample.inpainting_upsample(ctx, upsample_handle(False), run) is None
+    assert parta_upsample.inpainting_upsample(ctx, upsample_handle(True), run) == "the upsample run"
+    (call,) = upsample_calls
+    assert call["images"].shape == (1, 3, 4, 4) and call["images"].eq(2).all() and call["prompts"] == [""]
+
+
+# --- Part B ---------------------------------------------------------------------------------------
+
+
+LABELS = {"1": "epoch 1 of 2 (stands in for epoch 1 of 5)", "2": "epoch 2 of 2 (stands in for epoch 5 of 5)"}
+
+
+def training_run() -> RunRecord:
+    return make_run("partb/denoiser-training", metrics={"checkpoint_labels": dict(reversed(LABELS.items()))})
+
+
+def test_checkpoint_labels_in_epoch_order():
+    run = training_run()
+    assert pb.last_checkpoint_label(run) == LABELS["2"]
+    assert pb.short_checkpoint_label(run, 2) == "epoch 2 of 2"
+    assert pb.short_checkpoint_label(make_run(metrics={"checkpoint_labels": {"3": "epoch 3"}}), 3) == "epoch 3"
+    assert pb.checkpoint_labels_text(run) == f"{LABELS['1']}; {LABELS['2']}"
+
+
+def test_denoising_grid_has_a_row_per_kept_checkpoint(tmp_path):
+    digits = torch.zeros(3, 1, 4, 4)
+    results = make_run("partb/denoiser-results", directory=tmp_path, files={"results.pt": {
+        "shown_clean": digits, "shown_noisy": digits, "per_epoch": {"1": digits, "2": digits}}})
+    two = png_size(pb.denoising_grid(training_run(), results, 0.5))
+    one = png_size(pb.denoising_grid(make_run(metrics={"checkpoint_labels": {"2": "epoch 2"}}), results, 0.5))
+    assert two[1] > one[1]
+
+
+def test_denoiser_table_rows_show_the_best_blur_or_a_dash():
+    row = {"sigma": 0.5, "noisy_psnr": 6.0, "denoiser_psnr": 20.123, "denoiser_ssim": 0.91234, "blur_kernel": 5,
+           "blur_sigma": 1.5, "blur_psnr": 15.0, "blur_ssim": None}
+    results = make_run(metrics={"table": [row, {**row, "sigma": 0.0, "blur_kernel": None}]})
+    rows = pb.denoiser_table_rows(results)
+    assert rows[0] == [0.5, "6.00", "20.12", "0.912", "5, 1.5", "15.00", "–"]
+    assert rows[1][4] == "–"
+    assert len(rows[0]) == len(pb.DENOISER_TABLE_HEADERS)
+
+
+def test_guidance_label_marks_the_write_ups_and_the_courses_scale():
+    assert pb.guidance_label(0.5) == "0.5 (write-up)"
+    assert pb.guidance_label(COURSE_GUIDANCE) == f"{COURSE_GUIDANCE:g} (course)"
+    assert pb.guidance_label(3.0) == "3"
+
+
+def test_worst_digit_is_the_lowest_accuracy_and_the_first_on_a_tie():
+    assert pb.worst_digit([0.9, 0.8, 0.6, 1.0, 0.7, 0.9, 0.9, 0.9, 0.9, 0.9]) == "2 (60%)"
+    assert pb.worst_digit([0.9, 0.5, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]) == "1 (50%)"
+
+
+def test_guidance_sweep_rows(tmp_path):
+    accuracy = [1.0] * 10
+    accuracy[4] = 0.25
+    sweep = make_run("partb/guidance-sweep", metrics={"rows": [
+        {"guidance_scale": 0.5, "judge_accuracy": 0.8125, "per_class_accuracy": accuracy, "frechet_distance": 12.345,
+         "images_per_s": 1234.4},
+        {"guidance_scale": COURSE_GUIDANCE, "judge_accuracy": 0.99, "per_class_accuracy": [1.0] * 10,
+         "frechet_distance": None, "images_per_s": 10.0},
+    ]})
+    reference = make_run("partb/judge-reference", metrics={"frechet_floor": 1.5})
+    rows = pb.guidance_sweep_rows(sweep, reference)
+    assert rows[0] == ["0.5 (write-up)", "81.2%", "4 (25%)", "12.35", "1.50", "1,234"]
+    assert rows[1] == ["5 (course)", "99.0%", "0 (100%)", "–", "1.50", "10"]
+    assert len(rows[0]) == len(pb.GUIDANCE_SWEEP_HEADERS)
