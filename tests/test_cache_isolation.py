@@ -37,7 +37,7 @@ NOT_TRAINING = ("sampling.py", "editing.py", "illusions.py", "schedule.py", "blu
                 "backends/mnist.py", "experiments/parta.py", "experiments/parta_backend.py",
                 "experiments/parta_illusions.py", "experiments/parta_inputs.py", "experiments/parta_plan.py",
                 "experiments/parta_stock.py", "experiments/parta_upsample.py", "experiments/partb.py",
-                "experiments/partb_models.py", "experiments/partb_sampling.py", "report/page.py", "cli.py")
+                "experiments/partb_models.py", "experiments/partb_sampling.py", "report/page.py", "cli/part_a.py")
 
 
 @pytest.fixture(scope="module")

@@ -107,3 +107,26 @@ def test_bad_input_is_one_line_exit_2_no_file_no_work(case, tmp_path, capsys):
     assert message in err and len(err.splitlines()) == 1, err
     assert not out.exists() and not (tmp_path / "out.jpg").exists()
     assert not (cache / "runs").exists(), "refused before any training or sampling"
+
+
+def _same_digit_in_other_formats(tmp_path: Path) -> dict[str, Path]:
+    """hand-drawn-3 as a 16-bit PNG, a float TIFF and a black-ink canvas export (drawing in alpha)."""
+    levels = np.asarray(Image.open(DRAWN))
+    rgba = np.zeros(levels.shape + (4,), dtype=np.uint8)
+    rgba[..., 3] = levels
+    files = {"16-bit": tmp_path / "deep.png", "float": tmp_path / "float.tif", "alpha": tmp_path / "canvas.png"}
+    Image.fromarray(levels.astype(np.uint16) * 257).save(files["16-bit"])
+    Image.fromarray(levels.astype(np.float32) / 255).save(files["float"])
+    Image.fromarray(rgba, "RGBA").save(files["alpha"])
+    return files
+
+
+@pytest.mark.parametrize("fmt", ["16-bit", "float", "alpha"])
+def test_other_pixel_formats_edit_exactly_like_the_8_bit_digit(fmt, tmp_path, cache, capsys):
+    """The same digit in another format reads to the same pixels, so the same seed gives the same edit."""
+    picture = _same_digit_in_other_formats(tmp_path)[fmt]
+    expected, got = tmp_path / "expected.png", tmp_path / "got.png"
+    assert main(["edit", "sdedit", "--image", DRAWN, "--i-start", "3"] + _common(cache, expected)) == 0
+    assert main(["edit", "sdedit", "--image", str(picture), "--i-start", "3"] + _common(cache, got)) == 0, \
+        capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(got)), np.asarray(Image.open(expected)))

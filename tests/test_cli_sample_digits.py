@@ -31,6 +31,9 @@ def test_sample_digits_writes_images_and_labels(tmp_path, cache):
     [
         (["sample-digits", "--per-class", "0"], "must be at least 1"),
         (["sample-digits", "--guidance", "lots"], "invalid float value"),
+        (["sample-digits", "--guidance", "nan"], "must be a finite number"),
+        (["sample-digits", "--per-class", str(10**9)], "over the 1 GiB limit"),
+        (["sample-digits", "--seed", "-1"], "must lie in 0..2**63-1"),
         (["sample-digits", "--profile", "huge"], "invalid choice"),
         (["sample-digits", "--out", "samples.txt", "--profile", "tiny"], "must end in .npz"),
         (["sample-digits", "--out", "/no/such/folder/s.npz", "--profile", "tiny"], "does not exist"),

@@ -23,7 +23,7 @@ PACKAGE_ROOT = Path(diffusion_lab.__file__).resolve().parent
 # computes, so editing them must not invalidate hours of cached training. The profile table is
 # data: a run takes what it uses of it through its parameters (a recipe's `to_dict()`), which are
 # in its key, so a new sample count there retrains nothing.
-_NOT_COMPUTATION = ("report", "runcache", "profiles.py", "cli.py", "__main__.py")
+_NOT_COMPUTATION = ("report", "runcache", "profiles.py", "cli", "__main__.py")
 
 
 def computation_sources(root: Path = PACKAGE_ROOT) -> list[Path]:
