@@ -1,8 +1,17 @@
 import dataclasses
+import errno
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from diffusion_lab.runcache import runs
+from diffusion_lab.runcache import entries, runs
 from diffusion_lab.runcache.code_fingerprint import source_fingerprint
 from diffusion_lab.runcache.runs import cached_run
 
@@ -123,7 +132,7 @@ def test_truncated_entry_is_recomputed(ctx):
 def test_entry_without_manifest_is_recomputed(ctx):
     compute = CountingCompute()
     first = cached_run(ctx, "exp", {"a": 1}, compute)
-    first.path(runs.MANIFEST).unlink()
+    first.path(entries.MANIFEST).unlink()
     assert not cached_run(ctx, "exp", {"a": 1}, compute).hit
 
 
@@ -147,15 +156,151 @@ def test_a_crash_leaves_nothing_behind(ctx):
     assert not cached_run(ctx, "exp", {"a": 1}, compute).hit
 
 
-def test_runs_are_logged_for_the_build_page(ctx):
+def test_runs_are_logged_for_the_build_page_once_each(ctx):
     runs.BUILD_LOG.clear()
     compute = CountingCompute()
-    cached_run(ctx, "exp", {"a": 1}, compute)
-    cached_run(ctx, "exp", {"a": 1}, compute)
-    assert [record.hit for record in runs.BUILD_LOG] == [False, True]
+    first = cached_run(ctx, "exp", {"a": 1}, compute)
+    assert cached_run(ctx, "exp", {"a": 1}, compute).hit
+    cached_run(dataclasses.replace(ctx, force=True), "exp", {"a": 1}, compute)
+    other = cached_run(ctx, "exp", {"a": 2}, compute)
+    assert runs.BUILD_LOG == [first, other], "a run read again is the run computed: listed once, as computed"
     runs.BUILD_LOG.clear()
 
 
 def test_unserialisable_params_are_refused(ctx):
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         cached_run(ctx, "exp", {"a": object()}, CountingCompute())
+
+
+def _published_copies(ctx) -> list:
+    """The copies of every entry kept under versions/ (the lock files aside)."""
+    return [path for path in (ctx.cache_dir / "versions").glob("*/*") if path.name != ".lock"]
+
+
+def test_an_edited_manifest_is_recomputed_and_said_once(ctx, capsys):
+    compute = CountingCompute()
+    first = cached_run(ctx, "exp", {"a": 1}, compute)
+    manifest = json.loads(first.path(entries.MANIFEST).read_text())
+    assert manifest["metrics"] == {"calls": 1}
+    manifest["metrics"]["calls"] = 99  # valid JSON, every file intact: only a metric changed
+    first.path(entries.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    again = cached_run(ctx, "exp", {"a": 1}, compute)
+    assert not again.hit and compute.calls == 2 and again.metrics == {"calls": 2}
+    third = cached_run(ctx, "exp", {"a": 1}, compute)
+    assert third.hit and third.metrics == {"calls": 2}
+    said = [line for line in capsys.readouterr().err.splitlines() if first.dir.name in line]
+    assert len(said) == 1 and "checksum" in said[0], said
+
+
+def test_a_second_writer_uses_the_copy_published_first(ctx):
+    """Two writers of one key: the one publishing second discards its copy (with FORCE it replaces)."""
+    first_writer = CountingCompute()
+
+    def slower_writer(scratch):
+        scratch.save("values.pt", torch.zeros(3))  # not what the first writer publishes
+        cached_run(ctx, "exp", {"a": 1}, first_writer)  # publishes while this one computes
+        return {"calls": -1}
+
+    slower_writer.__module__ = CountingCompute.__module__  # same code, same key
+    record = cached_run(ctx, "exp", {"a": 1}, slower_writer)
+    assert not record.hit and record.metrics == {"calls": 1} and record.load("values.pt").shape == (1000,)
+    assert len(_published_copies(ctx)) == 1 and not list((ctx.cache_dir / "tmp").iterdir())
+
+    forced = cached_run(dataclasses.replace(ctx, force=True), "exp", {"a": 1}, slower_writer)
+    assert forced.metrics == {"calls": -1} and torch.equal(forced.load("values.pt"), torch.zeros(3))
+    assert len(_published_copies(ctx)) == 1 and not list((ctx.cache_dir / "tmp").iterdir())
+
+
+def test_a_reader_whose_copy_is_replaced_reads_the_entry_again(ctx, monkeypatch, capsys):
+    compute = CountingCompute()
+    cached_run(ctx, "exp", {"a": 1}, compute)
+    checksum = entries.file_sha256
+    replaced = []
+
+    def replaced_while_read(path):
+        if not replaced:  # a FORCE build replaces the entry (and deletes this copy) mid-read
+            replaced.append(path)
+            cached_run(dataclasses.replace(ctx, force=True), "exp", {"a": 1}, compute)
+        return checksum(path)
+
+    monkeypatch.setattr(entries, "file_sha256", replaced_while_read)
+    record = cached_run(ctx, "exp", {"a": 1}, compute)
+    assert replaced and record.hit and record.metrics == {"calls": 2}
+    assert "recomputing" not in capsys.readouterr().err
+
+
+def test_an_entry_in_the_old_layout_is_rebuilt_as_a_link(ctx):
+    """Caches written before entries were links hold a folder whose manifest has no checksum."""
+    compute = CountingCompute()
+    first = cached_run(ctx, "exp", {"a": 1}, compute)
+    old = first.dir.resolve()
+    manifest = json.loads((old / entries.MANIFEST).read_text())
+    del manifest[entries.CHECKSUM]
+    (old / entries.MANIFEST).write_text(json.dumps(manifest))
+    first.dir.unlink()
+    old.rename(first.dir)
+    stale = first.dir.with_name(f".{first.dir.name}.stale-0123abcd")  # left by replacing an entry then
+    (stale / "nested").mkdir(parents=True)
+    again = cached_run(ctx, "exp", {"a": 1}, compute)
+    assert not again.hit and again.dir.is_symlink() and cached_run(ctx, "exp", {"a": 1}, compute).hit
+    assert not stale.exists()
+    assert len(_published_copies(ctx)) == 1 and not list((ctx.cache_dir / "tmp").iterdir())
+
+
+def _ended_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_scratch_of_an_ended_process_is_cleaned_and_others_kept(ctx):
+    tmp = ctx.cache_dir / "tmp"
+    host = socket.gethostname()
+    dead = tmp / f"{_ended_pid()}@{host}@abcdef123456-0001"
+    live = tmp / f"{os.getpid()}@{host}@abcdef123456-0002"
+    elsewhere = tmp / f"{_ended_pid()}@not-{host}@abcdef123456-0003"
+    for folder in (dead, live, elsewhere):
+        (folder / "nested").mkdir(parents=True)
+        (folder / "nested" / "partial.pt").write_bytes(b"half")
+    cached_run(ctx, "exp", {"a": 1}, CountingCompute())
+    assert not dead.exists()
+    assert live.exists() and elsewhere.exists(), "a live run's folder, or another host's, is never deleted"
+
+
+@pytest.mark.parametrize("umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o002, 0o775, 0o664)])
+def test_entries_follow_the_umask(ctx, umask, folder_mode, file_mode):
+    def nested(scratch):
+        scratch.save("sub/values.pt", torch.zeros(3))
+        return {}
+
+    previous = os.umask(umask)
+    try:
+        record = cached_run(ctx, "exp", {"a": 1}, nested)
+        cached_run(dataclasses.replace(ctx, force=True), "exp", {"a": 1}, nested)
+    finally:
+        os.umask(previous)
+    paths = [ctx.cache_dir, *ctx.cache_dir.rglob("*")]
+    assert record.path("sub/values.pt").resolve() in paths and record.path(entries.MANIFEST).resolve() in paths
+    for path in paths:
+        if path.is_symlink():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (folder_mode if path.is_dir() else file_mode), f"{path}: {oct(mode)}"
+
+
+def test_a_read_only_cache_serves_its_runs_and_names_the_one_it_cannot_store(ctx, monkeypatch):
+    """Simulated, since root writes through chmod: every folder creation in the cache is refused."""
+    present = cached_run(ctx, "exp", {"a": 1}, CountingCompute())
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    again = cached_run(ctx, "exp", {"a": 1}, CountingCompute())
+    assert again.hit and again.key == present.key
+    with pytest.raises(entries.CacheNotWritable) as refused:
+        cached_run(ctx, "exp", {"a": 2}, CountingCompute())
+    message = str(refused.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert f"the run cache {ctx.cache_dir} cannot store the run exp, which it lacks: Read-only file system at" in message
+    assert "point DIFFUSION_LAB_CACHE" in message

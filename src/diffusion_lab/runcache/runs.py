@@ -1,20 +1,19 @@
 """Cached runs: an experiment's outputs are computed once per (name, params, seed, code, libraries, device).
 
-A run writes its files into a scratch folder; only when it has finished is a manifest (with the
-sha256 of every file) written and the folder renamed into place, so a crash never leaves a
-half-written entry that looks complete. An entry whose files do not match its manifest is
-treated as absent and rebuilt.
+`cached_run` keys a run by what its result depends on (its parameters, seed, the code it executes,
+library versions, device kind), serves a valid cache entry as a hit, and otherwise computes the run
+in a scratch folder and publishes it (`entries.py`: atomic, idempotent under concurrent builds,
+checked against its manifest's checksums). Every run a build asks for is logged once, for the
+Build page.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
+import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,10 +23,17 @@ import torch
 from diffusion_lab.hashing import file_sha256
 from diffusion_lab.runcache.code_fingerprint import loaded_source_fingerprint
 from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.entries import (
+    clean_dead_scratch,
+    entry_dir,
+    new_scratch,
+    publish,
+    read_entry,
+    write_manifest,
+)
 from diffusion_lab.runcache.provenance import canonical_json, git_commit, library_versions
 from diffusion_lab.seeding import make_generator
 
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -79,14 +85,33 @@ class RunRecord:
         return self.dir / filename
 
     def load(self, filename: str, map_location="cpu") -> Any:
-        path = self.path(filename)
-        if filename.endswith(".json"):
-            return json.loads(path.read_text())
-        return torch.load(path, map_location=map_location, weights_only=True)
+        """The file's contents: JSON for .json names, else torch.load."""
+        for attempt in range(3):
+            try:
+                return _load(self.path(filename), map_location)
+            except FileNotFoundError:
+                # A concurrent FORCE may have replaced the entry between resolving its link and
+                # opening the file; the link now names the new copy.
+                if attempt == 2:
+                    raise
 
 
-# Every run of this process, in order: the Build page lists them.
+def _load(path: Path, map_location) -> Any:
+    if path.name.endswith(".json"):
+        return json.loads(path.read_text())
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+# Every run of this process, once each (by key), in the order first met: the Build page lists them.
 BUILD_LOG: list[RunRecord] = []
+
+
+def _log(record: RunRecord) -> RunRecord:
+    """Add a run to BUILD_LOG unless it is there already: a run computed then read again in the
+    same build is one run, listed as computed."""
+    if all(logged.key != record.key for logged in BUILD_LOG):
+        BUILD_LOG.append(record)
+    return record
 
 
 def computed_by(compute: Callable) -> str:
@@ -128,24 +153,6 @@ def cache_key(name: str, params: dict, seed: int, device_kind: str,
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
-def _entry_dir(cache_dir: Path, name: str, key: str) -> Path:
-    return cache_dir / "runs" / f"{name.replace('/', '__')}-{key[:20]}"
-
-
-def _read_valid_manifest(entry: Path, key: str) -> dict | None:
-    """The manifest if the entry is complete and every file matches its checksum, else None."""
-    try:
-        manifest = json.loads((entry / MANIFEST).read_text())
-        if manifest.get("key") != key:
-            return None
-        for filename, expected in manifest["files"].items():
-            if file_sha256(entry / filename) != expected:
-                return None
-        return manifest
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _record(manifest: dict, entry: Path, hit: bool, wall_s: float, ctx: BuildContext,
             backend: str | None, function: str) -> RunRecord:
     return RunRecord(
@@ -156,13 +163,31 @@ def _record(manifest: dict, entry: Path, hit: bool, wall_s: float, ctx: BuildCon
     )
 
 
-def _publish(scratch_dir: Path, entry: Path) -> None:
-    """Move a finished scratch folder into place, replacing a corrupt entry if there is one."""
-    if entry.exists():
-        graveyard = entry.with_name(f".{entry.name}.stale-{uuid.uuid4().hex[:8]}")
-        os.replace(entry, graveyard)
-        shutil.rmtree(graveyard, ignore_errors=True)
-    os.replace(scratch_dir, entry)
+def _compute(ctx: BuildContext, name: str, params: dict, seed: int, key: str, entry: Path,
+             compute: Callable[[Scratch], dict | None]) -> dict:
+    """Run `compute` in a scratch folder, write its manifest and publish it; returns the published manifest."""
+    scratch_dir = new_scratch(ctx.cache_dir, key[:12], name)
+    try:
+        scratch = Scratch(name=name, dir=scratch_dir, params=params, seed=seed, device=ctx.device)
+        compute_started = time.perf_counter()
+        metrics = compute(scratch) or {}
+        compute_s = time.perf_counter() - compute_started
+        files = {
+            str(path.relative_to(scratch_dir)): file_sha256(path)
+            for path in sorted(scratch_dir.rglob("*"))
+            if path.is_file()
+        }
+        # The manifest goes in last: its presence is what marks the copy complete.
+        manifest = write_manifest(scratch_dir, {
+            "name": name, "key": key, "params": json.loads(canonical_json(params)), "seed": seed,
+            "metrics": json.loads(canonical_json(metrics)), "files": files, "compute_s": compute_s,
+            "device": ctx.device_description, "versions": library_versions(), "commit": git_commit(),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        })
+        return publish(scratch_dir, manifest, entry, ctx.force)
+    except BaseException:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+        raise
 
 
 def cached_run(
@@ -183,42 +208,16 @@ def cached_run(
     seed = ctx.seed if seed is None else seed
     function = computed_by(compute)
     key = cache_key(name, params, seed, ctx.device_kind, compute_modules(compute))
-    entry = _entry_dir(ctx.cache_dir, name, key)
+    entry = entry_dir(ctx.cache_dir, name, key)
     started = time.perf_counter()
+    clean_dead_scratch(ctx.cache_dir)
 
     if not ctx.force:
-        manifest = _read_valid_manifest(entry, key)
+        manifest, why = read_entry(entry, key)
         if manifest is not None:
-            record = _record(manifest, entry, True, time.perf_counter() - started, ctx, backend, function)
-            BUILD_LOG.append(record)
-            return record
+            return _log(_record(manifest, entry, True, time.perf_counter() - started, ctx, backend, function))
+        if why is not None:
+            print(f"run cache: recomputing {entry.name}: {why}", file=sys.stderr)
 
-    tmp_root = ctx.cache_dir / "tmp"
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    scratch_dir = Path(tempfile.mkdtemp(prefix=f"{key[:12]}-", dir=tmp_root))
-    try:
-        scratch = Scratch(name=name, dir=scratch_dir, params=params, seed=seed, device=ctx.device)
-        compute_started = time.perf_counter()
-        metrics = compute(scratch) or {}
-        compute_s = time.perf_counter() - compute_started
-        files = {
-            str(path.relative_to(scratch_dir)): file_sha256(path)
-            for path in sorted(scratch_dir.rglob("*"))
-            if path.is_file()
-        }
-        manifest = {
-            "name": name, "key": key, "params": json.loads(canonical_json(params)), "seed": seed,
-            "metrics": json.loads(canonical_json(metrics)), "files": files, "compute_s": compute_s,
-            "device": ctx.device_description, "versions": library_versions(), "commit": git_commit(),
-            "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        }
-        # The manifest goes in last: its presence is what marks the entry complete.
-        (scratch_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        _publish(scratch_dir, entry)
-    except BaseException:
-        shutil.rmtree(scratch_dir, ignore_errors=True)
-        raise
-    record = _record(manifest, entry, False, time.perf_counter() - started, ctx, backend, function)
-    BUILD_LOG.append(record)
-    return record
+    manifest = _compute(ctx, name, params, seed, key, entry, compute)
+    return _log(_record(manifest, entry, False, time.perf_counter() - started, ctx, backend, function))
