@@ -59,10 +59,17 @@ def versions_dir(entry: Path) -> Path:
 
 
 class CacheNotWritable(OSError):
-    """A run must be stored in a cache that cannot take it (read-only, full): says where and why."""
+    """A run must be stored in a cache that cannot take it (read-only, full): says where and why.
+    Its `strerror` is the system's reason and its `filename` the place, as for any OSError."""
+
+    def __init__(self, errno: int | None, reason: str, where: Path, cache_dir: Path, run_name: str):
+        super().__init__(errno, reason, str(where))
+        self.cache_dir, self.run_name = cache_dir, run_name
 
     def __str__(self) -> str:
-        return self.strerror
+        return (f"the run cache {self.cache_dir} cannot store the run {self.run_name}, which it lacks: "
+                f"{self.strerror} at {self.filename}; make the cache writable, or point DIFFUSION_LAB_CACHE "
+                "(make CACHE_DIR=..., --cache-dir) at a writable folder")
 
 
 # --- Scratch folders and their owners -------------------------------------------------------------
@@ -81,11 +88,8 @@ def new_scratch(cache_dir: Path, label: str, run_name: str) -> Path:
         tmp_root.mkdir(parents=True, exist_ok=True)
         folder.mkdir()
     except OSError as error:
-        where = error.filename or tmp_root
-        raise CacheNotWritable(
-            error.errno, f"the run cache {cache_dir} cannot store the run {run_name}, which it lacks: "
-            f"{error.strerror} at {where}; make the cache writable, or point DIFFUSION_LAB_CACHE (make "
-            f"CACHE_DIR=..., --cache-dir) at a writable folder", str(where)) from None
+        reason = error.strerror or type(error).__name__
+        raise CacheNotWritable(error.errno, reason, error.filename or tmp_root, cache_dir, run_name) from None
     return folder
 
 
