@@ -152,13 +152,3 @@ def get_profile(name: str) -> Profile:
 
 def default_profile() -> str:
     return "full" if torch.cuda.is_available() else "quick"
-
-
-def check_profile(name: str) -> str:
-    return get_profile(name).name
-
-
-def check_backend(name: str) -> str:
-    if name not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
-    return name

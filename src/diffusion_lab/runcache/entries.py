@@ -198,11 +198,6 @@ def read_entry(entry: Path, key: str) -> tuple[dict | None, str | None]:
     return None, None  # replaced faster than it could be read: computing it again is never wrong
 
 
-def read_valid_manifest(entry: Path, key: str) -> dict | None:
-    """The manifest if the entry is complete and every file matches its checksum, else None."""
-    return read_entry(entry, key)[0]
-
-
 @contextmanager
 def _entry_lock(versions: Path) -> Iterator[None]:
     """Hold the entry's publishing lock (flock, released when the file closes or the process dies)."""
