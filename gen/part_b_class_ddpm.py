@@ -8,6 +8,7 @@ from diffusion_lab.report.partb_figures import (
     GUIDANCE_SWEEP_HEADERS,
     TRAINING_COST_HEADERS,
     guidance_sweep_rows,
+    how_trained_like,
     last_checkpoint_label,
     loss_curve,
     ordinal,
@@ -31,8 +32,8 @@ page.text(rf"""
 Two more FCBlocks embed a one-hot class vector \(c\) (zeroed with probability {recipe.p_uncond} during
 training, so the same network also learns the unconditional estimate): the bottleneck becomes
 \(c_1 \odot \text{{unflatten}} + t_1\) and the first up-block \(c_2 \odot \text{{up}}_1 + t_2\).
-With D = {recipe.num_hiddens} the model has **{trained.metrics['num_parameters']:,} parameters**; it is
-trained exactly like the time-conditioned one.
+With D = {recipe.num_hiddens} the model has **{trained.metrics['num_parameters']:,} parameters**;
+{how_trained_like(recipe, get_profile(ctx.profile).partb.time_ddpm, "time-conditioned")}.
 """)
 loss_curve(page, trained, "Training loss of the class-conditioned UNet.")
 

@@ -410,3 +410,14 @@ def test_guidance_sweep_rows(tmp_path):
     assert rows[0] == ["0.5 (write-up)", "81.2%", "4 (25%)", "12.35", "1.50", "1,234"]
     assert rows[1] == ["5 (course)", "99.0%", "0 (100%)", "–", "1.50", "10"]
     assert len(rows[0]) == len(pb.GUIDANCE_SWEEP_HEADERS)
+
+
+def test_how_trained_like_names_every_difference_and_claims_sameness_only_when_true():
+    full, quick = get_profile("full").partb, get_profile("quick").partb
+    assert pb.how_trained_like(full.class_ddpm, full.time_ddpm, "time-conditioned") == (
+        "it is trained exactly like the time-conditioned one")
+    sentence = pb.how_trained_like(quick.class_ddpm, quick.time_ddpm, "time-conditioned")
+    assert "exactly" not in sentence
+    assert "epochs 4 (the time-conditioned one: 2)" in sentence
+    assert "training digits 40,000 (the time-conditioned one: 20,000)" in sentence
+    assert "width" not in sentence and "p_uncond" not in sentence

@@ -32,6 +32,35 @@ def training_digit_count(recipe: DenoiserRecipe | DDPMRecipe) -> int:
     return recipe.train_subset or MNIST_TRAINING_DIGITS
 
 
+# The fields in which a class-conditioned recipe may differ from the time-conditioned one and
+# still be "trained like it": the class dropout exists only with a class input.
+_CONDITIONING_ONLY = {"p_uncond"}
+_RECIPE_WORDS = {"num_hiddens": "width D", "batch_size": "batch", "epochs": "epochs", "learning_rate": "learning rate",
+                 "num_timesteps": "T", "train_subset": "training digits", "precision": "precision"}
+
+
+def _spelled(value) -> str:
+    """10,000 for counts, 0.002 for rates, the text itself otherwise."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def how_trained_like(recipe: DDPMRecipe, other: DDPMRecipe, other_name: str) -> str:
+    """A sentence comparing two DDPM recipes, from their fields: "it is trained exactly like the
+    time-conditioned one" only when nothing but the class dropout differs."""
+    differences = []
+    for field, words in _RECIPE_WORDS.items():
+        mine, theirs = getattr(recipe, field), getattr(other, field)
+        if field == "train_subset":
+            mine, theirs = training_digit_count(recipe), training_digit_count(other)
+        if mine != theirs:
+            differences.append(f"{words} {_spelled(mine)} (the {other_name} one: {_spelled(theirs)})")
+    if not differences:
+        return f"it is trained exactly like the {other_name} one"
+    return f"it is trained like the {other_name} one except for: " + "; ".join(differences)
+
+
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
