@@ -152,3 +152,64 @@ def test_time_ddpm_training_lowers_the_loss(mnist):
     early, late = _early_and_late(result.losses)
     assert late < 0.8 * early
     assert isinstance(result.model, TimeConditionalUNet) and not result.model.training
+
+
+def test_ema_rides_along_without_changing_training(mnist):
+    short = dataclasses.replace(TINY.time_ddpm, train_subset=128, epochs=2, checkpoint_epochs=(1, 2),
+                                checkpoint_labels=("a", "b"))
+    plain = train_ddpm(short, mnist, "cpu", seed=3, conditional=False, progress=False)
+    averaged = train_ddpm(dataclasses.replace(short, ema_decay=0.9), mnist, "cpu", seed=3, conditional=False,
+                          progress=False)
+    assert plain.ema_checkpoints == {} and sorted(averaged.ema_checkpoints) == [1, 2]
+    assert plain.losses == averaged.losses
+    for key, value in plain.checkpoints[2].items():
+        assert torch.equal(value, averaged.checkpoints[2][key]), key
+    weight = "head.weight"
+    assert not torch.equal(averaged.ema_checkpoints[2][weight], averaged.checkpoints[2][weight])
+    TimeConditionalUNet(1, short.num_hiddens).load_state_dict(averaged.ema_checkpoints[2])
+
+
+def test_one_cycle_warms_up_then_decays_to_almost_nothing():
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=4e-3)
+    from diffusion_lab.mnist.training import _lr_schedulers
+
+    per_epoch, per_step = _lr_schedulers(optimizer, "one_cycle", None, 4e-3, total_steps=100, warmup_fraction=0.3)
+    assert per_epoch is None
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        per_step.step()
+    assert rates[0] == pytest.approx(4e-3 / 25)
+    assert max(rates) == pytest.approx(4e-3) and rates.index(max(rates)) in (29, 30)
+    assert rates[-1] < 4e-3 / 100
+    assert all(a <= b for a, b in zip(rates[:29], rates[1:30]))  # warm-up rises
+    assert all(a >= b for a, b in zip(rates[30:], rates[31:]))  # then only falls
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _lr_schedulers(optimizer, "cosine", None, 1e-3, 10, 0.3)
+
+
+def test_min_snr_weights_cap_the_clean_timesteps_only():
+    schedule = ddpm.DDPMSchedule()
+    t = torch.tensor([1, 10, 100, 300])
+    weights = ddpm.loss_weights(schedule, t, min_snr_gamma=5.0)
+    snr = schedule.alphas_cumprod[t] / (1 - schedule.alphas_cumprod[t])
+    assert torch.all(weights[snr > 5] < 1) and torch.all(weights[snr <= 5] == 1)
+    torch.testing.assert_close(weights[0].double(), 5.0 / snr[0], rtol=1e-6, atol=0)
+    assert ddpm.loss_weights(schedule, t, None) is None
+
+
+def test_uniform_weighting_is_the_course_loss(mnist):
+    """Weights of 1 everywhere (a huge gamma) give exactly the unweighted B2.2 loss."""
+    schedule = ddpm.DDPMSchedule()
+    model = seeded(lambda: TimeConditionalUNet(1, 8), 0, "w")
+    x = mnist.train_images[:16]
+    plain = ddpm.time_conditioned_loss(model, schedule, x, torch.Generator().manual_seed(0))
+    weighted = ddpm.time_conditioned_loss(model, schedule, x, torch.Generator().manual_seed(0), min_snr_gamma=1e12)
+    torch.testing.assert_close(weighted, plain, rtol=1e-6, atol=0)
+
+
+def test_recipe_refuses_ema_sampling_without_an_ema():
+    with pytest.raises(ValueError, match="ema_decay"):
+        dataclasses.replace(TINY.time_ddpm, sample_weights="ema")

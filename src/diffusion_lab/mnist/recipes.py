@@ -44,6 +44,18 @@ class DDPMRecipe:
     p_uncond: float = 0.1  # class dropout, class-conditioned model only
     train_subset: int | None = None
     precision: str = "auto"
+    # Additions to the course recipe (its values: "exponential", no EMA, raw weights, uniform loss).
+    lr_schedule: str = "exponential"  # or "one_cycle": per-step warm-up then cosine decay (training.fit)
+    warmup_fraction: float = 0.3  # one_cycle only: share of the steps spent warming up
+    ema_decay: float | None = None  # keep an EMA of the weights (mnist/ema.py) beside the raw ones
+    sample_weights: str = "raw"  # which weights the figures sample: "raw" or "ema"
+    min_snr_gamma: float | None = None  # Min-SNR loss weighting (ddpm.loss_weights); None = uniform
+
+    def __post_init__(self):
+        if self.sample_weights not in ("raw", "ema"):
+            raise ValueError(f"sample_weights must be 'raw' or 'ema', got {self.sample_weights!r}")
+        if self.sample_weights == "ema" and self.ema_decay is None:
+            raise ValueError("sample_weights='ema' needs an ema_decay")
 
     @property
     def lr_gamma(self) -> float:

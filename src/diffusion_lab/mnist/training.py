@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from diffusion_lab import seeding
 from diffusion_lab.mnist.data import MnistSplits
 from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, time_conditioned_loss
+from diffusion_lab.mnist.ema import WeightAverage
 from diffusion_lab.mnist.precision import autocast, memory_format, resolve_precision
 from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe
 from diffusion_lab.mnist.unet import (
@@ -37,10 +38,12 @@ BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], t
 class TrainingResult:
     """model: the final model, eval mode, on the training device.
     checkpoints: epoch -> CPU state_dict after that epoch (the final epoch included).
+    ema_checkpoints: the same epochs -> the weights' moving average then; empty without an EMA.
     losses: one float per optimizer step, in order."""
 
     model: nn.Module
     checkpoints: dict[int, dict[str, torch.Tensor]]
+    ema_checkpoints: dict[int, dict[str, torch.Tensor]]
     checkpoint_labels: dict[int, str]
     losses: list[float]
     steps_per_epoch: int
@@ -121,6 +124,9 @@ def fit(
     epochs: int,
     learning_rate: float,
     lr_gamma: float | None = None,
+    lr_schedule: str = "exponential",
+    warmup_fraction: float = 0.3,
+    ema_decay: float | None = None,
     checkpoint_epochs: tuple[int, ...] = (),
     checkpoint_labels: tuple[str, ...] = (),
     device: torch.device | str = "cpu",
@@ -128,7 +134,14 @@ def fit(
     progress: bool = True,
     recipe: dict | None = None,
 ) -> TrainingResult:
-    """Adam over shuffled minibatches; ExponentialLR(lr_gamma) stepped once per epoch if given."""
+    """Adam over shuffled minibatches.
+
+    lr_schedule "exponential": ExponentialLR(lr_gamma) stepped once per epoch if lr_gamma is given
+    (the course's); "one_cycle": stepped every batch, a linear warm-up from learning_rate / 25 over
+    `warmup_fraction` of all steps, then a cosine decay to learning_rate / 1e4 at the last step.
+    ema_decay: also keep an exponential moving average of the weights (`ema.WeightAverage`, with
+    its warm-up); its state at each checkpoint goes to `ema_checkpoints`. It never changes the
+    training trajectory: `checkpoints` are the same bits with or without it."""
     device = torch.device(device)
     precision = resolve_precision(precision, device)
     shuffle_generator = seeding.make_generator(seed, f"{run_name}/shuffle")
@@ -136,15 +149,18 @@ def fit(
 
     model = model.to(device).to(memory_format=memory_format(precision)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_gamma) if lr_gamma else None
     images = images.to(device)
     labels = labels.to(device)
     n = images.shape[0]
     steps_per_epoch = -(-n // batch_size)
+    epoch_scheduler, step_scheduler = _lr_schedulers(
+        optimizer, lr_schedule, lr_gamma, learning_rate, epochs * steps_per_epoch, warmup_fraction)
+    average = WeightAverage(model, ema_decay) if ema_decay is not None else None
     labels_for = dict(zip(checkpoint_epochs, checkpoint_labels))
 
     losses: list[float] = []
     checkpoints: dict[int, dict[str, torch.Tensor]] = {}
+    ema_checkpoints: dict[int, dict[str, torch.Tensor]] = {}
     started = time.perf_counter()
     with tqdm(total=epochs * steps_per_epoch, disable=not progress, desc=run_name, leave=False) as bar:
         for epoch in range(1, epochs + 1):
@@ -157,21 +173,28 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if step_scheduler is not None:
+                    step_scheduler.step()
+                if average is not None:
+                    average.update(model)
                 epoch_losses.append(loss.detach())
                 bar.update(1)
                 if len(epoch_losses) % 25 == 0:
                     bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
             losses.extend(torch.stack(epoch_losses).float().cpu().tolist())
-            if scheduler is not None:
-                scheduler.step()
+            if epoch_scheduler is not None:
+                epoch_scheduler.step()
             if epoch in checkpoint_epochs or epoch == epochs:
                 checkpoints[epoch] = cpu_state_dict(model)
+                if average is not None:
+                    ema_checkpoints[epoch] = average.state_dict(model)
     wall = time.perf_counter() - started
 
     model = model.to(memory_format=torch.contiguous_format).eval()
     return TrainingResult(
         model=model,
         checkpoints=checkpoints,
+        ema_checkpoints=ema_checkpoints,
         checkpoint_labels={epoch: labels_for.get(epoch, f"epoch {epoch} of {epochs}") for epoch in checkpoints},
         losses=losses,
         steps_per_epoch=steps_per_epoch,
@@ -184,6 +207,24 @@ def fit(
         seed=seed,
         recipe=recipe or {},
     )
+
+
+LR_SCHEDULES = ("exponential", "one_cycle")
+
+
+def _lr_schedulers(optimizer, lr_schedule: str, lr_gamma: float | None, learning_rate: float, total_steps: int,
+                   warmup_fraction: float):
+    """(per-epoch scheduler, per-step scheduler) for `fit`; either may be None."""
+    if lr_schedule == "exponential":
+        return (torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_gamma) if lr_gamma else None), None
+    if lr_schedule == "one_cycle":
+        if not 0.0 < warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in (0, 1), got {warmup_fraction}")
+        return None, torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=learning_rate, total_steps=total_steps, pct_start=warmup_fraction,
+            anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e4,
+        )
+    raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
 
 
 def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -230,16 +271,17 @@ def train_ddpm(
 
     if conditional:
         def batch_loss(model, x, y, generator):
-            return class_conditioned_loss(model, schedule, x, y, generator, recipe.p_uncond)
+            return class_conditioned_loss(model, schedule, x, y, generator, recipe.p_uncond, recipe.min_snr_gamma)
     else:
         def batch_loss(model, x, _labels, generator):
-            return time_conditioned_loss(model, schedule, x, generator)
+            return time_conditioned_loss(model, schedule, x, generator, recipe.min_snr_gamma)
 
     model = seeded(lambda: make_ddpm_unet(recipe, conditional), seed, f"{run_name}/init")
     return fit(
         model, images, labels, batch_loss,
         run_name=run_name, seed=seed, batch_size=recipe.batch_size, epochs=recipe.epochs,
-        learning_rate=recipe.learning_rate, lr_gamma=recipe.lr_gamma,
+        learning_rate=recipe.learning_rate, lr_gamma=recipe.lr_gamma, lr_schedule=recipe.lr_schedule,
+        warmup_fraction=recipe.warmup_fraction, ema_decay=recipe.ema_decay,
         checkpoint_epochs=recipe.checkpoint_epochs, checkpoint_labels=recipe.checkpoint_labels,
         device=device, precision=recipe.precision, progress=progress,
         recipe={**recipe.to_dict(), "conditional": conditional},
