@@ -9,7 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from diffusion_lab import metrics
+from diffusion_lab import blur, metrics
 from diffusion_lab.blur import best_blur
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.judge import Judge, JudgeNet, train_judge
@@ -125,3 +125,17 @@ def test_the_tiny_judge_learns_mnist():
     assert feats.shape == (50, recipe.feature_dim) and torch.isfinite(feats).all()
     reloaded = Judge.from_state_dict(recipe, result.model.state_dict())
     assert torch.equal(reloaded.features(data.test_images[:50]), feats)
+
+
+@pytest.mark.parametrize("kernel_size, sigma", [(3, 0.5), (9, 1.5), (33, 2.0), (55, 6.0)])
+def test_separable_blur_equals_torchvision_2d_blur(kernel_size, sigma):
+    from torchvision.transforms.functional import gaussian_blur as torchvision_blur
+
+    x = torch.rand(5, 3, 28, 30, generator=torch.Generator().manual_seed(kernel_size))
+    torch.testing.assert_close(blur.gaussian_blur(x, kernel_size, sigma),
+                               torchvision_blur(x, [kernel_size, kernel_size], [sigma, sigma]), rtol=0, atol=1e-5)
+
+
+def test_blur_refuses_even_kernels():
+    with pytest.raises(ValueError, match="odd"):
+        blur.gaussian_blur(torch.zeros(1, 1, 8, 8), 4, 1.0)
