@@ -93,11 +93,15 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def build_context(args):
-    """The build context of a command's options (seed, profile, cache, backend), checked before any work."""
+def build_context(args, seed_option: str = "seed"):
+    """The build context of a command's options (seed, profile, cache, backend), checked before any work.
+
+    seed_option: the option that holds the build's global seed, the one cached runs (trained models)
+    are keyed by; when it is None, the seed is $DIFFUSION_LAB_SEED (else 0), as for `make site`."""
     from diffusion_lab.runcache.context import BuildContext
 
-    overrides = {"seed": args.seed}
+    seed = getattr(args, seed_option)
+    overrides = {} if seed is None else {"seed": seed}
     if args.profile:
         overrides["profile"] = args.profile
     if args.cache_dir:
@@ -112,10 +116,12 @@ def build_context(args):
     return ctx
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+GLOBAL_SEED_HELP = "global seed every generator derives from, 0..2**63-1 (default 0)"
+
+
+def add_common(parser: argparse.ArgumentParser, seed_help: str = GLOBAL_SEED_HELP) -> None:
     parser.add_argument("--profile", choices=PROFILE_NAMES, help="recipe size (default: full on CUDA, else quick)")
-    parser.add_argument("--seed", type=seed, default=0,
-                        help="global seed every generator derives from, 0..2**63-1 (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help=seed_help)
     parser.add_argument("--cache-dir", help="run cache folder (default: $DIFFUSION_LAB_CACHE or .cache); "
                                             "read-only is fine when it already holds the trained model")
     parser.add_argument("--out", required=True, type=Path, help="output file, in an existing writable folder")
@@ -129,8 +135,10 @@ MAX_GUIDANCE = 100.0
 # sample-digits holds every digit in memory (28x28 float32, 10 classes) and copies them once to
 # save them: the digits of one call may take at most this much.
 MAX_DIGIT_BYTES = 2**30
-_DIGITS_PER_CLASS_BYTES = 10 * 28 * 28 * 4
+_DIGIT_BYTES = 28 * 28 * 4
+_DIGITS_PER_CLASS_BYTES = 10 * _DIGIT_BYTES
 MAX_PER_CLASS = MAX_DIGIT_BYTES // _DIGITS_PER_CLASS_BYTES
+MAX_NUM = MAX_DIGIT_BYTES // _DIGIT_BYTES
 
 
 def _integer(text: str) -> int:
@@ -174,4 +182,24 @@ def per_class(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"must be at most {MAX_PER_CLASS}: {value} x 10 digits of 28x28 float32 take {gib:,.1f} GiB, over the "
             f"{MAX_DIGIT_BYTES // 2**30} GiB limit for one call; run several calls with different --seed instead")
+    return value
+
+
+def num_digits(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_NUM:
+        gib = value * _DIGIT_BYTES / 2**30
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_NUM}: {value} digits of 28x28 float32 take {gib:,.1f} GiB, over the "
+            f"{MAX_DIGIT_BYTES // 2**30} GiB limit for one call; run several calls with different --seed instead")
+    return value
+
+
+def num_steps(text: str) -> int:
+    """At least 1; the upper bound, the model's T, is checked once the profile is known."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

@@ -1,4 +1,19 @@
-"""`sample-digits`: class-conditioned MNIST samples with classifier-free guidance, as an .npz."""
+"""`sample-digits`: MNIST digits from Part B's DDPMs, as an .npz.
+
+`--model class` (default) draws `--per-class` samples of each digit with classifier-free guidance
+`--guidance`; `--model time` draws `--num` samples from the time-conditioned model, which has no
+class input. Two seeds, kept apart:
+
+- `--train-seed` picks the model: the cached training run of (profile, train seed). The default is
+  the build's global seed ($DIFFUSION_LAB_SEED, else 0), so it is the model `make site` trained. A
+  model missing from the cache is trained first, and the command says so when it starts.
+- `--seed` seeds only the sampling noise: the generator of (seed, "cli/sample-digits"). Another
+  seed draws other digits from the same model; it never trains one.
+
+The sampler is Part B's (all T timesteps, fixed_large variance) unless `--steps N` asks for Part A's
+strided loop (posterior variance) on at most N of them (`partb_sampling.partb_noise_model`).
+Every option is checked, against the profile's recipe too, before any model is trained.
+"""
 
 from __future__ import annotations
 
@@ -8,54 +23,138 @@ from pathlib import Path
 from diffusion_lab.cli.arguments import (
     MAX_DIGIT_BYTES,
     MAX_GUIDANCE,
+    MAX_NUM,
     MAX_PER_CLASS,
+    UsageError,
     add_common,
     build_context,
     check_output,
     guidance_scale,
+    num_digits,
+    num_steps,
     per_class,
+    seed,
     storing_runs,
     write_atomically,
 )
-from diffusion_lab.profiles import COURSE_GUIDANCE
+from diffusion_lab.profiles import COURSE_GUIDANCE, get_profile
+
+SAMPLING_NOISE = "cli/sample-digits"  # the name the sampling generator derives from, with --seed
+DEFAULT_PER_CLASS = 10
+DEFAULT_NUM = 100
+# The options only one model takes; None in args means "not given".
+MODEL_OPTIONS = {"class": ("--per-class", "--guidance"), "time": ("--num",)}
+MODEL_NAMES = {"class": "class-conditioned DDPM", "time": "time-conditioned DDPM"}
+
+
+def _check_model_options(args) -> None:
+    for model, options in MODEL_OPTIONS.items():
+        for option in options:
+            if model != args.model and getattr(args, option[2:].replace("-", "_")) is not None:
+                takes = " and ".join(MODEL_OPTIONS[args.model])
+                raise UsageError(f"{option} belongs to --model {model}, not --model {args.model} (which takes {takes})")
+
+
+def _recipe(ctx, model: str):
+    recipes = get_profile(ctx.profile).partb
+    return recipes.class_ddpm if model == "class" else recipes.time_ddpm
+
+
+def _training_line(ctx, model: str, recipe) -> str:
+    """What is about to be trained and roughly how long it takes, from the profile's recipe."""
+    profile = get_profile(ctx.profile)
+    images = recipe.train_subset or 60_000
+    return (f"training the {MODEL_NAMES[model]} of the {ctx.profile} profile for train seed {ctx.seed} "
+            f"(not in the run cache {ctx.cache_dir}): {recipe.epochs} epochs over {images:,} MNIST digits, "
+            f"{recipe.epochs * images:,} seen in batches of {recipe.batch_size}; this profile's models train "
+            f"in {profile.cost}")
+
+
+def _sampler_line(model, asked_steps: int | None) -> str:
+    from diffusion_lab.backends.mnist import VARIANCE_WORDS
+
+    steps = model.strided_timesteps()
+    variance = VARIANCE_WORDS[model.variance_type]
+    if asked_steps is None:
+        return f"sampler: Part B's, all {len(steps)} of T = {model.num_timesteps} timesteps, {variance}"
+    listed = ", ".join(map(str, steps)) if len(steps) <= 3 else f"{steps[0]}, {steps[1]}, ..., {steps[-1]}"
+    fewer = (f" (no stride takes exactly {asked_steps} steps; {model.stride} is the smallest that takes at most "
+             f"{asked_steps})") if len(steps) != asked_steps else ""
+    return (f"sampler: Part A's strided loop, {len(steps)} of T = {model.num_timesteps} timesteps "
+            f"{listed} (stride {model.stride}){fewer}, {variance}")
 
 
 def run(args) -> None:
+    check_output(args.out, (".npz",))
+    _check_model_options(args)
+    ctx = build_context(args, seed_option="train_seed")
+    recipe = _recipe(ctx, args.model)
+    if args.steps is not None and args.steps > recipe.num_timesteps:
+        raise UsageError(f"--steps must lie in 1..{recipe.num_timesteps}: the {MODEL_NAMES[args.model]} of the "
+                         f"{ctx.profile} profile has T = {recipe.num_timesteps} timesteps, got {args.steps}")
+
     import numpy as np
+    import torch
 
     from diffusion_lab.experiments import partb, partb_models, partb_training
-    from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
+    from diffusion_lab.experiments.partb_sampling import PARTB_SCALAR_DTYPE, partb_noise_model, sample_digits
     from diffusion_lab.mnist.ddpm import class_labels
     from diffusion_lab.seeding import make_generator
 
-    check_output(args.out, (".npz",))
-    ctx = build_context(args)
-    with storing_runs(ctx.cache_dir, "the trained class-conditioned UNet"):
-        trained = partb_training.ddpm_training(ctx, conditional=True)
-    print(f"class-conditioned UNet: {'cached' if trained.hit else 'trained'} ({ctx.profile} profile, "
-          f"key {trained.key[:12]})", file=sys.stderr)
-    labels = class_labels(args.per_class)
-    model = partb_noise_model(partb_models.load_ddpm(ctx, trained), partb_models.ddpm_schedule(trained), ctx.device)
+    conditional = args.model == "class"
+    name = MODEL_NAMES[args.model]
+    training_line = _training_line(ctx, args.model, recipe)
+    with storing_runs(ctx.cache_dir, f"the trained {name}"):
+        trained = partb_training.ddpm_training(
+            ctx, conditional=conditional, before_training=lambda: print(training_line, file=sys.stderr, flush=True))
+    print(f"model: {name}, {ctx.profile} profile, train seed {ctx.seed}, {'cached' if trained.hit else 'trained now'}, "
+          f"key {trained.key[:12]}", file=sys.stderr)
+    model = partb_noise_model(partb_models.load_ddpm(ctx, trained), partb_models.ddpm_schedule(trained), ctx.device,
+                              num_steps=args.steps)
+    print(_sampler_line(model, args.steps), file=sys.stderr)
+
+    labels = class_labels(args.per_class or DEFAULT_PER_CLASS) if conditional else None
+    guidance = (COURSE_GUIDANCE if args.guidance is None else args.guidance) if conditional else None
+    count = len(labels) if conditional else args.num or DEFAULT_NUM
+    what = f"{count} digits ({count // 10} of each, guidance {guidance:g})" if conditional else f"{count} digits"
+    print(f"sampling: {what}, sampling seed {args.seed}", file=sys.stderr)
     result = sample_digits(
-        model, make_generator(ctx.seed, "cli/sample-digits"), labels=labels, guidance_scale=args.guidance,
-        batch_size=partb.showcase(ctx).sample_batch, progress=True,
+        model, make_generator(args.seed, SAMPLING_NOISE), labels=labels, guidance_scale=guidance,
+        num_samples=None if conditional else count, batch_size=partb.showcase(ctx).sample_batch,
+        # Part A's loop takes float32 step coefficients (as the guidance sweep); Part B's float64.
+        scalar_dtype=PARTB_SCALAR_DTYPE if args.steps is None else torch.float32, progress=True,
     )
     images = result.samples[:, 0].clamp(0, 1).numpy().astype(np.float32)
+    arrays = {"images": images} if labels is None else {"images": images, "labels": labels.numpy().astype(np.int64)}
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            np.savez(handle, images=images, labels=labels.numpy().astype(np.int64))
+            np.savez(handle, **arrays)
 
     write_atomically(args.out, write)
     print(f"wrote {images.shape[0]} digits to {args.out} ({result.images_per_s:.0f} images/s)", file=sys.stderr)
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser("sample-digits", help="class-conditioned MNIST samples with classifier-free guidance")
-    add_common(parser)
-    parser.add_argument("--guidance", type=guidance_scale, default=COURSE_GUIDANCE,
-                        help=f"CFG scale g in 0..{MAX_GUIDANCE:g} (default {COURSE_GUIDANCE:g}, the course's)")
-    parser.add_argument("--per-class", type=per_class, default=10,
-                        help=f"samples of each digit, 1..{MAX_PER_CLASS} (the digits may take at most "
-                             f"{MAX_DIGIT_BYTES // 2**30} GiB; default 10)")
+    parser = commands.add_parser("sample-digits", help="MNIST samples from Part B's class- or time-conditioned DDPM")
+    add_common(parser, seed_help="seed of the sampling noise only, 0..2**63-1 (default 0); it never retrains: "
+                                 "--train-seed picks the model")
+    parser.add_argument("--model", choices=tuple(MODEL_OPTIONS), default="class",
+                        help="class: class-conditioned with guidance (default); time: time-conditioned, unconditional")
+    parser.add_argument("--train-seed", type=seed, default=None,
+                        help="seed of the model's training run, 0..2**63-1 (default: $DIFFUSION_LAB_SEED or 0, "
+                             "the model the site trained); a model not in the run cache is trained first")
+    parser.add_argument("--steps", type=num_steps, default=None, metavar="N",
+                        help="sample with Part A's strided loop (posterior variance) on every ceil(T/N)-th of "
+                             "the T timesteps, at most N steps and exactly N when N divides T (the steps taken are "
+                             "printed), instead of Part B's sampler on all T (default)")
+    parser.add_argument("--guidance", type=guidance_scale, default=None,
+                        help=f"--model class: CFG scale g in 0..{MAX_GUIDANCE:g} (default {COURSE_GUIDANCE:g}, "
+                             "the course's)")
+    parser.add_argument("--per-class", type=per_class, default=None,
+                        help=f"--model class: samples of each digit, 1..{MAX_PER_CLASS} (the digits may take at "
+                             f"most {MAX_DIGIT_BYTES // 2**30} GiB; default {DEFAULT_PER_CLASS})")
+    parser.add_argument("--num", type=num_digits, default=None, metavar="N",
+                        help=f"--model time: number of samples, 1..{MAX_NUM} (at most "
+                             f"{MAX_DIGIT_BYTES // 2**30} GiB; default {DEFAULT_NUM})")
     parser.set_defaults(run=run)

@@ -24,13 +24,24 @@ PARTB_SCALAR_DTYPE = torch.float64
 
 
 def partb_noise_model(unet: torch.nn.Module, schedule: DDPMSchedule, device: torch.device | str = "cpu",
-                      precision: str = "auto") -> MnistBackend:
+                      precision: str = "auto", num_steps: int | None = None) -> MnistBackend:
     """The write-up's B.3 / B.4 sampler as a noise model: every one of the T steps, fixed_large
-    variance, BatchNorm folded into the convolutions (about 1.3x on the CPU; `unet` is not modified)."""
+    variance, BatchNorm folded into the convolutions (about 1.3x on the CPU; `unet` is not modified).
+
+    num_steps: run Part A's strided loop instead, with the fixed posterior variance, on every s-th
+    timestep for s = ceil(T / num_steps), the smallest stride whose loop takes at most num_steps
+    steps: exactly num_steps whenever it divides T, and fewer where no stride gives that many
+    (T = 300: none gives 151..299); `strided_timesteps()` lists the steps taken."""
     precision = resolve_precision(precision, torch.device(device))
     folded = fold_batchnorm(unet).to(device).to(memory_format=memory_format(precision))
-    return MnistBackend(folded, schedule.zero_based_alphas_cumprod, device, name="mnist-partb",
-                        stride=1, precision=precision, variance_type="fixed_large")
+    if num_steps is None:
+        return MnistBackend(folded, schedule.zero_based_alphas_cumprod, device, name="mnist-partb",
+                            stride=1, precision=precision, variance_type="fixed_large")
+    if not 1 <= num_steps <= schedule.num_timesteps:
+        raise ValueError(f"num_steps must lie in 1..{schedule.num_timesteps} (T), got {num_steps}")
+    stride = -(-schedule.num_timesteps // num_steps)
+    return MnistBackend(folded, schedule.zero_based_alphas_cumprod, device, name="mnist-partb-strided",
+                        stride=stride, precision=precision, variance_type="fixed_small")
 
 
 @dataclass

@@ -8,6 +8,8 @@ page leaves every trained model cached; editing the UNet, a loss or the loop ret
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from diffusion_lab.mnist import training
@@ -34,12 +36,17 @@ def denoiser_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
     return cached_run(ctx, "partb/denoiser-training", {"recipe": recipe.to_dict()}, compute)
 
 
-def ddpm_training(ctx: BuildContext, conditional: bool, progress: bool = True) -> RunRecord:
-    """B2.2 (time-conditioned) or B2.4 (class-conditioned) DDPM of the profile's recipe."""
+def ddpm_training(ctx: BuildContext, conditional: bool, progress: bool = True,
+                  before_training: Callable[[], None] | None = None) -> RunRecord:
+    """B2.2 (time-conditioned) or B2.4 (class-conditioned) DDPM of the profile's recipe.
+    before_training: called when the run is not cached, just before training starts (the CLI says
+    there that it will train)."""
     book = get_profile(ctx.profile).partb
     recipe = book.class_ddpm if conditional else book.time_ddpm
 
     def compute(scratch: Scratch):
+        if before_training is not None:
+            before_training()
         result = training.train_ddpm(recipe, load_mnist(), ctx.device, scratch.seed, conditional, progress)
         return _save_training(scratch, result)
 
