@@ -12,6 +12,7 @@ EXPECTED_PAGES = [
     "part-a/sampling-loops/index.html",
     "part-a/editing/index.html",
     "part-a/illusions/index.html",
+    "part-b/unet/index.html",
     "part-b/single-step-denoiser/index.html",
     "part-b/time-conditioned-ddpm/index.html",
     "part-b/class-conditioned-ddpm/index.html",
