@@ -1,13 +1,14 @@
 """Part B, section 3: the class-conditioned DDPM with classifier-free guidance (B2.4, B2.5), judged."""
 
 from diffusion_lab.experiments import judge_training, partb, partb_training
-from diffusion_lab.profiles import COURSE_GUIDANCE, get_profile
+from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR, get_profile
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     GUIDANCE_SWEEP_HEADERS,
     TRAINING_COST_HEADERS,
     guidance_sweep_rows,
+    guided_bar_text,
     how_trained_like,
     last_checkpoint_label,
     loss_curve,
@@ -52,26 +53,21 @@ reverse_process_gif(page, trained, samples, n_cols=10, per_class=show.per_class_
 judged = judge_training.judge_training(ctx)
 reference = partb.judge_reference(ctx)
 sweep = partb.guidance_sweep(ctx)
-judge_recipe = get_profile(ctx.profile).partb.judge
 page.text(f"""
 ## Judging the samples
 
-A separate small CNN classifier, trained by this project on the MNIST training set
-({judge_recipe.epochs} epochs, {judged.metrics['num_parameters']:,} parameters), scores the samples.
-Its accuracy on the 10,000 test digits is **{100 * reference.metrics['test_accuracy']:.2f}%**.
-*Judge accuracy* is the share of samples it labels with the digit they were asked to be. The
-*Fréchet distance* compares the judge's penultimate-layer features ({judge_recipe.feature_dim} dimensions)
-of the samples with those of the test set, as FID does with Inception features. Its floor, {reference.params['count']}
-real training digits against the test set, is **{reference.metrics['frechet_floor']:.2f}**:
-a model cannot be told apart from real data below it.
+The judge of [B2](time-conditioned-ddpm.md#judging-the-samples) reads {sweep.params['per_class']} samples of
+each digit per guidance scale. *Judge accuracy* is the share it labels with the digit they were asked
+to be; the Fréchet distance is in units of {reference.params['count']:,} real training digits' (the last row).
+
+{guided_bar_text(sweep, reference, QUALITY_BAR)}
 """)
 page.table(
     GUIDANCE_SWEEP_HEADERS,
     guidance_sweep_rows(sweep, reference),
     f"The guidance sweep: {sweep.params['per_class']} samples of each digit per g, from the last kept checkpoint "
     f"({last_checkpoint_label(trained)}), drawn with Part A's strided sampler on {sweep.metrics['steps']} of the "
-    f"{recipe.num_timesteps} steps (every {ordinal(sweep.params['stride'])}). Accuracy rises with g while "
-    "diversity falls; the Fréchet distance shows the trade-off.",
+    f"{recipe.num_timesteps} steps (every {ordinal(sweep.params['stride'])}).",
     [trained, judged, reference, sweep],
 )
 examples = sweep.load("examples.pt")

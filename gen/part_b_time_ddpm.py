@@ -1,10 +1,11 @@
 """Part B, section 2: the time-conditioned DDPM (B2.1 to B2.3)."""
 
-from diffusion_lab.experiments import partb, partb_training
-from diffusion_lab.profiles import get_profile
+from diffusion_lab.experiments import judge_training, partb, partb_training
+from diffusion_lab.profiles import QUALITY_BAR, get_profile
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
-    TRAINING_COST_HEADERS, loss_curve, reverse_process_gif, samples_per_epoch, training_cost_rows, training_digit_count,
+    TIME_SCORE_HEADERS, TRAINING_COST_HEADERS, class_share_chart, loss_curve, optimizer_text, reverse_process_gif,
+    samples_per_epoch, time_score_rows, training_cost_rows, training_digit_count, unguided_bar_text,
 )
 from diffusion_lab.runcache.context import BuildContext
 
@@ -26,21 +27,48 @@ With D = {recipe.num_hiddens} it has **{trained.metrics['num_parameters']:,} par
 ## B2.2 Training
 
 \(T = {recipe.num_timesteps}\), \(\beta_t\) linear from {recipe.beta1:g} to {recipe.beta2:g}, \(t \sim U\{{1..T\}}\),
-loss \(\lVert \epsilon - \epsilon_\theta(x_t, t/T) \rVert^2\); batch {recipe.batch_size}, {recipe.epochs} epochs,
-Adam at {recipe.learning_rate:g} with ExponentialLR \(\gamma = 0.1^{{1/{recipe.epochs}}}\) per epoch,
-{training_digit_count(recipe):,} training digits (`{ctx.profile}` profile; the write-up: D = 64, batch 128,
-20 epochs, Adam 1e-3).
+loss \(\lVert \epsilon - \epsilon_\theta(x_t, t/T) \rVert^2\); batch {recipe.batch_size}, {recipe.epochs} epochs
+over {training_digit_count(recipe):,} training digits; {optimizer_text(recipe)} (`{ctx.profile}` profile;
+the write-up: D = 64, batch 128, 20 epochs, Adam 1e-3 with ExponentialLR \(\gamma = 0.1^{{1/20}}\)).
 """)
 loss_curve(page, trained, "Training loss of the time-conditioned UNet.")
 
 page.text(r"""
 ## B2.3 Sampling
 
-Algorithm B.3: from \(x_T \sim \mathcal{N}(0, I)\), for \(t = T..1\):
+[Algorithm B.2](unet.md#algorithms-b1b4): from \(x_T \sim \mathcal{N}(0, I)\), for \(t = T..1\):
 \(x_{t-1} = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}\hat x_0 + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t + \sqrt{\beta_t}\,z\), with \(z = 0\) at the last step.
 """)
 samples_per_epoch(page, trained, samples, n_cols=10, what="Samples from the time-conditioned UNet")
 reverse_process_gif(page, trained, samples, n_cols=10, what="the time-conditioned UNet")
+judged = judge_training.judge_training(ctx)
+reference = partb.judge_reference(ctx)
+scores = partb.time_ddpm_scores(ctx)
+judge_recipe = get_profile(ctx.profile).partb.judge
+page.text(f"""
+## Judging the samples
+
+A separate small CNN classifier, trained by this project on the MNIST training set
+({judge_recipe.epochs} epochs, {judged.metrics['num_parameters']:,} parameters), reads the samples.
+Its accuracy on the 10,000 test digits is **{100 * reference.metrics['test_accuracy']:.2f}%**.
+It reads a sample as a digit *with confidence* when its largest class probability is at least 0.9.
+The *Fréchet distance* compares the judge's penultimate-layer features ({judge_recipe.feature_dim}
+dimensions) of the samples with those of the test set, as FID does with Inception features, and the
+same number of real training digits ({reference.params['count']:,}) gives its floor,
+**{reference.metrics['frechet_floor']:.2f}**, the unit of the "× real digits'" column. Every row
+scores {scores.params['samples']:,} samples; the trained weights and their average share their noise.
+
+{unguided_bar_text(scores, reference, trained, QUALITY_BAR)}
+""")
+page.table(TIME_SCORE_HEADERS, time_score_rows(scores, reference, trained),
+           "What the judge reads in the time-conditioned UNet's samples at each kept checkpoint, and in real digits.",
+           [trained, judged, reference, scores])
+page.figure(class_share_chart(scores, reference, trained, QUALITY_BAR),
+            "The share of each digit among the samples, as the judge reads them (its most probable class), "
+            "beside real training digits'. A model that forgets a digit shows a missing bar.",
+            [trained, reference, scores])
+
+page.text("## Cost")
 page.table(TRAINING_COST_HEADERS, training_cost_rows({"time-conditioned UNet": trained}),
            "What training the time-conditioned UNet cost on this build's device.", trained)
 page.save()

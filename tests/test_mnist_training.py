@@ -213,3 +213,28 @@ def test_uniform_weighting_is_the_course_loss(mnist):
 def test_recipe_refuses_ema_sampling_without_an_ema():
     with pytest.raises(ValueError, match="ema_decay"):
         dataclasses.replace(TINY.time_ddpm, sample_weights="ema")
+
+
+def test_a_warm_started_class_unet_begins_as_the_time_conditioned_one():
+    from diffusion_lab.mnist.training import warm_started_class_unet
+
+    time_unet = seeded(lambda: TimeConditionalUNet(1, 8), 0, "time").eval()
+    class_unet = warm_started_class_unet(seeded(lambda: ClassConditionalUNet(1, 10, 8), 0, "class"),
+                                         time_unet.state_dict()).eval()
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.1, 0.4, 0.7, 1.0])
+    c = ddpm.one_hot(torch.tensor([0, 3, 9, 9]))
+    c[3] = 0  # "no class"
+    torch.testing.assert_close(class_unet(x, t, c), time_unet(x, t), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="width"):
+        warm_started_class_unet(ClassConditionalUNet(1, 10, 16), time_unet.state_dict())
+
+
+def test_class_training_from_a_warm_start_changes_the_class_embeddings(mnist):
+    short = dataclasses.replace(TINY.class_ddpm, train_subset=128, epochs=1, checkpoint_epochs=(1,),
+                                checkpoint_labels=("end",), warm_start=True)
+    time_state = seeded(lambda: TimeConditionalUNet(1, short.num_hiddens), 0, "time").state_dict()
+    result = train_ddpm(short, mnist, "cpu", seed=0, conditional=True, progress=False, warm_start=time_state)
+    assert not torch.all(result.checkpoints[1]["c1.2.weight"] == 0)  # it learned class-dependent scales
+    with pytest.raises(ValueError, match="class-conditioned"):
+        train_ddpm(short, mnist, "cpu", seed=0, conditional=False, progress=False, warm_start=time_state)

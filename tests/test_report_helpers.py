@@ -13,7 +13,7 @@ from PIL import Image
 
 from diffusion_lab.experiments import parta_upsample
 from diffusion_lab.experiments.parta_plan import Anagram, Hybrid
-from diffusion_lab.profiles import COURSE_GUIDANCE, get_profile
+from diffusion_lab.profiles import COURSE_GUIDANCE, QualityBar, get_profile
 from diffusion_lab.report import page as page_module
 from diffusion_lab.report import illusion_figures as il
 from diffusion_lab.report import parta_figures as pa
@@ -396,20 +396,87 @@ def test_worst_digit_is_the_lowest_accuracy_and_the_first_on_a_tie():
     assert pb.worst_digit([0.9, 0.5, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]) == "1 (50%)"
 
 
-def test_guidance_sweep_rows(tmp_path):
+def _reference(**metrics):
+    real = {"frechet_floor": 2.0, "train_accuracy_of_pick": 0.995, "confident_fraction": 0.98,
+            "class_shares": [0.1] * 10, "test_accuracy": 0.99}
+    return make_run("partb/judge-reference", params={"count": 1000}, metrics={**real, **metrics})
+
+
+def _sweep_row(scale, accuracy, distance, confident=0.9):
+    return {"guidance_scale": scale, "judge_accuracy": accuracy, "per_class_accuracy": [accuracy] * 10,
+            "confident_fraction": confident, "frechet_distance": distance, "images_per_s": 10.0}
+
+
+def test_guidance_sweep_rows_end_with_the_real_digits():
     accuracy = [1.0] * 10
     accuracy[4] = 0.25
     sweep = make_run("partb/guidance-sweep", metrics={"rows": [
-        {"guidance_scale": 0.5, "judge_accuracy": 0.8125, "per_class_accuracy": accuracy, "frechet_distance": 12.345,
-         "images_per_s": 1234.4},
-        {"guidance_scale": COURSE_GUIDANCE, "judge_accuracy": 0.99, "per_class_accuracy": [1.0] * 10,
-         "frechet_distance": None, "images_per_s": 10.0},
+        {"guidance_scale": 0.5, "judge_accuracy": 0.8125, "per_class_accuracy": accuracy, "confident_fraction": 0.5,
+         "frechet_distance": 12.345, "images_per_s": 1234.4},
     ]})
-    reference = make_run("partb/judge-reference", metrics={"frechet_floor": 1.5})
-    rows = pb.guidance_sweep_rows(sweep, reference)
-    assert rows[0] == ["0.5 (write-up)", "81.2%", "4 (25%)", "12.35", "1.50", "1,234"]
-    assert rows[1] == ["5 (course)", "99.0%", "0 (100%)", "–", "1.50", "10"]
-    assert len(rows[0]) == len(pb.GUIDANCE_SWEEP_HEADERS)
+    rows = pb.guidance_sweep_rows(sweep, _reference())
+    assert rows[0] == ["0.5 (write-up)", "81.2%", "4 (25%)", "50.0%", "12.35", "6.2×", "1,234"]
+    assert rows[1] == ["real training digits (1,000)", "99.5%", "–", "98.0%", "2.00", "1.0×", "–"]
+    assert all(len(row) == len(pb.GUIDANCE_SWEEP_HEADERS) for row in rows)
+
+
+def test_guided_bar_text_says_met_only_when_one_scale_clears_both_parts():
+    bar = QualityBar()
+    reference = _reference()
+    met = make_run("partb/guidance-sweep", metrics={"rows": [
+        _sweep_row(1.0, 0.96, 5.9), _sweep_row(COURSE_GUIDANCE, 0.995, 40.0)]})
+    text = pb.guided_bar_text(met, reference, bar)
+    assert "**met** at g = 1: 96.0% accuracy at 3.0×" in text
+    assert f"**met**: 99.5% accuracy at g = {COURSE_GUIDANCE:g}" in text
+    # accurate but too far, close but not accurate: neither scale clears both parts at once
+    split = make_run("partb/guidance-sweep", metrics={"rows": [
+        _sweep_row(1.0, 0.90, 4.0), _sweep_row(COURSE_GUIDANCE, 0.98, 40.0)]})
+    text = pb.guided_bar_text(split, reference, bar)
+    assert "**not met**: no guidance scale" in text
+    assert f"**not met**: 98.0% accuracy at g = {COURSE_GUIDANCE:g}" in text
+
+
+def _time_runs(rows):
+    training = make_run("partb/time-ddpm-training", params={"recipe": {"ema_decay": 0.999, "sample_weights": "ema"}},
+                        metrics={"checkpoint_labels": {"1": "epoch 1 of 2 (stands in for 5)", "2": "epoch 2 of 2"}})
+    scores = make_run("partb/time-ddpm-scores", metrics={"rows": rows})
+    return training, scores
+
+
+def _score(epoch, weights, confident, shares, distance):
+    return {"epoch": epoch, "weights": weights, "confident_fraction": confident, "class_shares": shares,
+            "frechet_distance": distance, "steps": 300}
+
+
+def test_time_score_rows_and_the_bar_read_the_sampled_weights_of_the_last_checkpoint():
+    even = [0.1] * 10
+    skewed = [0.3, 0.03] + [0.0834] * 8
+    training, scores = _time_runs([
+        _score(1, "raw", 0.30, skewed, 100.0), _score(1, "ema", 0.35, skewed, 90.0),
+        _score(2, "raw", 0.60, even, 12.0), _score(2, "ema", 0.75, even, 9.0),
+    ])
+    reference = _reference()
+    rows = pb.time_score_rows(scores, reference, training)
+    assert rows[0] == ["epoch 1 of 2", "trained", "30.0%", "3.0% (digit 1)", "100.00", "50.0×", "300"]
+    assert rows[-1][0] == "real training digits (1,000)" and len(rows) == 5
+    text = pb.unguided_bar_text(scores, reference, training, QualityBar())
+    assert text.startswith("The bar for unconditional samples is **met** by the EMA weights after epoch 2 of 2")
+    assert "75.0% read with confidence ≥ 0.9 (bar: 70.0%), met" in text
+    training, scores = _time_runs([_score(2, "raw", 0.9, even, 9.0), _score(2, "ema", 0.69, even, 9.0)])
+    text = pb.unguided_bar_text(scores, reference, training, QualityBar())
+    assert "is **not met**" in text and "69.0% read with confidence ≥ 0.9 (bar: 70.0%), **not met**" in text
+    assert png_size(pb.class_share_chart(scores, reference, training, QualityBar()))[0] > 0
+
+
+def test_optimizer_text_follows_the_recipe():
+    quick = get_profile("quick").partb.time_ddpm
+    course = replace(quick, lr_schedule="exponential", ema_decay=None, sample_weights="raw", min_snr_gamma=None)
+    assert "ExponentialLR" in pb.optimizer_text(course) and "EMA" not in pb.optimizer_text(course)
+    extended = replace(course, lr_schedule="one_cycle", learning_rate=4e-3, ema_decay=0.99, sample_weights="ema",
+                       min_snr_gamma=5.0)
+    text = pb.optimizer_text(extended)
+    assert "one-cycle" in text and "to 0.004" in text and "Min-SNR-5" in text
+    assert "decay 0.99" in text and "the figures sample the average" in text
 
 
 def test_how_trained_like_names_every_difference_and_claims_sameness_only_when_true():

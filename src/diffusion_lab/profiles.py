@@ -28,6 +28,22 @@ COURSE_GUIDANCE = 5.0
 
 
 @dataclass(frozen=True)
+class QualityBar:
+    """What the judge must read in Part B's samples (`judge_samples` of them) for a build to show what
+    the write-up shows; the pages print each score beside its bar, met or not."""
+
+    confident: float = 0.70  # time-conditioned samples read as some digit with probability >= 0.9
+    smallest_share: float = 0.04  # ... and every digit at least this share of them
+    unguided_frechet_ratio: float = 5.0  # ... at most this many times the real digits' distance
+    guided_accuracy: float = 0.95  # class-conditioned, at some guidance scale where
+    guided_frechet_ratio: float = 3.0  # ... the distance is at most this many times the real digits'
+    course_guidance_accuracy: float = 0.99  # class-conditioned at the course's g
+
+
+QUALITY_BAR = QualityBar()
+
+
+@dataclass(frozen=True)
 class Showcase:
     """How much each profile shows and measures (sample counts), beside the training recipes."""
 
@@ -35,13 +51,15 @@ class Showcase:
     metric_images: int  # test images behind the PSNR / SSIM table
     time_samples: int  # time-conditioned samples per kept epoch
     per_class_grid: int  # class-conditioned samples of each digit per kept epoch
-    sweep_per_class: int  # samples of each digit per guidance scale, for the judge
+    sweep_scales: tuple[float, ...]  # the guidance scales the judge scores (judge_samples each)
     sweep_stride: int  # the sweep samples with Part A's strided sampler: every this many of T steps
     gif_frame_every: int  # reverse-process animation: one frame every this many steps
     sample_batch: int
+    judge_samples: int  # samples the judge scores per model and checkpoint, and real digits it compares them with
+    score_steps: int | None  # the scores' sampler: None = Part B's on all T steps, else Part A's on this many
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -125,19 +143,22 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         "tiny", "tests and CI: every page renders, the pictures are noise", "seconds", _TINY,
         Showcase(denoiser_digits=4, metric_images=64, time_samples=8, per_class_grid=1,
-                 sweep_per_class=3, sweep_stride=2, gif_frame_every=5, sample_batch=100),
+                 sweep_scales=(0.0, 1.0, COURSE_GUIDANCE), sweep_stride=2, gif_frame_every=5, sample_batch=100,
+                 judge_samples=30, score_steps=10),
     ),
     "quick": Profile(
         "quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores",
         _QUICK,
         Showcase(denoiser_digits=8, metric_images=1000, time_samples=40, per_class_grid=4,
-                 sweep_per_class=20, sweep_stride=10, gif_frame_every=10, sample_batch=500),
+                 sweep_scales=(0.0, 1.0, 3.0, COURSE_GUIDANCE, 7.0), sweep_stride=10, gif_frame_every=10, sample_batch=500,
+                 judge_samples=1000, score_steps=None),
     ),
     "full": Profile(
         "full", "the write-up's exact recipe; the default when CUDA is present",
         "about two minutes on one H100, hours on a CPU", _FULL,
         Showcase(denoiser_digits=8, metric_images=2000, time_samples=40, per_class_grid=4,
-                 sweep_per_class=100, sweep_stride=1, gif_frame_every=10, sample_batch=1000),
+                 sweep_scales=(0.0, 0.5, 1.0, 3.0, COURSE_GUIDANCE, 7.0, 10.0), sweep_stride=1, gif_frame_every=10, sample_batch=1000,
+                 judge_samples=1000, score_steps=None),
     ),
 }
 PROFILE_NAMES = tuple(PROFILES)

@@ -16,7 +16,7 @@ time-conditioned UNet (B2.1, no class input) takes only the empty prompt, whose 
 empty row (1, 0).
 
 Part A runs this model on ~34 strided steps with the fixed posterior variance; Part B's own
-sampler (Algorithms B.3, B.4) is the same loop on all T steps (stride 1) with `fixed_large`.
+sampler (Algorithms B.2, B.4) is the same loop on all T steps (stride 1) with `fixed_large`.
 """
 
 from __future__ import annotations

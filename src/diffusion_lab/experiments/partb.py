@@ -19,6 +19,7 @@ from diffusion_lab.experiments.partb_models import (
     load_ddpm,
     load_denoiser,
     load_judge,
+    weight_kinds,
 )
 from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
 from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training
@@ -30,7 +31,6 @@ from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 from diffusion_lab.seeding import randn
 
-GUIDANCE_SCALES = (0.0, 0.5, 1.0, 3.0, COURSE_GUIDANCE, 7.0, 10.0)
 OOD_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 
 
@@ -120,38 +120,81 @@ def ddpm_samples(ctx: BuildContext, conditional: bool, guidance_scale: float = C
 
 
 def judge_reference(ctx: BuildContext) -> RunRecord:
-    """The judge's test accuracy and the Frechet-distance floor: real training digits vs the test set,
-    at the sample count the guidance sweep uses."""
+    """What the judge reads in real digits, the yardstick of every score of samples: its test
+    accuracy, and for as many real training digits as it scores samples, the Frechet distance to
+    the test set (the floor a generator is compared with) and their verdicts (`Judge.verdicts`)."""
     judged = judge_training(ctx)
     show = showcase(ctx)
-    params = {"judge": judged.key, "count": show.sweep_per_class * 10}
+    params = {"judge": judged.key, "count": show.judge_samples}
 
     def compute(scratch: Scratch):
         data = load_mnist()
         trained = load_judge(ctx, judged)
         pick = torch.randperm(data.train_images.shape[0], generator=scratch.generator("train-pick"))[: params["count"]]
+        real = data.train_images[pick]
         test_features = trained.features(data.test_images)
         scratch.save("test_features.pt", test_features)
         return {
             "test_accuracy": judged.metrics["test_accuracy"],
-            "frechet_floor": metrics.frechet_distance(trained.features(data.train_images[pick]), test_features),
-            "train_accuracy_of_pick": trained.accuracy(data.train_images[pick], data.train_labels[pick]),
+            "frechet_floor": metrics.frechet_distance(trained.features(real), test_features),
+            "train_accuracy_of_pick": trained.accuracy(real, data.train_labels[pick]),
+            **trained.verdicts(real),
         }
 
     return cached_run(ctx, "partb/judge-reference", params, compute)
 
 
-def guidance_sweep(ctx: BuildContext, scales=GUIDANCE_SCALES) -> RunRecord:
-    """Judge accuracy and Frechet distance of class-conditioned samples at each guidance scale.
+def scoring_sampler(unet: torch.nn.Module, trained: RunRecord, ctx: BuildContext, num_steps: int | None):
+    """The sampler the judge's scores are drawn with: Part B's on all T steps (num_steps None),
+    or Part A's strided loop on num_steps of them, as `sample-digits --steps` runs it."""
+    return partb_noise_model(unet, ddpm_schedule(trained), ctx.device, num_steps=num_steps)
+
+
+def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
+    """B2.3 judged: `judge_samples` unconditional samples of every kept checkpoint, with its raw
+    weights and, where the recipe keeps one, their EMA (the same noise for both), read by the judge:
+    confident fraction, share of each digit, Frechet distance to the test set."""
+    trained = ddpm_training(ctx, conditional=False)
+    reference = judge_reference(ctx)
+    show = showcase(ctx)
+    params = {"training": trained.key, "reference": reference.key, "samples": show.judge_samples,
+              "steps": show.score_steps, "batch": show.sample_batch}
+
+    def compute(scratch: Scratch):
+        judge = load_judge(ctx, judge_training(ctx))
+        test_features = reference.load("test_features.pt")
+        rows = []
+        for epoch in checkpoint_epochs(trained):
+            for weights in weight_kinds(trained):
+                sampler = scoring_sampler(load_ddpm(ctx, trained, epoch, weights), trained, ctx, show.score_steps)
+                result = sample_digits(sampler, scratch.generator(f"epoch-{epoch}"), num_samples=show.judge_samples,
+                                       batch_size=show.sample_batch, progress=True)
+                rows.append({
+                    "epoch": epoch,
+                    "weights": weights,
+                    **judge.verdicts(result.samples),
+                    "frechet_distance": metrics.frechet_distance(judge.features(result.samples), test_features),
+                    "steps": len(sampler.strided_timesteps()),
+                    "wall_time_s": result.wall_time_s,
+                })
+        return {"rows": rows}
+
+    return cached_run(ctx, "partb/time-ddpm-scores", params, compute)
+
+
+def guidance_sweep(ctx: BuildContext) -> RunRecord:
+    """Judge accuracy, confident fraction and Frechet distance of class-conditioned samples at each
+    of the profile's guidance scales, `judge_samples` per scale (a tenth of each digit).
 
     Sampling is Part A's strided loop on the MNIST backend (posterior variance), every
     `sweep_stride`-th of the T steps: with stride 1 that is all of them, and on a CPU a
-    stride of 10 makes the seven-scale sweep affordable."""
+    stride of 10 makes the sweep affordable."""
     trained = ddpm_training(ctx, conditional=True)
     reference = judge_reference(ctx)
     show = showcase(ctx)
-    params = {"training": trained.key, "reference": reference.key, "scales": list(scales),
-              "per_class": show.sweep_per_class, "stride": show.sweep_stride, "batch": show.sample_batch}
+    per_class = show.judge_samples // 10
+    params = {"training": trained.key, "reference": reference.key, "scales": list(show.sweep_scales),
+              "per_class": per_class, "stride": show.sweep_stride, "batch": show.sample_batch}
 
     def compute(scratch: Scratch):
         schedule = ddpm_schedule(trained)
@@ -159,9 +202,9 @@ def guidance_sweep(ctx: BuildContext, scales=GUIDANCE_SCALES) -> RunRecord:
                                stride=show.sweep_stride, precision="auto")
         trained_judge = load_judge(ctx, judge_training(ctx))
         test_features = reference.load("test_features.pt")
-        labels = class_labels(show.sweep_per_class)
+        labels = class_labels(per_class)
         rows, examples = [], {}
-        for scale in scales:
+        for scale in show.sweep_scales:
             result = sample_digits(backend, scratch.generator(f"g={scale}"), labels=labels, guidance_scale=scale,
                                    batch_size=show.sample_batch, scalar_dtype=torch.float32, progress=True)
             images = result.samples
@@ -169,11 +212,12 @@ def guidance_sweep(ctx: BuildContext, scales=GUIDANCE_SCALES) -> RunRecord:
                 "guidance_scale": scale,
                 "judge_accuracy": trained_judge.accuracy(images, labels),
                 "per_class_accuracy": trained_judge.per_class_accuracy(images, labels),
+                "confident_fraction": trained_judge.verdicts(images)["confident_fraction"],
                 "frechet_distance": metrics.frechet_distance(trained_judge.features(images), test_features),
                 "images_per_s": result.images_per_s,
                 "wall_time_s": result.wall_time_s,
             })
-            examples[str(scale)] = images[:: show.sweep_per_class][:10]
+            examples[str(scale)] = images[::per_class][:10]
         scratch.save("examples.pt", examples)
         return {"rows": rows, "steps": len(backend.strided_timesteps())}
 

@@ -36,10 +36,26 @@ def load_denoiser(ctx: BuildContext, run: RunRecord, epoch: int) -> torch.nn.Mod
     return model.to(ctx.device).eval()
 
 
-def load_ddpm(ctx: BuildContext, run: RunRecord, epoch: int | None = None) -> torch.nn.Module:
+def weight_kinds(run: RunRecord) -> list[str]:
+    """The weights a DDPM run kept at each checkpoint: "raw", and "ema" when its recipe averages them."""
+    return ["raw", "ema"] if run.params["recipe"].get("ema_decay") is not None else ["raw"]
+
+
+def sampled_weights(run: RunRecord) -> str:
+    """The weights the figures sample: the recipe's `sample_weights`."""
+    return run.params["recipe"].get("sample_weights", "raw")
+
+
+def load_ddpm(ctx: BuildContext, run: RunRecord, epoch: int | None = None, weights: str | None = None) -> torch.nn.Module:
+    """The DDPM of a training run after `epoch` (default: the last), with its raw weights or their
+    EMA (default: the ones the recipe samples), in eval mode on the build's device."""
+    weights = sampled_weights(run) if weights is None else weights
+    if weights not in weight_kinds(run):
+        raise ValueError(f"this run kept {' and '.join(weight_kinds(run))} weights, not {weights!r}")
     model = training.make_ddpm_unet(_recipe(run, DDPMRecipe), run.params["conditional"])
     epoch = checkpoint_epochs(run)[-1] if epoch is None else epoch
-    model.load_state_dict(run.load("checkpoints.pt")[str(epoch)])
+    filename = "checkpoints.pt" if weights == "raw" else "ema_checkpoints.pt"
+    model.load_state_dict(run.load(filename)[str(epoch)])
     return model.to(ctx.device).eval()
 
 

@@ -1,4 +1,4 @@
-"""Algorithms B.3 and B.4: sampling Part B's DDPMs with Part A's loop, `sampling.sample`.
+"""Algorithms B.2 and B.4: sampling Part B's DDPMs with Part A's loop, `sampling.sample`.
 
 Part B's reverse step is the strided step of `schedule.step` on every one of the T timesteps
 (stride 1) with diffusers' `fixed_large` variance sigma_t^2 = b_t, as the write-up's B2.3. Its
@@ -25,7 +25,7 @@ PARTB_SCALAR_DTYPE = torch.float64
 
 def partb_noise_model(unet: torch.nn.Module, schedule: DDPMSchedule, device: torch.device | str = "cpu",
                       precision: str = "auto", num_steps: int | None = None) -> MnistBackend:
-    """The write-up's B.3 / B.4 sampler as a noise model: every one of the T steps, fixed_large
+    """The write-up's B.2 / B.4 sampler as a noise model: every one of the T steps, fixed_large
     variance, BatchNorm folded into the convolutions (about 1.3x on the CPU; `unet` is not modified).
 
     num_steps: run Part A's strided loop instead, with the fixed posterior variance, on every s-th

@@ -21,6 +21,8 @@ from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
 def _save_training(scratch: Scratch, result: training.TrainingResult) -> dict:
     scratch.save("checkpoints.pt", {str(epoch): state for epoch, state in result.checkpoints.items()})
+    if result.ema_checkpoints:
+        scratch.save("ema_checkpoints.pt", {str(epoch): state for epoch, state in result.ema_checkpoints.items()})
     scratch.save("losses.pt", torch.tensor(result.losses, dtype=torch.float32))
     return result.summary()
 
@@ -43,12 +45,21 @@ def ddpm_training(ctx: BuildContext, conditional: bool, progress: bool = True,
     there that it will train)."""
     book = get_profile(ctx.profile).partb
     recipe = book.class_ddpm if conditional else book.time_ddpm
+    params = {"recipe": recipe.to_dict(), "conditional": conditional}
+    start = ddpm_training(ctx, False, progress, before_training) if conditional and recipe.warm_start else None
+    if start is not None:
+        params["warm_start"] = start.key
 
     def compute(scratch: Scratch):
         if before_training is not None:
             before_training()
-        result = training.train_ddpm(recipe, load_mnist(), ctx.device, scratch.seed, conditional, progress)
+        warm_start = None
+        if start is not None:  # the time model's final weights, the ones its figures sample
+            last = max(int(epoch) for epoch in start.metrics["checkpoint_labels"])
+            kind = "ema_checkpoints.pt" if start.params["recipe"].get("sample_weights") == "ema" else "checkpoints.pt"
+            warm_start = start.load(kind)[str(last)]
+        result = training.train_ddpm(recipe, load_mnist(), ctx.device, scratch.seed, conditional, progress, warm_start)
         return _save_training(scratch, result)
 
     name = "partb/class-ddpm-training" if conditional else "partb/time-ddpm-training"
-    return cached_run(ctx, name, {"recipe": recipe.to_dict(), "conditional": conditional}, compute)
+    return cached_run(ctx, name, params, compute)

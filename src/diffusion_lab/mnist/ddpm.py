@@ -8,7 +8,7 @@ entries indexed by t, with entry 0 standing for clean data (beta_0 = 0, abar_0 =
 Training draws t ~ U{1..T}; the network sees t / T in (0, 1]. Diffusers' 0-based timestep i is
 our t = i + 1: `schedule.zero_based_alphas_cumprod` equals `DDPMScheduler(...).alphas_cumprod`,
 and the forward process (`diffusion_lab.forward_process.add_noise`) runs on that 0-based chain.
-Sampling (Algorithms B.3, B.4) is Part A's loop, `sampling.sample`, over this model behind the
+Sampling (Algorithms B.2, B.4) is Part A's loop, `sampling.sample`, over this model behind the
 `NoiseModel` interface: `experiments/partb_sampling.py`.
 """
 

@@ -105,6 +105,21 @@ class Judge:
         correct = self.predict(images) == labels.cpu()
         return [correct[labels.cpu() == k].float().mean().item() for k in range(num_classes)]
 
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Softmax over the ten digits, (N, 10) float32."""
+        return self.logits(images).softmax(dim=1)
+
+    def verdicts(self, images: torch.Tensor, confidence: float = 0.9) -> dict:
+        """What the judge reads in unlabelled images (N, 1, 28, 28): the share it reads as some digit
+        with probability >= `confidence`, and the share it assigns to each digit (argmax)."""
+        probabilities = self.probabilities(images)
+        counts = torch.bincount(probabilities.argmax(dim=1), minlength=probabilities.shape[1])
+        return {
+            "confident_fraction": (probabilities.max(dim=1).values >= confidence).float().mean().item(),
+            "class_shares": (counts.float() / images.shape[0]).tolist(),
+            "confidence": confidence,
+        }
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer activations (N, feature_dim), float32 on the CPU."""
         return self._map(images, self.net.features)

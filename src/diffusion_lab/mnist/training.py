@@ -263,8 +263,12 @@ def train_ddpm(
     seed: int = 0,
     conditional: bool = False,
     progress: bool = True,
+    warm_start: dict[str, torch.Tensor] | None = None,
 ) -> TrainingResult:
-    """B2.2 (conditional=False) or B2.4 (conditional=True, class dropout p_uncond)."""
+    """B2.2 (conditional=False) or B2.4 (conditional=True, class dropout p_uncond).
+
+    warm_start: a trained time-conditioned UNet's state to start the class-conditioned one from
+    (`warm_started_class_unet`) instead of a random init."""
     run_name = "class_ddpm" if conditional else "time_ddpm"
     images, labels = training_subset(data, recipe.train_subset, seed, run_name)
     schedule = schedule_for(recipe)
@@ -277,6 +281,10 @@ def train_ddpm(
             return time_conditioned_loss(model, schedule, x, generator, recipe.min_snr_gamma)
 
     model = seeded(lambda: make_ddpm_unet(recipe, conditional), seed, f"{run_name}/init")
+    if warm_start is not None:
+        if not conditional:
+            raise ValueError("only the class-conditioned UNet starts from another model")
+        model = warm_started_class_unet(model, warm_start)
     return fit(
         model, images, labels, batch_loss,
         run_name=run_name, seed=seed, batch_size=recipe.batch_size, epochs=recipe.epochs,
@@ -286,6 +294,24 @@ def train_ddpm(
         device=device, precision=recipe.precision, progress=progress,
         recipe={**recipe.to_dict(), "conditional": conditional},
     )
+
+
+@torch.no_grad()
+def warm_started_class_unet(model: ClassConditionalUNet, time_state: dict[str, torch.Tensor]) -> ClassConditionalUNet:
+    """`model` with a time-conditioned UNet's weights in every layer the two share, and class
+    embeddings that start as the identity: the last Linear of c1 and c2 has zero weights and unit
+    bias, so c1(c) = c2(c) = 1 for every c and the model begins as exactly the time-conditioned one;
+    training then teaches the scales to depend on the class."""
+    try:
+        missing, unexpected = model.load_state_dict(time_state, strict=False)
+    except RuntimeError as error:  # a tensor of another shape: another width
+        raise ValueError(f"not a time-conditioned UNet of this width: {str(error).splitlines()[-1].strip()}") from None
+    if unexpected or any(not key.startswith(("c1.", "c2.")) for key in missing):
+        raise ValueError(f"not a time-conditioned UNet of this width: missing {missing}, unexpected {unexpected}")
+    for block in (model.c1, model.c2):
+        block[-1].weight.zero_()
+        block[-1].bias.fill_(1.0)
+    return model
 
 
 @torch.no_grad()

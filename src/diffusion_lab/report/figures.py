@@ -129,6 +129,33 @@ def line_plot(
     return _figure_bytes(fig)
 
 
+def grouped_bars(
+    series: dict[str, Sequence[float]],
+    categories: Sequence[str],
+    xlabel: str,
+    ylabel: str,
+    reference_line: tuple[float, str] | None = None,
+    width: float = 7.2,
+    height: float = 3.2,
+) -> bytes:
+    """One group of bars per category, one bar per series (e.g. the share of each digit per model);
+    `reference_line` (y, label) draws a dashed horizontal line such as a bar to clear."""
+    fig, ax = plt.subplots(figsize=(width, height))
+    positions = np.arange(len(categories))
+    bar_width = 0.8 / max(1, len(series))
+    for index, (label, values) in enumerate(series.items()):
+        ax.bar(positions + (index - (len(series) - 1) / 2) * bar_width, values, bar_width, label=label)
+    if reference_line is not None:
+        ax.axhline(reference_line[0], color="black", linestyle="--", linewidth=1, label=reference_line[1])
+    ax.set_xticks(positions, list(categories))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return _figure_bytes(fig)
+
+
 def _to_pil(frame, value_range, scale: int) -> Image.Image:
     array = (to_numpy_image(frame, value_range) * 255.0 + 0.5).astype(np.uint8)
     image = Image.fromarray(array)

@@ -6,8 +6,8 @@ import torch
 
 from diffusion_lab.experiments import partb_models
 from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe
-from diffusion_lab.profiles import COURSE_GUIDANCE
-from diffusion_lab.report.figures import gif_bytes, image_grid, line_plot, tile
+from diffusion_lab.profiles import COURSE_GUIDANCE, QualityBar
+from diffusion_lab.report.figures import gif_bytes, grouped_bars, image_grid, line_plot, tile
 from diffusion_lab.report.page import Page
 from diffusion_lab.runcache.runs import RunRecord
 
@@ -35,12 +35,21 @@ def training_digit_count(recipe: DenoiserRecipe | DDPMRecipe) -> int:
 # The fields in which a class-conditioned recipe may differ from the time-conditioned one and
 # still be "trained like it": the class dropout exists only with a class input.
 _CONDITIONING_ONLY = {"p_uncond"}
+_NOT_TRAINING = {"checkpoint_labels"}  # how checkpoints are named on the pages
+_STARTS_FROM = "warm_start"  # said apart: where the weights start, not a setting both runs have
 _RECIPE_WORDS = {"num_hiddens": "width D", "batch_size": "batch", "epochs": "epochs", "learning_rate": "learning rate",
-                 "num_timesteps": "T", "train_subset": "training digits", "precision": "precision"}
+                 "checkpoint_epochs": "kept checkpoints", "num_timesteps": "T", "beta1": "β₁", "beta2": "β_T",
+                 "lr_total_decay": "total learning-rate decay", "train_subset": "training digits",
+                 "precision": "precision", "lr_schedule": "learning-rate schedule", "warmup_fraction": "warm-up share",
+                 "ema_decay": "EMA decay", "sample_weights": "sampled weights", "min_snr_gamma": "Min-SNR γ"}
 
 
 def _spelled(value) -> str:
-    """10,000 for counts, 0.002 for rates, the text itself otherwise."""
+    """10,000 for counts, 0.002 for rates, "none" for an unset option, the text itself otherwise."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ", ".join(map(_spelled, value))
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -50,15 +59,42 @@ def how_trained_like(recipe: DDPMRecipe, other: DDPMRecipe, other_name: str) -> 
     """A sentence comparing two DDPM recipes, from their fields: "it is trained exactly like the
     time-conditioned one" only when nothing but the class dropout differs."""
     differences = []
-    for field, words in _RECIPE_WORDS.items():
+    for field in recipe.__dataclass_fields__:
+        if field in _CONDITIONING_ONLY or field in _NOT_TRAINING or field == _STARTS_FROM:
+            continue
+        words = _RECIPE_WORDS[field]  # a new recipe field needs its words here
         mine, theirs = getattr(recipe, field), getattr(other, field)
         if field == "train_subset":
             mine, theirs = training_digit_count(recipe), training_digit_count(other)
         if mine != theirs:
             differences.append(f"{words} {_spelled(mine)} (the {other_name} one: {_spelled(theirs)})")
+    start = (f"it starts from the trained {other_name} model's weights (its class embeddings set to "
+             "the identity) rather than a random init, and then " if recipe.warm_start else "it ")
     if not differences:
-        return f"it is trained exactly like the {other_name} one"
-    return f"it is trained like the {other_name} one except for: " + "; ".join(differences)
+        return start + f"is trained exactly like the {other_name} one"
+    return start + f"is trained like the {other_name} one except for: " + "; ".join(differences)
+
+
+def optimizer_text(recipe: DDPMRecipe) -> str:
+    """How a DDPM recipe optimizes, in words, from its fields: the course's Adam with ExponentialLR,
+    or this build's additions (one-cycle schedule, EMA, Min-SNR weighting) where the recipe has them."""
+    if recipe.lr_schedule == "one_cycle":
+        schedule = (f"Adam with a one-cycle learning rate: a linear warm-up from {recipe.learning_rate / 25:.2g} to "
+                    f"{recipe.learning_rate:g} over the first {recipe.warmup_fraction:.0%} of the steps, then a cosine "
+                    f"decay to {recipe.learning_rate / 25 / 1e4:.1g}, stepped every batch")
+    else:
+        schedule = (f"Adam at {recipe.learning_rate:g} with ExponentialLR \\(\\gamma = "
+                    f"{recipe.lr_total_decay:g}^{{1/{recipe.epochs}}}\\) per epoch")
+    extras = []
+    if recipe.min_snr_gamma is not None:
+        extras.append(f"each sample's error weighted by Min-SNR-{recipe.min_snr_gamma:g} "
+                      f"(\\(\\min(\\mathrm{{SNR}}_t, {recipe.min_snr_gamma:g}) / \\mathrm{{SNR}}_t\\), "
+                      "so the nearly clean timesteps do not dominate)")
+    if recipe.ema_decay is not None:
+        used = "the figures sample the average" if recipe.sample_weights == "ema" else "the figures sample the trained weights"
+        extras.append(f"an exponential moving average of the weights (decay {recipe.ema_decay:g}, warmed up as "
+                      f"\\(\\min(d, (1+k)/(10+k))\\)) kept beside them; {used}")
+    return schedule + "".join(f"; {extra}" for extra in extras)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -124,18 +160,117 @@ def worst_digit(per_class_accuracy: list[float]) -> str:
     return f"{digit} ({100 * per_class_accuracy[digit]:.0f}%)"
 
 
-GUIDANCE_SWEEP_HEADERS = ["guidance g", "judge accuracy", "worst digit (accuracy)", "Fréchet distance", "floor",
-                          "images/s"]
+GUIDANCE_SWEEP_HEADERS = ["guidance g", "judge accuracy", "worst digit (accuracy)", "confident ≥ 0.9",
+                          "Fréchet distance", "× real digits'", "images/s"]
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def frechet_ratio(distance: float, reference: RunRecord) -> float:
+    """A Fréchet distance in units of the real digits' (the `reference` run's floor, same count)."""
+    return distance / reference.metrics["frechet_floor"]
 
 
 def guidance_sweep_rows(sweep: RunRecord, reference: RunRecord) -> list[list[str]]:
-    """One row per guidance scale of the sweep: judge accuracy, worst digit, Fréchet distance beside
-    the real-data floor of the `reference` run, and sampling throughput."""
-    floor = fmt(reference.metrics["frechet_floor"])
-    return [[guidance_label(row["guidance_scale"]), f"{100 * row['judge_accuracy']:.1f}%",
-             worst_digit(row["per_class_accuracy"]), fmt(row["frechet_distance"]), floor,
+    """One row per guidance scale of the sweep, then the real digits': judge accuracy, worst digit,
+    confident fraction, Fréchet distance and its ratio to the real digits', sampling throughput."""
+    rows = [[guidance_label(row["guidance_scale"]), percent(row["judge_accuracy"]),
+             worst_digit(row["per_class_accuracy"]), percent(row["confident_fraction"]),
+             fmt(row["frechet_distance"]), f"{frechet_ratio(row['frechet_distance'], reference):.1f}×",
              f"{row['images_per_s']:,.0f}"]
             for row in sweep.metrics["rows"]]
+    real = reference.metrics
+    rows.append([f"real training digits ({reference.params['count']:,})", percent(real["train_accuracy_of_pick"]),
+                 "–", percent(real["confident_fraction"]), fmt(real["frechet_floor"]), "1.0×", "–"])
+    return rows
+
+
+def guided_bar_text(sweep: RunRecord, reference: RunRecord, bar: QualityBar) -> str:
+    """Whether the class-conditioned model clears the bar, from the sweep's own rows: some g with
+    accuracy >= guided_accuracy at a distance <= guided_frechet_ratio x real, and the course's g."""
+    rows = sweep.metrics["rows"]
+    good = [row for row in rows if row["judge_accuracy"] >= bar.guided_accuracy
+            and frechet_ratio(row["frechet_distance"], reference) <= bar.guided_frechet_ratio]
+    course = next((row for row in rows if row["guidance_scale"] == COURSE_GUIDANCE), None)
+    if good:
+        best = min(good, key=lambda row: row["frechet_distance"])
+        first = (f"**met** at g = {best['guidance_scale']:g}: {percent(best['judge_accuracy'])} accuracy at "
+                 f"{frechet_ratio(best['frechet_distance'], reference):.1f}× the real digits' distance")
+    else:
+        first = (f"**not met**: no guidance scale of the sweep reaches {percent(bar.guided_accuracy)} accuracy within "
+                 f"{bar.guided_frechet_ratio:g}× the real digits' distance")
+    if course is None:
+        second = f"the sweep has no g = {COURSE_GUIDANCE:g}"
+    else:
+        verdict = "**met**" if course["judge_accuracy"] >= bar.course_guidance_accuracy else "**not met**"
+        second = f"{verdict}: {percent(course['judge_accuracy'])} accuracy at g = {COURSE_GUIDANCE:g}"
+    return (f"The bar for this model, {percent(bar.guided_accuracy)} accuracy at some g within "
+            f"{bar.guided_frechet_ratio:g}× the real digits' distance: {first}. "
+            f"At least {percent(bar.course_guidance_accuracy)} at the course's g = {COURSE_GUIDANCE:g}: {second}.")
+
+
+# --- B2: the judge reads unconditional samples -----------------------------------------------------
+
+
+TIME_SCORE_HEADERS = ["checkpoint", "weights", "confident ≥ 0.9", "smallest digit share", "Fréchet distance",
+                      "× real digits'", "sampler steps"]
+WEIGHT_WORDS = {"raw": "trained", "ema": "EMA"}
+
+
+def time_score_rows(scores: RunRecord, reference: RunRecord, training: RunRecord) -> list[list[str]]:
+    """One row per (checkpoint, weights) of the scores run, then the real digits' row."""
+    rows = []
+    for row in scores.metrics["rows"]:
+        shares = row["class_shares"]
+        smallest = min(range(10), key=shares.__getitem__)
+        rows.append([short_checkpoint_label(training, row["epoch"]), WEIGHT_WORDS[row["weights"]],
+                     percent(row["confident_fraction"]), f"{percent(shares[smallest])} (digit {smallest})",
+                     fmt(row["frechet_distance"]), f"{frechet_ratio(row['frechet_distance'], reference):.1f}×",
+                     str(row["steps"])])
+    real = reference.metrics
+    shares = real["class_shares"]
+    smallest = min(range(10), key=shares.__getitem__)
+    rows.append([f"real training digits ({reference.params['count']:,})", "–", percent(real["confident_fraction"]),
+                 f"{percent(shares[smallest])} (digit {smallest})", fmt(real["frechet_floor"]), "1.0×", "–"])
+    return rows
+
+
+def final_score(scores: RunRecord, training: RunRecord) -> dict:
+    """The scores row of the weights the figures sample, at the last checkpoint."""
+    last = partb_models.checkpoint_epochs(training)[-1]
+    weights = partb_models.sampled_weights(training)
+    return next(row for row in scores.metrics["rows"] if row["epoch"] == last and row["weights"] == weights)
+
+
+def unguided_bar_text(scores: RunRecord, reference: RunRecord, training: RunRecord, bar: QualityBar) -> str:
+    """Each part of the bar for unconditional samples, met or not, for the samples the figures show."""
+    row = final_score(scores, training)
+    ratio = frechet_ratio(row["frechet_distance"], reference)
+    smallest = min(row["class_shares"])
+    parts = [
+        (row["confident_fraction"] >= bar.confident,
+         f"{percent(row['confident_fraction'])} read with confidence ≥ 0.9 (bar: {percent(bar.confident)})"),
+        (smallest >= bar.smallest_share,
+         f"the rarest digit is {percent(smallest)} of the samples (bar: {percent(bar.smallest_share)})"),
+        (ratio <= bar.unguided_frechet_ratio,
+         f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.unguided_frechet_ratio:g}×)"),
+    ]
+    met = all(ok for ok, _ in parts)
+    listed = "; ".join(f"{text}, {'met' if ok else '**not met**'}" for ok, text in parts)
+    weights = WEIGHT_WORDS[partb_models.sampled_weights(training)]
+    return (f"The bar for unconditional samples is **{'met' if met else 'not met'}** by the {weights} weights "
+            f"after {last_checkpoint_label(training)}: {listed}.")
+
+
+def class_share_chart(scores: RunRecord, reference: RunRecord, training: RunRecord, bar: QualityBar) -> bytes:
+    """The share of each digit the judge reads, per (checkpoint, weights), beside the real digits'."""
+    series = {f"{short_checkpoint_label(training, row['epoch'])}, {WEIGHT_WORDS[row['weights']]}": row["class_shares"]
+              for row in scores.metrics["rows"]}
+    series["real digits"] = reference.metrics["class_shares"]
+    return grouped_bars(series, [str(d) for d in range(10)], "digit the judge reads", "share of samples",
+                        reference_line=(bar.smallest_share, f"bar: every digit ≥ {percent(bar.smallest_share)}"))
 
 
 def loss_curve(page: Page, run: RunRecord, caption: str) -> None:
