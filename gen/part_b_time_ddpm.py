@@ -5,7 +5,8 @@ from diffusion_lab.profiles import QUALITY_BAR, get_profile
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     TIME_SCORE_HEADERS, TRAINING_COST_HEADERS, class_share_chart, loss_curve, optimizer_text, reverse_process_gif,
-    samples_per_epoch, time_score_rows, training_cost_rows, training_digit_count, unguided_bar_text,
+    samples_per_epoch, scores_noise_text, scores_sampler_text, time_score_rows, training_cost_rows,
+    training_digit_count, unguided_bar_text,
 )
 from diffusion_lab.runcache.context import BuildContext
 
@@ -56,12 +57,13 @@ The *Fréchet distance* compares the judge's penultimate-layer features ({judge_
 dimensions) of the samples with those of the test set, as FID does with Inception features, and the
 same number of real training digits ({reference.params['count']:,}) gives its floor,
 **{reference.metrics['frechet_floor']:.2f}**, the unit of the "× real digits'" column. Every row
-scores {scores.params['samples']:,} samples; the trained weights and their average share their noise.
+scores {scores.params['samples']:,} samples.{scores_noise_text(trained)}
 
 {unguided_bar_text(scores, reference, trained, QUALITY_BAR)}
 """)
 page.table(TIME_SCORE_HEADERS, time_score_rows(scores, reference, trained),
-           "What the judge reads in the time-conditioned UNet's samples at each kept checkpoint, and in real digits.",
+           "What the judge reads in the time-conditioned UNet's samples at each kept checkpoint, and in real digits. "
+           f"The samples are drawn with {scores_sampler_text(scores, recipe.num_timesteps)}.",
            [trained, judged, reference, scores])
 page.figure(class_share_chart(scores, reference, trained, QUALITY_BAR),
             "The share of each digit among the samples, as the judge reads them (its most probable class), "

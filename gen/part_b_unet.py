@@ -16,7 +16,7 @@ from diffusion_lab.report.architecture import (
     skip_connections,
 )
 from diffusion_lab.report.page import Page
-from diffusion_lab.report.partb_figures import WRITE_UP_GUIDANCE
+from diffusion_lab.report.partb_figures import WRITE_UP_GUIDANCE, optimizer_text
 from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
@@ -135,7 +135,7 @@ page.text(algorithm_markdown(
         (1, r"take a gradient step on \(\nabla_\theta \lVert \epsilon - \epsilon_\theta(x_t, t/T) \rVert^2\)"),
         (0, f"**until** {time_recipe.epochs} epochs are done"),
     ), note=f"\\(T = {time_recipe.num_timesteps}\\), " + schedule.format(time_recipe.beta1, time_recipe.beta2)
-       + f"; batches of {time_recipe.batch_size}, Adam at {time_recipe.learning_rate:g}."),
+       + f"; batches of {time_recipe.batch_size}; {optimizer_text(time_recipe)}."),
     ["diffusion_lab.mnist.ddpm.time_conditioned_loss"], PATH,
     see_also=["diffusion_lab.mnist.training.train_ddpm", "diffusion_lab.mnist.training.fit",
               "diffusion_lab.mnist.ddpm.q_sample"],
@@ -168,7 +168,8 @@ page.text(algorithm_markdown(
         (0, f"**until** {class_recipe.epochs} epochs are done"),
     ), note=f"\\(p_\\text{{uncond}} = {class_recipe.p_uncond:g}\\), \\(T = {class_recipe.num_timesteps}\\), "
        + schedule.format(class_recipe.beta1, class_recipe.beta2)
-       + f"; batches of {class_recipe.batch_size}, Adam at {class_recipe.learning_rate:g}."),
+       + f"; batches of {class_recipe.batch_size}; {optimizer_text(class_recipe)}"
+       + ("; the weights start from the trained time-conditioned UNet's." if class_recipe.warm_start else ".")),
     ["diffusion_lab.mnist.ddpm.class_conditioned_loss"], PATH,
     see_also=["diffusion_lab.mnist.training.train_ddpm", "diffusion_lab.mnist.training.fit",
               "diffusion_lab.mnist.unet.one_hot"],

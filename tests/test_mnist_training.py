@@ -198,6 +198,9 @@ def test_min_snr_weights_cap_the_clean_timesteps_only():
     assert torch.all(weights[snr > 5] < 1) and torch.all(weights[snr <= 5] == 1)
     torch.testing.assert_close(weights[0].double(), 5.0 / snr[0], rtol=1e-6, atol=0)
     assert ddpm.loss_weights(schedule, t, None) is None
+    floored = ddpm.loss_weights(schedule, t, min_snr_gamma=5.0, floor=0.2)
+    assert floored[0] == pytest.approx(0.2) and torch.equal(floored[snr <= 5], weights[snr <= 5])
+    assert torch.all(floored >= weights)
 
 
 def test_uniform_weighting_is_the_course_loss(mnist):

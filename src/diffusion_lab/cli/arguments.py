@@ -173,28 +173,25 @@ def guidance_scale(text: str) -> float:
     return value
 
 
-def per_class(text: str) -> int:
+def _digit_count(text: str, limit: int, bytes_each: int, what: str) -> int:
+    """A positive count of digits to write, refused above the memory `limit` one call may hold."""
     value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    if value > MAX_PER_CLASS:
-        gib = value * _DIGITS_PER_CLASS_BYTES / 2**30
+    if value > limit:
+        gib = value * bytes_each / 2**30
         raise argparse.ArgumentTypeError(
-            f"must be at most {MAX_PER_CLASS}: {value} x 10 digits of 28x28 float32 take {gib:,.1f} GiB, over the "
+            f"must be at most {limit}: {value}{what} of 28x28 float32 take {gib:,.1f} GiB, over the "
             f"{MAX_DIGIT_BYTES // 2**30} GiB limit for one call; run several calls with different --seed instead")
     return value
+
+
+def per_class(text: str) -> int:
+    return _digit_count(text, MAX_PER_CLASS, _DIGITS_PER_CLASS_BYTES, " x 10 digits")
 
 
 def num_digits(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    if value > MAX_NUM:
-        gib = value * _DIGIT_BYTES / 2**30
-        raise argparse.ArgumentTypeError(
-            f"must be at most {MAX_NUM}: {value} digits of 28x28 float32 take {gib:,.1f} GiB, over the "
-            f"{MAX_DIGIT_BYTES // 2**30} GiB limit for one call; run several calls with different --seed instead")
-    return value
+    return _digit_count(text, MAX_NUM, _DIGIT_BYTES, " digits")
 
 
 def num_steps(text: str) -> int:

@@ -23,6 +23,7 @@ import torch
 from diffusion_lab.backends.base import NoiseModel
 from diffusion_lab.backends.mnist import MnistBackend, loop_timesteps, parse_prompt
 from diffusion_lab.experiments import partb_models, partb_training
+from diffusion_lab.experiments.partb_sampling import inference_unet
 from diffusion_lab.mnist.training import schedule_for
 from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext
@@ -115,8 +116,8 @@ class MnistPartA:
 
     @cached_property
     def model(self) -> MnistBackend:
-        unet = partb_models.load_ddpm(self.ctx, self.training)
-        return MnistBackend(unet, self.alphas_cumprod, self.ctx.device, name="mnist")
+        unet, precision = inference_unet(partb_models.load_ddpm(self.ctx, self.training), self.ctx.device)
+        return MnistBackend(unet, self.alphas_cumprod, self.ctx.device, name="mnist", precision=precision)
 
     def check_prompt(self, prompt: str) -> None:
         parse_prompt(prompt)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 
 from diffusion_lab import metrics
-from diffusion_lab.backends.mnist import MnistBackend
 from diffusion_lab.blur import best_blur
 from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.experiments.partb_models import (
@@ -198,8 +197,8 @@ def guidance_sweep(ctx: BuildContext) -> RunRecord:
 
     def compute(scratch: Scratch):
         schedule = ddpm_schedule(trained)
-        backend = MnistBackend(load_ddpm(ctx, trained), schedule.zero_based_alphas_cumprod, ctx.device,
-                               stride=show.sweep_stride, precision="auto")
+        backend = partb_noise_model(load_ddpm(ctx, trained), schedule, ctx.device,
+                                    num_steps=schedule.num_timesteps // show.sweep_stride)
         trained_judge = load_judge(ctx, judge_training(ctx))
         test_features = reference.load("test_features.pt")
         labels = class_labels(per_class)

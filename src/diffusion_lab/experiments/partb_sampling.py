@@ -23,6 +23,15 @@ from diffusion_lab.mnist.unet import fold_batchnorm
 PARTB_SCALAR_DTYPE = torch.float64
 
 
+def inference_unet(unet: torch.nn.Module, device: torch.device | str = "cpu",
+                   precision: str = "auto") -> tuple[torch.nn.Module, str]:
+    """A copy of `unet` for sampling on `device`, BatchNorm folded into the convolutions (about 1.3x
+    on the CPU) in the memory layout of the resolved precision (channels_last for bf16: 5x fp32 on
+    this project's CPUs), and that precision; `unet` is not modified."""
+    precision = resolve_precision(precision, torch.device(device))
+    return fold_batchnorm(unet).to(device).to(memory_format=memory_format(precision)), precision
+
+
 def partb_noise_model(unet: torch.nn.Module, schedule: DDPMSchedule, device: torch.device | str = "cpu",
                       precision: str = "auto", num_steps: int | None = None) -> MnistBackend:
     """The write-up's B.2 / B.4 sampler as a noise model: every one of the T steps, fixed_large
@@ -32,8 +41,7 @@ def partb_noise_model(unet: torch.nn.Module, schedule: DDPMSchedule, device: tor
     timestep for s = ceil(T / num_steps), the smallest stride whose loop takes at most num_steps
     steps: exactly num_steps whenever it divides T, and fewer where no stride gives that many
     (T = 300: none gives 151..299); `strided_timesteps()` lists the steps taken."""
-    precision = resolve_precision(precision, torch.device(device))
-    folded = fold_batchnorm(unet).to(device).to(memory_format=memory_format(precision))
+    folded, precision = inference_unet(unet, device, precision)
     if num_steps is None:
         return MnistBackend(folded, schedule.zero_based_alphas_cumprod, device, name="mnist-partb",
                             stride=1, precision=precision, variance_type="fixed_large")

@@ -67,16 +67,19 @@ def q_sample(schedule: DDPMSchedule, x_0: torch.Tensor, t: torch.Tensor, eps: to
 # --- training losses -------------------------------------------------------------------------
 
 
-def loss_weights(schedule: DDPMSchedule, t: torch.Tensor, min_snr_gamma: float | None) -> torch.Tensor | None:
+def loss_weights(schedule: DDPMSchedule, t: torch.Tensor, min_snr_gamma: float | None,
+                 floor: float = 0.0) -> torch.Tensor | None:
     """Per-sample weights (N,) of the epsilon loss at 1-based timesteps t, or None for the course's
     uniform weighting. Min-SNR-gamma (Hang et al. 2023): w_t = min(SNR_t, gamma) / SNR_t with
     SNR_t = abar_t / (1 - abar_t), which stops the nearly clean timesteps, where predicting epsilon
-    is hard and matters little for the image, from dominating the gradient."""
+    is hard and matters little for the shape of a digit, from dominating the gradient. `floor` keeps
+    w_t >= floor there: with no floor those timesteps get almost no weight (t = 1: 5e-4 for gamma 5),
+    and the samples keep a faint speckle of noise the network never learned to remove."""
     if min_snr_gamma is None:
         return None
     abar = schedule.alphas_cumprod[t]
     snr = abar / (1.0 - abar)
-    return (snr.clamp(max=min_snr_gamma) / snr).float()
+    return (snr.clamp(max=min_snr_gamma) / snr).clamp(min=floor).float()
 
 
 def _epsilon_loss(eps_hat: torch.Tensor, eps: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -88,7 +91,7 @@ def _epsilon_loss(eps_hat: torch.Tensor, eps: torch.Tensor, weights: torch.Tenso
 
 def time_conditioned_loss(
     model: torch.nn.Module, schedule: DDPMSchedule, x_0: torch.Tensor, generator: torch.Generator,
-    min_snr_gamma: float | None = None,
+    min_snr_gamma: float | None = None, min_snr_floor: float = 0.0,
 ) -> torch.Tensor:
     """B2.2: || eps - eps_theta(x_t, t / T) ||^2 with t ~ U{1..T}, eps ~ N(0, I); x_0 (N, 1, 28, 28)
     in [0, 1]. With min_snr_gamma, each sample's error is weighted by `loss_weights`."""
@@ -96,7 +99,7 @@ def time_conditioned_loss(
     eps = seeding.randn(x_0.shape, generator, x_0.device)
     x_t = q_sample(schedule, x_0, t, eps)
     eps_hat = model(x_t, schedule.net_time(t).to(x_0.device))
-    return _epsilon_loss(eps_hat, eps, loss_weights(schedule, t, min_snr_gamma))
+    return _epsilon_loss(eps_hat, eps, loss_weights(schedule, t, min_snr_gamma, min_snr_floor))
 
 
 def class_conditioned_loss(
@@ -107,6 +110,7 @@ def class_conditioned_loss(
     generator: torch.Generator,
     p_uncond: float = 0.1,
     min_snr_gamma: float | None = None,
+    min_snr_floor: float = 0.0,
 ) -> torch.Tensor:
     """B2.4: as B2.2 with a one-hot class c, zeroed with probability p_uncond so the same
     network also learns the unconditional estimate that classifier-free guidance needs."""
@@ -116,7 +120,7 @@ def class_conditioned_loss(
     c = (one_hot(labels.cpu(), model.num_classes) * keep[:, None]).to(x_0.device)
     x_t = q_sample(schedule, x_0, t, eps)
     eps_hat = model(x_t, schedule.net_time(t).to(x_0.device), c)
-    return _epsilon_loss(eps_hat, eps, loss_weights(schedule, t, min_snr_gamma))
+    return _epsilon_loss(eps_hat, eps, loss_weights(schedule, t, min_snr_gamma, min_snr_floor))
 
 
 def class_labels(per_class: int, num_classes: int = 10) -> torch.Tensor:

@@ -50,6 +50,7 @@ class DDPMRecipe:
     ema_decay: float | None = None  # keep an EMA of the weights (mnist/ema.py) beside the raw ones
     sample_weights: str = "raw"  # which weights the figures sample: "raw" or "ema"
     min_snr_gamma: float | None = None  # Min-SNR loss weighting (ddpm.loss_weights); None = uniform
+    min_snr_floor: float = 0.0  # ... never below this weight
     warm_start: bool = False  # class model only: start from the trained time-conditioned model's weights
 
     def __post_init__(self):

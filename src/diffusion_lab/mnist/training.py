@@ -275,10 +275,11 @@ def train_ddpm(
 
     if conditional:
         def batch_loss(model, x, y, generator):
-            return class_conditioned_loss(model, schedule, x, y, generator, recipe.p_uncond, recipe.min_snr_gamma)
+            return class_conditioned_loss(model, schedule, x, y, generator, recipe.p_uncond, recipe.min_snr_gamma,
+                                          recipe.min_snr_floor)
     else:
         def batch_loss(model, x, _labels, generator):
-            return time_conditioned_loss(model, schedule, x, generator, recipe.min_snr_gamma)
+            return time_conditioned_loss(model, schedule, x, generator, recipe.min_snr_gamma, recipe.min_snr_floor)
 
     model = seeded(lambda: make_ddpm_unet(recipe, conditional), seed, f"{run_name}/init")
     if warm_start is not None:

@@ -41,7 +41,8 @@ _RECIPE_WORDS = {"num_hiddens": "width D", "batch_size": "batch", "epochs": "epo
                  "checkpoint_epochs": "kept checkpoints", "num_timesteps": "T", "beta1": "β₁", "beta2": "β_T",
                  "lr_total_decay": "total learning-rate decay", "train_subset": "training digits",
                  "precision": "precision", "lr_schedule": "learning-rate schedule", "warmup_fraction": "warm-up share",
-                 "ema_decay": "EMA decay", "sample_weights": "sampled weights", "min_snr_gamma": "Min-SNR γ"}
+                 "ema_decay": "EMA decay", "sample_weights": "sampled weights", "min_snr_gamma": "Min-SNR γ",
+                 "min_snr_floor": "Min-SNR floor"}
 
 
 def _spelled(value) -> str:
@@ -87,8 +88,9 @@ def optimizer_text(recipe: DDPMRecipe) -> str:
                     f"{recipe.lr_total_decay:g}^{{1/{recipe.epochs}}}\\) per epoch")
     extras = []
     if recipe.min_snr_gamma is not None:
+        floor = f", at least {recipe.min_snr_floor:g}" if recipe.min_snr_floor else ""
         extras.append(f"each sample's error weighted by Min-SNR-{recipe.min_snr_gamma:g} "
-                      f"(\\(\\min(\\mathrm{{SNR}}_t, {recipe.min_snr_gamma:g}) / \\mathrm{{SNR}}_t\\), "
+                      f"(\\(\\min(\\mathrm{{SNR}}_t, {recipe.min_snr_gamma:g}) / \\mathrm{{SNR}}_t\\){floor}, "
                       "so the nearly clean timesteps do not dominate)")
     if recipe.ema_decay is not None:
         used = "the figures sample the average" if recipe.sample_weights == "ema" else "the figures sample the trained weights"
@@ -235,6 +237,22 @@ def time_score_rows(scores: RunRecord, reference: RunRecord, training: RunRecord
     rows.append([f"real training digits ({reference.params['count']:,})", "–", percent(real["confident_fraction"]),
                  f"{percent(shares[smallest])} (digit {smallest})", fmt(real["frechet_floor"]), "1.0×", "–"])
     return rows
+
+
+def scores_sampler_text(scores: RunRecord, num_timesteps: int) -> str:
+    """Which sampler drew the scored samples, and the CLI call that draws the same way."""
+    steps = scores.params["steps"]
+    if steps is None:
+        return f"Part B's sampler on all {num_timesteps} steps (what `sample-digits --model time` runs by default)"
+    return (f"Part A's strided loop on {steps} of the {num_timesteps} steps, posterior variance "
+            f"(`sample-digits --model time --steps {steps}` samples the same way)")
+
+
+def scores_noise_text(training: RunRecord) -> str:
+    """Said only where a run kept both kinds of weights: their rows share their sampling noise."""
+    if len(partb_models.weight_kinds(training)) < 2:
+        return ""
+    return " The trained weights and their average are sampled from the same noise, so their rows differ by the weights alone."
 
 
 def final_score(scores: RunRecord, training: RunRecord) -> dict:
