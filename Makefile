@@ -33,7 +33,7 @@ PIP_TOOLS_VERSION := 7.6.2
 LOCK_TOOLS        := build/lock-tools
 UPGRADE           ?=
 
-.PHONY: site serve test bench clean setup lock
+.PHONY: site serve test bench bench-quality clean setup lock
 
 site: $(STAMP)
 	$(MKDOCS) build --strict
@@ -50,6 +50,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_partb.py
+
+# Quality per CPU-minute of a Part B recipe variant (minutes): QUALITY_ARGS are partb_quality.py's options.
+QUALITY_ARGS ?= --name quick-time --model time --steps 100
+bench-quality: $(STAMP)
+	$(PY) benchmarks/partb_quality.py $(QUALITY_ARGS)
 
 setup: $(STAMP)
 

@@ -104,9 +104,9 @@ _QUICK = PartBRecipes(
         train_subset=8_000,
     ),
     time_ddpm=DDPMRecipe(
-        num_hiddens=32, batch_size=64, epochs=2, learning_rate=5e-3,
-        checkpoint_epochs=(1, 2),
-        checkpoint_labels=("epoch 1 of 2 (stands in for epoch 5 of 20)", "epoch 2 of 2 (stands in for epoch 20 of 20)"),
+        num_hiddens=32, batch_size=64, epochs=3, learning_rate=5e-3,
+        checkpoint_epochs=(1, 3),
+        checkpoint_labels=("epoch 1 of 3 (stands in for epoch 5 of 20)", "epoch 3 of 3 (stands in for epoch 20 of 20)"),
         lr_schedule="one_cycle", warmup_fraction=0.2, min_snr_gamma=5.0, min_snr_floor=0.2,
     ),
     class_ddpm=DDPMRecipe(
@@ -157,7 +157,7 @@ PROFILES: dict[str, Profile] = {
         "quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores",
         _QUICK,
         Showcase(denoiser_digits=8, metric_images=500, time_samples=40, per_class_grid=4,
-                 sweep_scales=(1.0, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
+                 sweep_scales=(1.5, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
                  judge_samples=1000, score_steps=100),
     ),
     "full": Profile(
