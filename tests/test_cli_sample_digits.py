@@ -75,7 +75,7 @@ def test_default_is_part_b_sampler_on_the_site_model_with_the_sampling_seed(tmp_
     """The defaults sample as the command always did: Part B's sampler, the model of the global
     seed, noise from (--seed, "cli/sample-digits"), 10 of each digit at the course's guidance."""
     from diffusion_lab.experiments import partb, partb_models, partb_training
-    from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
+    from diffusion_lab.experiments.partb_sampling import images_per_batch, partb_noise_model, sample_digits
     from diffusion_lab.mnist.ddpm import class_labels
     from diffusion_lab.profiles import COURSE_GUIDANCE
     from diffusion_lab.runcache.context import BuildContext
@@ -87,7 +87,8 @@ def test_default_is_part_b_sampler_on_the_site_model_with_the_sampling_seed(tmp_
     assert run.hit
     model = partb_noise_model(partb_models.load_ddpm(ctx, run), partb_models.ddpm_schedule(run), ctx.device)
     expected = sample_digits(model, make_generator(3, "cli/sample-digits"), labels=class_labels(10),
-                             guidance_scale=COURSE_GUIDANCE, batch_size=partb.showcase(ctx).sample_batch)
+                             guidance_scale=COURSE_GUIDANCE,
+                             batch_size=images_per_batch(partb.showcase(ctx).sample_batch, guided=True))
     assert np.array_equal(data["images"], expected.samples[:, 0].clamp(0, 1).numpy())
     assert data["labels"].tolist() == class_labels(10).tolist()
     assert f"train seed 0, cached, key {run.key[:12]}" in _line(err, "model: class-conditioned DDPM")

@@ -54,7 +54,7 @@ class Showcase:
     sweep_scales: tuple[float, ...]  # the guidance scales the judge scores (judge_samples each)
     sweep_stride: int  # the sweep samples with Part A's strided sampler: every this many of T steps
     gif_frame_every: int  # reverse-process animation: one frame every this many steps
-    sample_batch: int
+    sample_batch: int  # images per network call; a guided batch draws half as many images
     judge_samples: int  # samples the judge scores per model and checkpoint, and real digits it compares them with
     score_steps: int | None  # the scores' sampler: None = Part B's on all T steps, else Part A's on this many
 
@@ -107,13 +107,13 @@ _QUICK = PartBRecipes(
         num_hiddens=32, batch_size=64, epochs=3, learning_rate=5e-3,
         checkpoint_epochs=(1, 3),
         checkpoint_labels=("epoch 1 of 3 (stands in for epoch 5 of 20)", "epoch 3 of 3 (stands in for epoch 20 of 20)"),
-        lr_schedule="one_cycle", warmup_fraction=0.2, min_snr_gamma=5.0, min_snr_floor=0.2,
+        train_subset=55_000, lr_schedule="one_cycle", warmup_fraction=0.2, min_snr_gamma=5.0, min_snr_floor=0.2,
     ),
     class_ddpm=DDPMRecipe(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 5 of 20)", "epoch 2 of 2 (stands in for epoch 20 of 20)"),
-        train_subset=20_000, lr_schedule="one_cycle", min_snr_gamma=5.0, min_snr_floor=0.2, warm_start=True,
+        train_subset=25_000, lr_schedule="one_cycle", min_snr_gamma=5.0, min_snr_floor=0.2, warm_start=True,
     ),
     judge=JudgeRecipe(channels=32, feature_dim=128, batch_size=128, epochs=2, learning_rate=2e-3),
     notes=(
@@ -157,7 +157,7 @@ PROFILES: dict[str, Profile] = {
         "quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores",
         _QUICK,
         Showcase(denoiser_digits=8, metric_images=500, time_samples=40, per_class_grid=4,
-                 sweep_scales=(1.5, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
+                 sweep_scales=(1.0, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
                  judge_samples=1000, score_steps=100),
     ),
     "full": Profile(

@@ -97,7 +97,9 @@ def run(args) -> None:
     import torch
 
     from diffusion_lab.experiments import partb, partb_models, partb_training
-    from diffusion_lab.experiments.partb_sampling import PARTB_SCALAR_DTYPE, partb_noise_model, sample_digits
+    from diffusion_lab.experiments.partb_sampling import (
+        PARTB_SCALAR_DTYPE, images_per_batch, partb_noise_model, sample_digits,
+    )
     from diffusion_lab.mnist.ddpm import class_labels
     from diffusion_lab.seeding import make_generator
 
@@ -120,7 +122,8 @@ def run(args) -> None:
     print(f"sampling: {what}, sampling seed {args.seed}", file=sys.stderr)
     result = sample_digits(
         model, make_generator(args.seed, SAMPLING_NOISE), labels=labels, guidance_scale=guidance,
-        num_samples=None if conditional else count, batch_size=partb.showcase(ctx).sample_batch,
+        num_samples=None if conditional else count,
+        batch_size=images_per_batch(partb.showcase(ctx).sample_batch, conditional),
         # Part A's loop takes float32 step coefficients (as the guidance sweep); Part B's float64.
         scalar_dtype=PARTB_SCALAR_DTYPE if args.steps is None else torch.float32, progress=True,
     )

@@ -20,7 +20,7 @@ from diffusion_lab.experiments.partb_models import (
     load_judge,
     weight_kinds,
 )
-from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
+from diffusion_lab.experiments.partb_sampling import images_per_batch, partb_noise_model, sample_digits
 from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.data import load_mnist
@@ -105,7 +105,7 @@ def ddpm_samples(ctx: BuildContext, conditional: bool, guidance_scale: float = C
                 partb_noise_model(load_ddpm(ctx, trained, epoch), schedule, ctx.device),
                 scratch.generator(f"epoch-{epoch}"), labels=labels,
                 num_samples=None if conditional else show.time_samples, guidance_scale=guidance_scale,
-                batch_size=show.sample_batch, frame_every=show.gif_frame_every, progress=True,
+                batch_size=images_per_batch(show.sample_batch, conditional), frame_every=show.gif_frame_every, progress=True,
             )
             outputs[str(epoch)] = {"samples": result.samples, "frames": result.frames,
                                    "frame_timesteps": result.frame_timesteps}
@@ -205,7 +205,8 @@ def guidance_sweep(ctx: BuildContext) -> RunRecord:
         rows, examples = [], {}
         for scale in show.sweep_scales:
             result = sample_digits(backend, scratch.generator(f"g={scale}"), labels=labels, guidance_scale=scale,
-                                   batch_size=show.sample_batch, scalar_dtype=torch.float32, progress=True)
+                                   batch_size=images_per_batch(show.sample_batch, guided=True),
+                                   scalar_dtype=torch.float32, progress=True)
             images = result.samples
             rows.append({
                 "guidance_scale": scale,
