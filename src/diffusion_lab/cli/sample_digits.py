@@ -64,10 +64,25 @@ def _training_line(ctx, model: str, recipe) -> str:
     """What is about to be trained and roughly how long it takes, from the profile's recipe."""
     profile = get_profile(ctx.profile)
     images = recipe.train_subset or 60_000
+    start = ("; it starts from the time-conditioned model, which is trained first if it is not cached either"
+             if recipe.warm_start else "")
     return (f"training the {MODEL_NAMES[model]} of the {ctx.profile} profile for train seed {ctx.seed} "
             f"(not in the run cache {ctx.cache_dir}): {recipe.epochs} epochs over {images:,} MNIST digits, "
-            f"{recipe.epochs * images:,} seen in batches of {recipe.batch_size}; this profile's models train "
-            f"in {profile.cost}")
+            f"{recipe.epochs * images:,} seen in batches of {recipe.batch_size}{start}; this profile's models "
+            f"train in {profile.cost}")
+
+
+def _once(line: str):
+    """A callback printing `line` on stderr the first time it is called: a warm-started model's
+    run calls it for the model it starts from too, and the user hears of training once."""
+    said = []
+
+    def say() -> None:
+        if not said:
+            print(line, file=sys.stderr, flush=True)
+            said.append(True)
+
+    return say
 
 
 def _sampler_line(model, asked_steps: int | None) -> str:
@@ -107,8 +122,7 @@ def run(args) -> None:
     name = MODEL_NAMES[args.model]
     training_line = _training_line(ctx, args.model, recipe)
     with storing_runs(ctx.cache_dir, f"the trained {name}"):
-        trained = partb_training.ddpm_training(
-            ctx, conditional=conditional, before_training=lambda: print(training_line, file=sys.stderr, flush=True))
+        trained = partb_training.ddpm_training(ctx, conditional=conditional, before_training=_once(training_line))
     print(f"model: {name}, {ctx.profile} profile, train seed {ctx.seed}, {'cached' if trained.hit else 'trained now'}, "
           f"key {trained.key[:12]}", file=sys.stderr)
     model = partb_noise_model(partb_models.load_ddpm(ctx, trained), partb_models.ddpm_schedule(trained), ctx.device,

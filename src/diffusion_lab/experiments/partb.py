@@ -143,12 +143,6 @@ def judge_reference(ctx: BuildContext) -> RunRecord:
     return cached_run(ctx, "partb/judge-reference", params, compute)
 
 
-def scoring_sampler(unet: torch.nn.Module, trained: RunRecord, ctx: BuildContext, num_steps: int | None):
-    """The sampler the judge's scores are drawn with: Part B's on all T steps (num_steps None),
-    or Part A's strided loop on num_steps of them, as `sample-digits --steps` runs it."""
-    return partb_noise_model(unet, ddpm_schedule(trained), ctx.device, num_steps=num_steps)
-
-
 def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
     """B2.3 judged: `judge_samples` unconditional samples of every kept checkpoint, with its raw
     weights and, where the recipe keeps one, their EMA (the same noise for both), read by the judge:
@@ -162,10 +156,13 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
     def compute(scratch: Scratch):
         judge = load_judge(ctx, judge_training(ctx))
         test_features = reference.load("test_features.pt")
+        schedule = ddpm_schedule(trained)
         rows = []
         for epoch in checkpoint_epochs(trained):
             for weights in weight_kinds(trained):
-                sampler = scoring_sampler(load_ddpm(ctx, trained, epoch, weights), trained, ctx, show.score_steps)
+                # Part B's sampler on all T steps, or Part A's on score_steps, as `sample-digits --steps` runs it
+                sampler = partb_noise_model(load_ddpm(ctx, trained, epoch, weights), schedule, ctx.device,
+                                            num_steps=show.score_steps)
                 result = sample_digits(sampler, scratch.generator(f"epoch-{epoch}"), num_samples=show.judge_samples,
                                        batch_size=show.sample_batch, progress=True)
                 rows.append({

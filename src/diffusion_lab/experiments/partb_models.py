@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import torch
 
+from diffusion_lab.experiments.partb_training import (  # noqa: F401  (the loaders' vocabulary, re-exported)
+    checkpoint_epochs,
+    sampled_weights,
+    trained_state,
+    weight_kinds,
+)
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.ddpm import DDPMSchedule
 from diffusion_lab.mnist.judge import Judge
@@ -22,40 +28,21 @@ def _recipe(run: RunRecord, kind: type):
     return kind(**{name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()})
 
 
-def checkpoint_epochs(run: RunRecord) -> list[int]:
-    return sorted(int(epoch) for epoch in run.metrics["checkpoint_labels"])
-
-
 def checkpoint_label(run: RunRecord, epoch: int) -> str:
     return run.metrics["checkpoint_labels"][str(epoch)]
 
 
 def load_denoiser(ctx: BuildContext, run: RunRecord, epoch: int) -> torch.nn.Module:
     model = training.make_denoiser(_recipe(run, DenoiserRecipe))
-    model.load_state_dict(run.load("checkpoints.pt")[str(epoch)])
+    model.load_state_dict(trained_state(run, epoch))
     return model.to(ctx.device).eval()
-
-
-def weight_kinds(run: RunRecord) -> list[str]:
-    """The weights a DDPM run kept at each checkpoint: "raw", and "ema" when its recipe averages them."""
-    return ["raw", "ema"] if run.params["recipe"].get("ema_decay") is not None else ["raw"]
-
-
-def sampled_weights(run: RunRecord) -> str:
-    """The weights the figures sample: the recipe's `sample_weights`."""
-    return run.params["recipe"].get("sample_weights", "raw")
 
 
 def load_ddpm(ctx: BuildContext, run: RunRecord, epoch: int | None = None, weights: str | None = None) -> torch.nn.Module:
     """The DDPM of a training run after `epoch` (default: the last), with its raw weights or their
     EMA (default: the ones the recipe samples), in eval mode on the build's device."""
-    weights = sampled_weights(run) if weights is None else weights
-    if weights not in weight_kinds(run):
-        raise ValueError(f"this run kept {' and '.join(weight_kinds(run))} weights, not {weights!r}")
     model = training.make_ddpm_unet(_recipe(run, DDPMRecipe), run.params["conditional"])
-    epoch = checkpoint_epochs(run)[-1] if epoch is None else epoch
-    filename = "checkpoints.pt" if weights == "raw" else "ema_checkpoints.pt"
-    model.load_state_dict(run.load(filename)[str(epoch)])
+    model.load_state_dict(trained_state(run, epoch, weights))
     return model.to(ctx.device).eval()
 
 

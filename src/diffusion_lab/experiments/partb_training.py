@@ -19,12 +19,41 @@ from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
 
+# The files a training run keeps its weights in, per kind of weights: epoch -> state_dict.
+CHECKPOINT_FILES = {"raw": "checkpoints.pt", "ema": "ema_checkpoints.pt"}
+
+
 def _save_training(scratch: Scratch, result: training.TrainingResult) -> dict:
-    scratch.save("checkpoints.pt", {str(epoch): state for epoch, state in result.checkpoints.items()})
-    if result.ema_checkpoints:
-        scratch.save("ema_checkpoints.pt", {str(epoch): state for epoch, state in result.ema_checkpoints.items()})
+    for kind, checkpoints in (("raw", result.checkpoints), ("ema", result.ema_checkpoints)):
+        if checkpoints:
+            scratch.save(CHECKPOINT_FILES[kind], {str(epoch): state for epoch, state in checkpoints.items()})
     scratch.save("losses.pt", torch.tensor(result.losses, dtype=torch.float32))
     return result.summary()
+
+
+def checkpoint_epochs(run: RunRecord) -> list[int]:
+    """The epochs after which a training run kept its weights, in order."""
+    return sorted(int(epoch) for epoch in run.metrics["checkpoint_labels"])
+
+
+def weight_kinds(run: RunRecord) -> list[str]:
+    """The weights a DDPM run kept at each checkpoint: "raw", and "ema" when its recipe averages them."""
+    return ["raw", "ema"] if run.params["recipe"].get("ema_decay") is not None else ["raw"]
+
+
+def sampled_weights(run: RunRecord) -> str:
+    """The weights the figures sample: the recipe's `sample_weights`."""
+    return run.params["recipe"].get("sample_weights", "raw")
+
+
+def trained_state(run: RunRecord, epoch: int | None = None, weights: str | None = None) -> dict[str, torch.Tensor]:
+    """A training run's state_dict after `epoch` (default: the last), its raw weights or their EMA
+    (default: the ones the recipe samples)."""
+    weights = sampled_weights(run) if weights is None else weights
+    if weights not in weight_kinds(run):
+        raise ValueError(f"this run kept {' and '.join(weight_kinds(run))} weights, not {weights!r}")
+    epoch = checkpoint_epochs(run)[-1] if epoch is None else epoch
+    return run.load(CHECKPOINT_FILES[weights])[str(epoch)]
 
 
 def denoiser_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
@@ -53,11 +82,7 @@ def ddpm_training(ctx: BuildContext, conditional: bool, progress: bool = True,
     def compute(scratch: Scratch):
         if before_training is not None:
             before_training()
-        warm_start = None
-        if start is not None:  # the time model's final weights, the ones its figures sample
-            last = max(int(epoch) for epoch in start.metrics["checkpoint_labels"])
-            kind = "ema_checkpoints.pt" if start.params["recipe"].get("sample_weights") == "ema" else "checkpoints.pt"
-            warm_start = start.load(kind)[str(last)]
+        warm_start = trained_state(start) if start is not None else None  # the weights its figures sample
         result = training.train_ddpm(recipe, load_mnist(), ctx.device, scratch.seed, conditional, progress, warm_start)
         return _save_training(scratch, result)
 
