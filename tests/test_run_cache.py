@@ -76,6 +76,44 @@ def test_source_fingerprint_follows_computation_code_only(tmp_path):
     assert source_fingerprint(package) != before
 
 
+def test_documenting_code_keeps_its_runs_and_changing_it_does_not(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "sampling.py").write_text('def step(x):\n    return x + 1\n')
+    before = source_fingerprint(package)
+    (package / "sampling.py").write_text(
+        '"""Sampling."""\n\n\ndef step(x):\n    """x: (N,) float."""\n    # why: one more\n    return x + 1\n'
+    )
+    assert source_fingerprint(package) == before, "a docstring or a comment must not retrain anything"
+    (package / "sampling.py").write_text('def step(x):\n    return x + 2\n')
+    assert source_fingerprint(package) != before
+    (package / "sampling.py").write_text('def step(x):\n    "a string that is not first"\n    return x + 1\n')
+    assert source_fingerprint(package) == before
+    (package / "sampling.py").write_text('def step(x):\n    x = "no docstring"\n    return x + 1\n')
+    assert source_fingerprint(package) != before, "a string the code uses is code"
+
+
+# Argument parsers print their module's docstring: no run reads it.
+_DOCSTRING_READERS_ALLOWED = {"backends/tiny_if.py"}
+
+
+def test_no_computation_reads_a_docstring():
+    """The run cache's key ignores docstrings (`executable_code`), which is only right while no
+    computation reads one: a run that stored a docstring would keep a stale copy."""
+    import ast
+
+    from diffusion_lab.runcache.code_fingerprint import PACKAGE_ROOT, computation_sources
+
+    readers = []
+    for path in computation_sources():
+        relative = path.relative_to(PACKAGE_ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+            if name in ("__doc__", "getdoc") and relative not in _DOCSTRING_READERS_ALLOWED:
+                readers.append(f"{relative}:{node.lineno}")
+    assert not readers, f"computation code reads docstrings at {readers}: move that to report/"
+
+
 def _package(root, files: dict[str, str]):
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)

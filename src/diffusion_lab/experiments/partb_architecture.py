@@ -223,7 +223,6 @@ def _operations(model: nn.Module, modules: list[nn.Module], seen: dict, nodes: l
         input_shapes, shape = seen[first[cls]]
         operations.append({
             "name": cls.__name__, "kind": "module", "definition": " → ".join(parts),
-            "description": (inspect.getdoc(cls) or "").splitlines()[0] if inspect.getdoc(cls) else "",
             "nesting": _nesting(cls, modules, model), "example": first[cls], "input_shapes": input_shapes,
             "shape": shape,
         })

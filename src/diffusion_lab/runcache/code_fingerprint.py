@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -43,6 +43,7 @@ class PackageSources:
 
     code: dict[str, bytes]
     imports: dict[str, set[str]]
+    executable: dict[str, bytes] = field(default_factory=dict)  # what the key hashes: see `executable_code`
 
 
 def read_sources(root: Path = PACKAGE_ROOT) -> PackageSources:
@@ -56,7 +57,21 @@ def read_sources(root: Path = PACKAGE_ROOT) -> PackageSources:
         name: _imported(name, text, code) | {name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
         for name, text in code.items()
     }
-    return PackageSources(code, imports)
+    return PackageSources(code, imports, {name: executable_code(text) for name, text in code.items()})
+
+
+def executable_code(source: bytes) -> bytes:
+    """The module's syntax tree without docstrings (comments never reach it): what its code does.
+    Documenting a function, or commenting why, must not retrain the models that use it; no
+    computation reads a docstring (the run cache's tests check one that would)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
 
 
 def _imported(module: str, source: bytes, known: dict[str, bytes]) -> set[str]:
@@ -120,6 +135,6 @@ def source_fingerprint(root: Path = PACKAGE_ROOT, modules: Iterable[str] | None 
     for name in sorted(names):
         digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(sources.code[name])
+        digest.update(sources.executable.get(name) or executable_code(sources.code[name]))
         digest.update(b"\0")
     return digest.hexdigest()
