@@ -25,10 +25,15 @@ Projection = Callable[[torch.Tensor, int], torch.Tensor]
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
 
+def guide(conditional: torch.Tensor, unconditional: torch.Tensor, guidance: float) -> torch.Tensor:
+    """Classifier-free guidance's one formula, u + g (c - u), for noise estimates and flow-matching
+    velocities alike: g = 1 is the conditional estimate, g = 0 the unconditional one."""
+    return unconditional + guidance * (conditional - unconditional)
+
+
 def cfg(conditional: ModelOutput, unconditional: ModelOutput, guidance: float) -> ModelOutput:
     """eps = eps_u + g (eps_c - eps_u), with the variance of the conditional pass (as IFPipeline)."""
-    eps = unconditional.eps + guidance * (conditional.eps - unconditional.eps)
-    return ModelOutput(eps=eps, variance=conditional.variance)
+    return ModelOutput(eps=guide(conditional.eps, unconditional.eps, guidance), variance=conditional.variance)
 
 
 def guided_estimate(

@@ -28,8 +28,8 @@ class DenoiserRecipe:
 
 
 @dataclass(frozen=True)
-class DDPMRecipe:
-    """B2.2 / B2.4: a noise-predicting UNet on a linear-beta DDPM schedule."""
+class UNetRecipe:
+    """What every time- or class-conditioned UNet of Part B is trained with, DDPM or flow matching."""
 
     num_hiddens: int
     batch_size: int
@@ -37,20 +37,15 @@ class DDPMRecipe:
     learning_rate: float
     checkpoint_epochs: tuple[int, ...]
     checkpoint_labels: tuple[str, ...]
-    num_timesteps: int = 300
-    beta1: float = 1e-4
-    beta2: float = 0.02
     lr_total_decay: float = 0.1  # ExponentialLR stepped per epoch: gamma = 0.1 ** (1 / epochs)
     p_uncond: float = 0.1  # class dropout, class-conditioned model only
     train_subset: int | None = None
     precision: str = "auto"
-    # Additions to the course recipe (its values: "exponential", no EMA, raw weights, uniform loss).
+    # Additions to the course recipe (its values: "exponential", no EMA, raw weights, no warm start).
     lr_schedule: str = "exponential"  # or "one_cycle": per-step warm-up then cosine decay (training.fit)
     warmup_fraction: float = 0.3  # one_cycle only: share of the steps spent warming up
     ema_decay: float | None = None  # keep an EMA of the weights (mnist/ema.py) beside the raw ones
     sample_weights: str = "raw"  # which weights the figures sample: "raw" or "ema"
-    min_snr_gamma: float | None = None  # Min-SNR loss weighting (ddpm.loss_weights); None = uniform
-    min_snr_floor: float = 0.0  # ... never below this weight
     warm_start: bool = False  # class model only: start from the trained time-conditioned model's weights
 
     def __post_init__(self):
@@ -65,6 +60,23 @@ class DDPMRecipe:
 
     def to_dict(self) -> dict:
         return {**_as_plain_dict(self), "lr_gamma": self.lr_gamma}
+
+
+@dataclass(frozen=True)
+class DDPMRecipe(UNetRecipe):
+    """B2.2 / B2.4: a noise-predicting UNet on a linear-beta DDPM schedule."""
+
+    num_timesteps: int = 300
+    beta1: float = 1e-4
+    beta2: float = 0.02
+    min_snr_gamma: float | None = None  # Min-SNR loss weighting (ddpm.loss_weights); None = uniform
+    min_snr_floor: float = 0.0  # ... never below this weight
+
+
+@dataclass(frozen=True)
+class FlowMatchingRecipe(UNetRecipe):
+    """The course's flow-matching Part B: the same UNets regressing the velocity x_1 - x_0
+    (`mnist.flow_matching`); sampled by `flow_sampling`."""
 
 
 @dataclass(frozen=True)

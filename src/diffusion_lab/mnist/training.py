@@ -1,4 +1,5 @@
-"""Training loops for Part B: the one-step denoiser (B1.2) and the two DDPMs (B2.2, B2.4).
+"""Training loops for Part B: the one-step denoiser (B1.2), the two DDPMs (B2.2, B2.4) and the
+two flow-matching models of the course's current Part B.
 
 Randomness: every draw comes from a CPU generator derived from (seed, "<run>/<purpose>"):
 weight init, the training subset, the shuffle and the noise each have their own, so changing
@@ -19,10 +20,11 @@ from tqdm.auto import tqdm
 
 from diffusion_lab import seeding
 from diffusion_lab.mnist.data import MnistSplits
+from diffusion_lab.mnist import flow_matching
 from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, time_conditioned_loss
 from diffusion_lab.mnist.ema import WeightAverage
 from diffusion_lab.mnist.precision import autocast, memory_format, resolve_precision
-from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe
+from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, FlowMatchingRecipe, UNetRecipe
 from diffusion_lab.mnist.unet import (
     ClassConditionalUNet,
     TimeConditionalUNet,
@@ -89,7 +91,9 @@ def make_denoiser(recipe: DenoiserRecipe) -> UnconditionalUNet:
     return UnconditionalUNet(in_channels=1, num_hiddens=recipe.num_hiddens)
 
 
-def make_ddpm_unet(recipe: DDPMRecipe, conditional: bool) -> nn.Module:
+def make_ddpm_unet(recipe: UNetRecipe, conditional: bool) -> nn.Module:
+    """The course's time- (conditional=False) or class-conditioned UNet at the recipe's width; the
+    flow-matching models use the same two."""
     if conditional:
         return ClassConditionalUNet(in_channels=1, num_classes=10, num_hiddens=recipe.num_hiddens)
     return TimeConditionalUNet(in_channels=1, num_hiddens=recipe.num_hiddens)
@@ -269,8 +273,6 @@ def train_ddpm(
 
     warm_start: a trained time-conditioned UNet's state to start the class-conditioned one from
     (`warm_started_class_unet`) instead of a random init."""
-    run_name = "class_ddpm" if conditional else "time_ddpm"
-    images, labels = training_subset(data, recipe.train_subset, seed, run_name)
     schedule = schedule_for(recipe)
 
     if conditional:
@@ -281,6 +283,38 @@ def train_ddpm(
         def batch_loss(model, x, _labels, generator):
             return time_conditioned_loss(model, schedule, x, generator, recipe.min_snr_gamma, recipe.min_snr_floor)
 
+    run_name = "class_ddpm" if conditional else "time_ddpm"
+    return _train_unet(recipe, data, run_name, batch_loss, device, seed, conditional, progress, warm_start)
+
+
+def train_flow_matching(
+    recipe: FlowMatchingRecipe,
+    data: MnistSplits,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    conditional: bool = False,
+    progress: bool = True,
+    warm_start: dict[str, torch.Tensor] | None = None,
+) -> TrainingResult:
+    """The course's time-conditioned (conditional=False) or class-conditioned flow matching: the
+    UNet regresses x_1 - x_0 at x_t = (1 - t) x_0 + t x_1 (`mnist.flow_matching`); warm_start as
+    in `train_ddpm`."""
+    if conditional:
+        def batch_loss(model, x, y, generator):
+            return flow_matching.class_conditioned_loss(model, x, y, generator, recipe.p_uncond)
+    else:
+        def batch_loss(model, x, _labels, generator):
+            return flow_matching.time_conditioned_loss(model, x, generator)
+
+    run_name = "class_flow" if conditional else "time_flow"
+    return _train_unet(recipe, data, run_name, batch_loss, device, seed, conditional, progress, warm_start)
+
+
+def _train_unet(recipe: UNetRecipe, data: MnistSplits, run_name: str, batch_loss: BatchLoss,
+                device: torch.device | str, seed: int, conditional: bool, progress: bool,
+                warm_start: dict[str, torch.Tensor] | None) -> TrainingResult:
+    """`fit` a freshly seeded (or warm-started) time- or class-conditioned UNet on `batch_loss`."""
+    images, labels = training_subset(data, recipe.train_subset, seed, run_name)
     model = seeded(lambda: make_ddpm_unet(recipe, conditional), seed, f"{run_name}/init")
     if warm_start is not None:
         if not conditional:

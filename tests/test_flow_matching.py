@@ -1,0 +1,166 @@
+"""Flow matching (the course's current Part B): the path, its target, the losses, the Euler and
+Heun samplers and guidance through the one CFG formula."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from diffusion_lab import flow_sampling, sampling
+from diffusion_lab.mnist import flow_matching
+from diffusion_lab.mnist.data import load_mnist
+from diffusion_lab.mnist.recipes import FlowMatchingRecipe
+from diffusion_lab.mnist.training import train_flow_matching
+from diffusion_lab.mnist.unet import ClassConditionalUNet, TimeConditionalUNet
+from diffusion_lab.profiles import get_profile
+
+
+def _pair(n=4):
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(n, 1, 5, 5, generator=generator), torch.rand(n, 1, 5, 5, generator=generator)
+
+
+def test_the_path_starts_at_noise_and_ends_at_the_digit():
+    x_0, x_1 = _pair()
+    torch.testing.assert_close(flow_matching.interpolate(x_0, x_1, torch.zeros(4)), x_0)
+    torch.testing.assert_close(flow_matching.interpolate(x_0, x_1, torch.ones(4)), x_1)
+    t = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    x_t = flow_matching.interpolate(x_0, x_1, t)
+    for i, ti in enumerate(t.tolist()):
+        torch.testing.assert_close(x_t[i], (1 - ti) * x_0[i] + ti * x_1[i])
+
+
+def test_the_target_is_the_paths_velocity_on_a_known_pair():
+    x_0, x_1 = torch.full((1, 1, 2, 2), -1.0), torch.full((1, 1, 2, 2), 0.5)
+    torch.testing.assert_close(flow_matching.velocity_target(x_0, x_1), torch.full((1, 1, 2, 2), 1.5))
+    # The velocity is the path's derivative: a finite difference of `interpolate` gives it back.
+    x_0, x_1 = _pair()
+    t, h = torch.full((4,), 0.3), 1e-3
+    slope = (flow_matching.interpolate(x_0, x_1, t + h) - flow_matching.interpolate(x_0, x_1, t)) / h
+    torch.testing.assert_close(slope, flow_matching.velocity_target(x_0, x_1), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("sampler", flow_sampling.SAMPLERS)
+def test_one_step_on_the_exact_velocity_lands_on_the_digit(sampler):
+    x_0, x_1 = _pair()
+    exact = lambda x, t: x_1 - x_0  # noqa: E731 - the straight path's velocity, the same at every t
+    torch.testing.assert_close(flow_sampling.integrate(exact, x_0, 1, sampler), x_1)
+
+
+def test_heun_is_second_order_and_euler_first():
+    """On dx/dt = x from x(0) = 1 (exact: e), halving h divides Euler's error by ~2, Heun's by ~4."""
+    grow = lambda x, t: x  # noqa: E731
+    x_0 = torch.ones(1, dtype=torch.float64)
+    exact = torch.e
+
+    def error(sampler, steps):
+        return abs(flow_sampling.integrate(grow, x_0, steps, sampler).item() - exact)
+
+    assert 1.8 < error("euler", 16) / error("euler", 32) < 2.2
+    assert 3.6 < error("heun", 16) / error("heun", 32) < 4.4
+    assert error("heun", 16) < error("euler", 32) / 10
+
+
+def test_the_callback_sees_every_step_and_the_end():
+    seen = []
+    flow_sampling.integrate(lambda x, t: torch.zeros_like(x), torch.zeros(1), 4, "heun",
+                            callback=lambda i, t, x: seen.append((i, t)))
+    assert seen == [(0, 0.0), (1, 0.25), (2, 0.5), (3, 0.75), (4, 1.0)]
+
+
+def test_network_evaluations_per_sample():
+    assert flow_sampling.evaluations_per_sample("euler", 50) == 50
+    assert flow_sampling.evaluations_per_sample("heun", 5) == 10
+    with pytest.raises(ValueError, match="sampler must be one of euler, heun"):
+        flow_sampling.evaluations_per_sample("rk4", 5)
+    with pytest.raises(ValueError, match="num_steps must be >= 1"):
+        flow_sampling.integrate(lambda x, t: x, torch.zeros(1), 0)
+
+
+def test_sampling_draws_only_the_starting_noise_from_its_generator():
+    shape = (3, 1, 4, 4)
+    first = flow_sampling.sample(lambda x, t: -x, shape, torch.Generator().manual_seed(5), 3)
+    again = flow_sampling.sample(lambda x, t: -x, shape, torch.Generator().manual_seed(5), 3)
+    x_0 = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(first, again)
+    torch.testing.assert_close(first, x_0 * (2 / 3) ** 3)  # Euler on dx/dt = -x, h = 1/3
+
+
+def _spy_predict(calls):
+    def predict(x, t, condition):
+        calls.append(x.shape[0])
+        return x + condition.sum(dim=1).view(-1, 1, 1, 1)  # a velocity that depends on the condition
+    return predict
+
+
+@pytest.mark.parametrize("guidance", [0.0, 1.0, 5.0])
+def test_guided_velocity_is_the_one_cfg_formula_in_one_call(guidance):
+    calls = []
+    x = torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(1))
+    condition = torch.eye(10)[[3, 7]]
+    uncond = torch.zeros(2, 10)
+    guided = flow_sampling.guided_velocity(_spy_predict(calls), condition, uncond, guidance)(x, 0.5)
+    assert calls == [4], "both halves of CFG go through one network call"
+    conditional, unconditional = x + 1, x
+    torch.testing.assert_close(guided, sampling.guide(conditional, unconditional, guidance))
+    if guidance == 1.0:
+        torch.testing.assert_close(guided, conditional)
+    if guidance == 0.0:
+        torch.testing.assert_close(guided, unconditional)
+    unguided = flow_sampling.guided_velocity(_spy_predict(calls), condition, uncond, None)(x, 0.5)
+    torch.testing.assert_close(unguided, conditional)
+
+
+def test_the_class_loss_drops_about_p_uncond_of_the_classes():
+    seen = []
+
+    class Spy(torch.nn.Module):
+        num_classes = 10
+
+        def forward(self, x, t, c):
+            seen.append(c)
+            return torch.zeros_like(x)
+
+    x_1 = torch.rand(4000, 1, 2, 2)
+    labels = torch.arange(4000) % 10
+    flow_matching.class_conditioned_loss(Spy(), x_1, labels, torch.Generator().manual_seed(0), p_uncond=0.1)
+    dropped = (seen[0].sum(dim=1) == 0).float().mean().item()
+    assert 0.08 < dropped < 0.12
+    kept = seen[0].sum(dim=1) == 1
+    assert torch.equal(seen[0][kept].argmax(dim=1), labels[kept])
+
+
+def test_a_zero_velocity_model_scores_the_mean_square_target():
+    """With u = 0 the loss is E|x_1 - x_0|^2 = E x_1^2 + 1 per pixel: the loss compares with the
+    velocity target, not with the digit or the noise."""
+    class Zero(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.zeros_like(x)
+
+    x_1 = torch.full((20000, 1, 2, 2), 0.5)
+    loss = flow_matching.time_conditioned_loss(Zero(), x_1, torch.Generator().manual_seed(0))
+    assert abs(loss.item() - 1.25) < 0.02
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+def _tiny_recipe(**changes) -> FlowMatchingRecipe:
+    ddpm = get_profile("tiny").partb.time_ddpm
+    fields = {f.name: getattr(ddpm, f.name) for f in dataclasses.fields(FlowMatchingRecipe)}
+    return dataclasses.replace(FlowMatchingRecipe(**fields), **changes)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_flow_matching_training_lowers_the_loss_and_repeats_for_a_seed(mnist, conditional):
+    recipe = _tiny_recipe(train_subset=512, epochs=2, checkpoint_epochs=(2,), checkpoint_labels=("end",))
+    first = train_flow_matching(recipe, mnist, "cpu", seed=3, conditional=conditional, progress=False)
+    again = train_flow_matching(recipe, mnist, "cpu", seed=3, conditional=conditional, progress=False)
+    assert first.losses == again.losses
+    assert isinstance(first.model, ClassConditionalUNet if conditional else TimeConditionalUNet)
+    n = first.steps_per_epoch
+    assert sum(first.losses[-n:]) / n < 0.8 * sum(first.losses[:n]) / n
