@@ -6,6 +6,7 @@ from diffusion_lab.experiments.parta_plan import plan_for
 from diffusion_lab.experiments.parta_upsample import figure_upsample
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.illusion_figures import (
+    HYBRID_TABLE_HEADERS,
     JUDGE_TITLES_NOTE,
     anagram_name,
     anagram_view_names,
@@ -17,13 +18,17 @@ from diffusion_lab.report.illusion_figures import (
     hybrid_sweep_grid,
     hybrid_sweep_headers,
     hybrid_sweep_rows,
+    hybrid_table_rows,
     judge_headers,
     judge_rows,
     picked_candidate,
     picked_candidate_caption,
+    sweep_view_counts,
+    sweep_works_at,
     verdict,
     working_count,
 )
+from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (
     SECTION,
@@ -55,7 +60,7 @@ probability it gives the digit each view should show, and what it reads instead 
 another digit. The large picture is the candidate the judge rates best (★: the highest of the lower
 of its two target probabilities), so it is picked, not typical: the tables say how many of the {n} work.
 The judge must name one of ten digits, so on a shape that is no digit at all it still names the
-closest one, often confidently: its "works" is an upper bound, and the pictures are the evidence.
+closest one: its "works" is an upper bound, and the pictures are the evidence.
 """
 else:
     how_judged = f"""
@@ -89,8 +94,9 @@ for spec in plan.anagrams:
                    col_titles=[quoted(spec.prompt_1), f"{quoted(spec.prompt_2)}\n({view})"],
                    value_range=value_range(run), cell_inches=2.2),
         f"{picked_candidate_caption(run)}: as generated, and {view}. Verdict: {verdict(run)}.",
-        [*model_runs, run], pixelated=True,
+        [*model_runs, run],
     )
+    headline(page)
     stage2.add(run, figure_upsample(ctx, backend, run, [stored["images"][best]], [plan.generic_prompt], spec.view),
                [quoted(spec.prompt_1)],
                f"{candidate_number(run)}.{stage2_prompt_note} Its second row is the upsampled image {view}")
@@ -99,7 +105,7 @@ for spec in plan.anagrams:
                    row_titles=["as is", view], value_range=value_range(run), cell_inches=1.2),
         f"All {n} candidates: top row as generated (should read {quoted(spec.prompt_1)}), bottom row {view} "
         f"(should read {quoted(spec.prompt_2)}). " + only_if(plan.judge, JUDGE_TITLES_NOTE),
-        [*model_runs, run], pixelated=True,
+        [*model_runs, run],
     )
 if plan.judge:
     page.table(judge_headers("as is", "through the view"), judge_rows(anagram_runs, anagram_names),
@@ -114,6 +120,8 @@ if plan.judge:
 scaling = parta_illusions.hybrid_kernel_scaling(ctx, plan, backend)
 split = scaling.load("split.pt")
 (k64, s64), (k, s), size = scaling.metrics["write_up_kernel"], scaling.metrics["scaled_kernel"], scaling.metrics["size"]
+kept = scaling.metrics["lowpass_similarity"]
+sweep = parta_illusions.hybrid_sweep(ctx, plan, backend)
 page.text(rf"""
 ## 1.9 Hybrid images
 
@@ -122,10 +130,10 @@ One image that shows one prompt from afar and another up close (Factorized Diffu
 with highpass = identity − lowpass.
 The write-up's low-pass is a Gaussian of kernel {k64} and σ = {s64:g} on a 64×64 image: σ is
 {percent(s64, 64)} of the image's width. Scaled to a {size}×{size} image, the same fraction is σ = {s:g}
-(kernel {k}; `illusions.hybrid_kernel`), which is what the hybrids below use. The figures show what each
-split does to a digit: with the scaled kernel the low-pass is nearly the digit itself and the high-pass only
-its edges; with the write-up's unscaled kernel the low-pass is a blur of the digit and its strokes are in the
-high-pass.
+(kernel {k}; `illusions.hybrid_kernel`). The figures show what each split does to a digit. How much of the
+picture the low-pass keeps, as the correlation r of low-pass and picture (1: all of it): the photo with the
+write-up's kernel {kept[0]:.2f}; the {size}×{size} test digit with the scaled kernel {kept[1]:.2f}, with the
+write-up's unscaled one {kept[2]:.2f}.
 """)
 page.figure(
     image_grid([[split["kernels"]["write_up"], split["kernels"]["scaled"], split["kernels"]["unscaled"]]],
@@ -153,8 +161,49 @@ page.figure(
                value_range=tuple(split["rows"][1]["data_range"]), cell_inches=1.7),
     f"The same split on the {size}×{size} test image: with the scaled kernel (top) and with the write-up's "
     "unscaled kernel (bottom).",
-    scaling, pixelated=True,
+    scaling,
 )
+
+if sweep is not None:
+    k_sweep = sweep.params["candidates"]
+    page.text(f"""
+### Choosing the low-pass on {size}×{size} digits
+
+Scaling the kernel with the image keeps the split at the same fraction of the picture, but what makes a digit
+a 1 or a 7 is not at the same scale as what makes a photo a skull or a waterfall. So each hybrid is first
+sampled at every low-pass of a sweep, σ = {", ".join(f"{p['sigma']:g}" for p in sweep.params["sweep"])} (kernel
+in the write-up's proportion, 8 σ either side, capped by the image), {k_sweep} seeds each, the same seeds for
+every σ.
+""")
+    for pair, spec in enumerate(plan.hybrids):
+        page.figure(
+            hybrid_sweep_grid(sweep, pair),
+            f"The sweep for {hybrid_name(spec)}: one row per low-pass, its {k_sweep} candidates up close (should read "
+            f"{quoted(spec.near)}) and then from afar, as their low-pass (should read {quoted(spec.far)})."
+            + only_if(plan.judge, " Each row says how many candidates the judge reads as both digits; ★ marks the "
+                                  "setting picked for the figures below."),
+            [*model_runs, sweep],
+        )
+    if plan.judge:
+        scaled_works, scaled_total = sweep_works_at(sweep, s)
+        write_up_works, write_up_total = sweep_works_at(sweep, s64)
+        page.table(
+            hybrid_sweep_headers(sweep),
+            hybrid_sweep_rows(sweep),
+            f"The judge on the sweep: per hybrid, how many of the {k_sweep} candidates work (low-pass reads the far "
+            "digit and the image the near one), and how often each view alone reads as intended. ★: the setting "
+            "picked for the hybrid.",
+            [*model_runs, sweep],
+        )
+        scaled_far, scaled_near, _ = sweep_view_counts(sweep, s)
+        write_up_far, write_up_near, _ = sweep_view_counts(sweep, s64)
+        page.text(
+            f"With the scaled kernel (σ = {s:g}), {scaled_works} of {scaled_total} candidates work: the judge reads "
+            f"the far digit from afar in {scaled_far} and the near digit up close in {scaled_near}. With the "
+            f"write-up's unscaled one (σ = {s64:g}), {write_up_works} of {write_up_total} work: the far digit from "
+            f"afar in {write_up_far}, the near one up close in {write_up_near}. The figures below use, for each "
+            f"hybrid, the setting the judge picked from the sweep: {parta_illusions.HYBRID_SELECTION_RULE}."
+        )
 
 hybrid_runs, hybrid_names = [], []
 for spec in plan.hybrids:
@@ -165,13 +214,15 @@ for spec in plan.hybrids:
     hybrid_names.append(name)
     best = picked_candidate(run)
     page.text(f"### {name}")
+    setting = f"kernel {run.metrics['kernel_size']}, σ = {run.metrics['sigma']:g}"
     page.figure(
         image_grid([[stored["images"][best], stored["lowpass"][best]]],
                    col_titles=[f"{quoted(spec.near)}\n(up close)", f"{quoted(spec.far)}\n(from afar: low-pass)"],
                    value_range=value_range(run), cell_inches=2.2),
-        f"{picked_candidate_caption(run)}: the image, and its low-pass (kernel {run.metrics['kernel_size']}, "
-        f"σ = {run.metrics['sigma']:g}) as a stand-in for seeing it from afar. Verdict: {verdict(run)}.",
-        [*model_runs, run], pixelated=True,
+        f"{picked_candidate_caption(run)}: the image, and its low-pass ({setting}"
+        + (", the sweep's pick" if sweep is not None and plan.judge else "")
+        + f") as a stand-in for seeing it from afar. Verdict: {verdict(run)}.",
+        [*model_runs, *existing_runs(sweep), run],
     )
     stage2.add(run, figure_upsample(ctx, backend, run, [stored["images"][best]], [plan.generic_prompt]),
                [f"{quoted(spec.near)} (up close)"],
@@ -180,43 +231,20 @@ for spec in plan.hybrids:
         image_grid([list(stored["images"]), list(stored["lowpass"]), list(stored["highpass_shown"])],
                    col_titles=candidate_titles(run, (1, 0)), row_titles=["image", "low-pass", "high-pass"],
                    value_range=value_range(run), cell_inches=1.2),
-        f"All {n} candidates: the image (up close, should read {quoted(spec.near)}), its low-pass (from afar, "
-        f"should read {quoted(spec.far)}) and its high-pass around mid-gray. "
+        f"All {n} candidates ({setting}): the image (up close, should read {quoted(spec.near)}), its low-pass "
+        f"(from afar, should read {quoted(spec.far)}) and its high-pass around mid-gray. "
         + only_if(plan.judge, JUDGE_TITLES_NOTE),
-        [*model_runs, run], pixelated=True,
+        [*model_runs, *existing_runs(sweep), run],
     )
 if plan.judge:
+    page.table(HYBRID_TABLE_HEADERS, hybrid_table_rows(hybrid_runs, hybrid_names),
+               f"The hybrids of the figures above: the low-pass each was sampled with and how many of its {n} "
+               "candidates work (the judge reads the far digit in the low-pass and the near digit in the image).",
+               [*model_runs, *existing_runs(sweep), *hybrid_runs])
     page.table(judge_headers("from afar (low-pass)", "up close (image)"), judge_rows(hybrid_runs, hybrid_names),
-               f"The judge's verdict on each hybrid over its {n} candidates: a candidate works when the judge reads "
-               "the far digit in its low-pass and the near digit in the image itself.",
+               f"The judge's verdict on each hybrid over its {n} candidates, in detail.",
                [*model_runs, *hybrid_runs])
     page.text(f"By the judge, {working_count(hybrid_runs)} of {len(hybrid_runs)} hybrids have at least one candidate "
-              f"of {n} that works with the scaled kernel; in {far_reading_count(hybrid_runs)} of "
-              f"{candidate_total(hybrid_runs)} candidates the image itself, seen up close, reads as the *far* digit.")
-if plan.hybrid_sweep_sigmas:
-    sweep = parta_illusions.hybrid_sigma_sweep(ctx, plan, backend)
-    k = sweep.params["candidates"]
-    page.text(f"""
-### Where the low-pass has to cut on {size}×{size} digits
-
-The same {len(plan.hybrids)} hybrids again at other low-pass widths, {k} seeds each, the same seeds
-for every σ: σ = {s:g} is the scaled kernel used above, σ = {s64:g} the write-up's unscaled one. Scaling the
-kernel with the image keeps the split at the same fraction of the picture, but what makes a digit a 1 or a 7
-is not at the same scale as what makes a photo a skull or a waterfall: the sweep shows where, if anywhere,
-the cut falls between the two digits.
-""")
-    page.figure(
-        hybrid_sweep_grid(sweep),
-        f"Each row: the {len(plan.hybrids)} hybrids, {k} candidates each, sampled with a low-pass of that σ. "
-        "Narrow low-passes hand the whole digit to the far prompt; wide ones hand it to the near prompt.",
-        [*model_runs, sweep], pixelated=True,
-    )
-    if plan.judge:
-        page.table(
-            hybrid_sweep_headers(sweep),
-            hybrid_sweep_rows(sweep),
-            f"The judge on the sweep: per hybrid, how many of the {k} candidates work (low-pass reads the far "
-            "digit and the image the near one), and how often each view alone reads as intended.",
-            [*model_runs, sweep],
-        )
+              f"of {n} that works; in {far_reading_count(hybrid_runs)} of {candidate_total(hybrid_runs)} candidates "
+              "the image itself, seen up close, reads as the *far* digit.")
 page.save()

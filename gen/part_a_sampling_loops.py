@@ -6,6 +6,7 @@ from diffusion_lab.experiments.parta_backend import backend_for
 from diffusion_lab.experiments.parta_plan import plan_for
 from diffusion_lab.experiments.parta_upsample import figure_upsample
 from diffusion_lab.report.figures import image_grid
+from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (
     BLUR_TABLE_HEADERS,
@@ -69,23 +70,26 @@ page.figure(
     forward_grid(forward),
     f"The forward process on {clean_label} with this model's own schedule "
     f"(T = {len(backend.alphas_cumprod)}). Pixels outside the data range are clipped for display.",
-    forward, pixelated=True,
+    forward,
 )
 
 # --- 1.2 --------------------------------------------------------------------------------------
-page.text("""
+grid = forward.params["blur_grid"]
+page.text(f"""
 ## 1.2 Classical denoising
 
 The classical baseline is a Gaussian blur. The write-up does not say which kernel; here each noisy
-image gets the kernel size and sigma (from a grid of 10 sizes x 8 sigmas) whose blur is closest to
-the clean image in PSNR: an oracle choice, the best any Gaussian blur can do.
+image gets the kernel size and sigma whose blur is closest to the clean image in PSNR, from a grid of
+{len(grid["kernel_sizes"])} sizes ({", ".join(map(str, grid["kernel_sizes"]))}) × {len(grid["sigmas"])} sigmas
+({", ".join(f"{sigma:g}" for sigma in grid["sigmas"])}): an oracle choice, since it looks at the clean image, and
+the best blur of that grid, not of every Gaussian blur.
 """)
 if photo is not None:
     page.figure(blur_grid(photo, cell_inches=1.8),
                 "Gaussian blur of the three noisy photos above (IF's schedule), each with its best kernel.", photo)
 page.figure(blur_grid(forward, cell_inches=1.4),
             f"Gaussian blur of the three noisy images of {clean_label}, each with its best kernel.",
-            forward, pixelated=True)
+            forward)
 page.table(
     BLUR_TABLE_HEADERS,
     blur_table_rows({"photo, IF schedule": photo, clean_label: forward}),
@@ -113,7 +117,7 @@ page.figure(
         value_range=value_range(single),
     ),
     f"One-step denoising of the noisy images of 1.1 ({clean_label}).",
-    [*model_runs, forward, single], pixelated=True,
+    [*model_runs, forward, single],
 )
 
 # --- 1.4 --------------------------------------------------------------------------------------
@@ -137,7 +141,7 @@ page.figure(
                value_range=value_range(iterative)),
     f"The image every {plan.frame_every}th step of the loop, from timesteps[{plan.iterative_i_start}] = "
     f"{m['t_start']} on (IF: 690, 540, 390, 240, 90).",
-    [*model_runs, iterative], pixelated=True,
+    [*model_runs, iterative],
 )
 page.figure(
     image_grid([[stored["clean"], stored["iterative"], stored["one_step"], stored["blurred"]]],
@@ -145,10 +149,12 @@ page.figure(
                            f"Gaussian Blurred\nk={m['blur']['kernel_size']}, σ={m['blur']['sigma']:g}"],
                value_range=value_range(iterative), cell_inches=1.5),
     f"The same noisy image (t = {m['t_start']}, ᾱ = {float(backend.alphas_cumprod[m['t_start']]):.2f}) denoised "
-    f"three ways: the iterative loop, one step of the model, and the best Gaussian blur. With the prompt "
-    f"{quoted(plan.generic_prompt)} nothing tells the loop which picture it started from, so at this much noise "
-    "it keeps the rough layout, not necessarily the content.",
-    [*model_runs, iterative], pixelated=True,
+    f"three ways: the iterative loop, one step of the model, and the best Gaussian blur of the grid. With the "
+    f"prompt {quoted(plan.generic_prompt)} nothing tells the loop which picture it started from. How much of "
+    f"the original each keeps, as the correlation r of its pixels with the original's (1: the same picture): "
+    f"iterative {m['similarity']['iterative']:.2f}, one step {m['similarity']['one_step']:.2f}, "
+    f"blur {m['similarity']['blurred']:.2f}.",
+    [*model_runs, iterative],
 )
 stage2.add(iterative, figure_upsample(ctx, backend, iterative, [stored["iterative"]], [plan.generic_prompt]),
            ["Iteratively Denoised"], f"The iteratively denoised image (t = {m['t_start']})")
@@ -166,7 +172,7 @@ page.figure(
     image_grid([list(images)], col_titles=judged_titles(samples, sample_names(samples)),
                value_range=value_range(samples)),
     f"{plan.num_samples} samples from pure noise with the prompt {quoted(plan.generic_prompt)}.",
-    [*model_runs, *judge_runs, samples], pixelated=True,
+    [*model_runs, *judge_runs, samples],
 )
 stage2.add(samples, figure_upsample(ctx, backend, samples, images, samples.params["prompts"]),
            sample_names(samples), "The samples of 1.5")
@@ -183,8 +189,9 @@ page.figure(
     image_grid([list(images)], col_titles=judged_titles(guided, cfg_sample_names(guided)),
                value_range=value_range(guided), cell_inches=1.6),
     f"{plan.num_samples} samples with CFG at g = {plan.guidance:g}, one per prompt.",
-    [*model_runs, *judge_runs, guided], pixelated=True,
+    [*model_runs, *judge_runs, guided],
 )
+headline(page)
 stage2.add(guided, figure_upsample(ctx, backend, guided, images, guided.params["prompts"]),
            sample_names(guided), "The CFG samples of 1.6")
 page.save()

@@ -5,6 +5,7 @@ from diffusion_lab.experiments.parta_backend import backend_for
 from diffusion_lab.experiments.parta_plan import plan_for
 from diffusion_lab.experiments.parta_stock import stock_prompts, stock_samples
 from diffusion_lab.report.figures import image_grid
+from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import (
     SECTION,
@@ -47,11 +48,12 @@ same noise, so the only difference between the rows is the number of steps.{capp
 """)
 page.figure(
     stock_stage1_grid(run, per_prompt),
-    f"Stage I ({size(stored['stage1'][steps[0]])}) at {' and '.join(map(str, steps))} steps: {len(prompts)} "
-    "samples per row, the same starting noise in every row."
+    f"{plan.stock_samples_note} ({size(stored['stage1'][steps[0]])}) at {' and '.join(map(str, steps))} steps: "
+    f"{len(prompts)} samples per row, the same starting noise in every row."
     + only_if(plan.judge, " Under each sample: the digit Part B's judge reads in it, and its probability."),
-    [*model_runs, run], pixelated=True,
+    [*model_runs, run],
 )
+headline(page)
 if backend.has_stage2:
     page.figure(
         image_grid([list(stored["stage2"][count]) for count in steps],

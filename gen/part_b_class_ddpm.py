@@ -3,6 +3,7 @@
 from diffusion_lab.experiments import judge_training, partb, partb_training
 from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR, get_profile
 from diffusion_lab.report.figures import image_grid
+from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     GUIDANCE_SWEEP_HEADERS,
@@ -47,6 +48,7 @@ says 0.5. Both are in the sweep below.
 """)
 samples_per_epoch(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
                   what=f"{show.per_class_grid} samples of each digit (one column per digit) at g = {COURSE_GUIDANCE:g}")
+headline(page)
 reverse_process_gif(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
                     what=f"the class-conditioned UNet at g = {COURSE_GUIDANCE:g}")
 

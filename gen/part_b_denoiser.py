@@ -4,6 +4,7 @@ from diffusion_lab.experiments import partb, partb_training
 from diffusion_lab.experiments.partb_noising import noising_run
 from diffusion_lab.profiles import get_profile
 from diffusion_lab.report.figures import image_grid, image_row
+from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     DENOISER_TABLE_HEADERS,
@@ -61,6 +62,7 @@ page.figure(
     + checkpoint_labels_text(trained) + ".",
     [trained, results], pixelated=True,
 )
+headline(page)
 
 page.text("""
 ## B1.3 Out-of-distribution test

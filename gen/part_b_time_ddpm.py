@@ -2,6 +2,7 @@
 
 from diffusion_lab.experiments import judge_training, partb, partb_training
 from diffusion_lab.profiles import QUALITY_BAR, get_profile
+from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     TIME_SCORE_HEADERS, TRAINING_COST_HEADERS, class_share_chart, loss_curve, optimizer_text, reverse_process_gif,
@@ -41,6 +42,7 @@ page.text(r"""
 \(x_{t-1} = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}\hat x_0 + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t + \sqrt{\beta_t}\,z\), with \(z = 0\) at the last step.
 """)
 samples_per_epoch(page, trained, samples, n_cols=10, what="Samples from the time-conditioned UNet")
+headline(page)
 reverse_process_gif(page, trained, samples, n_cols=10, what="the time-conditioned UNet")
 judged = judge_training.judge_training(ctx)
 reference = partb.judge_reference(ctx)

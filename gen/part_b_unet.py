@@ -15,6 +15,7 @@ from diffusion_lab.report.architecture import (
     resolution_walk,
     skip_connections,
 )
+from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import WRITE_UP_GUIDANCE, optimizer_text
 from diffusion_lab.runcache.context import BuildContext
@@ -47,6 +48,7 @@ architecture_figure(
     "batch left out); circles are concatenations (C). Rows are resolutions; dashed arcs are the skip "
     "connections.",
 )
+headline(page)
 block_table(
     page, unconditional,
     f"The blocks of the unconditional UNet in the order they run, on one 1 × 28 × 28 digit, with the "

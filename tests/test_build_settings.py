@@ -165,3 +165,22 @@ def test_mkdocs_build_names_an_unusable_cache(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output, output
     assert f"the run cache must be a folder, but {blocker / 'cache'} cannot be created: {blocker} is a file" in output
+
+
+def test_mkdocs_build_on_deepfloyd_without_weights_stops_on_the_weights(tmp_path, monkeypatch):
+    """BACKEND=deepfloyd with no DIFFUSION_LAB_IF_* settings on a machine without IF: the one error
+    line is about the missing stage I weights (not about prompts), and it says both ways to go on."""
+    import os
+
+    for name in [name for name in os.environ if name.startswith("DIFFUSION_LAB_IF_")]:
+        monkeypatch.delenv(name)
+    site = tmp_path / "site"
+    result = build_site(site, tmp_path / "cache", backend="deepfloyd", HF_HUB_OFFLINE="1",
+                        DIFFUSION_LAB_IF_HF_CACHE=str(tmp_path / "empty-hf-cache"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1, output
+    assert "BACKEND=deepfloyd cannot run: DeepFloyd IF stage I weights 'DeepFloyd/IF-I-XL-v1.0'" in errors[0]
+    assert "DIFFUSION_LAB_IF_STAGE1" in errors[0] and "DIFFUSION_LAB_IF_PROMPT_EMBEDS" in errors[0]
+    assert not site.exists(), "the build went on past the missing weights"

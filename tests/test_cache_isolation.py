@@ -57,9 +57,10 @@ def train_all(root: Path) -> dict[str, bool]:
 
 
 def edit(root: Path, relative: str) -> None:
-    """A change to a module's text, as a contributor's edit would be."""
+    """A change to a module's code, as a contributor's edit would be (a comment would not do: the
+    key ignores comments and docstrings)."""
     path = root / "src" / "diffusion_lab" / relative
-    path.write_text(path.read_text() + "\n# edited by test_cache_isolation\n")
+    path.write_text(path.read_text() + "\n_EDITED_BY_TEST_CACHE_ISOLATION = True\n")
 
 
 def test_training_runs_are_keyed_by_the_code_they_execute(package_copy):

@@ -1,5 +1,6 @@
 """`sample-digits` on the tiny profile: what it writes, which model it uses (--train-seed, never
---seed), the sampler (--steps), the time model (--num) and every refusal."""
+--seed), the sampler (--steps, --sampler), the time models (--num), the flow-matching models
+(--model fm-class, fm-time) and every refusal."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def trained(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DIFFUSION_LAB_DEVICE", "cpu")
         patch.delenv("DIFFUSION_LAB_SEED", raising=False)
-        for model in ("class", "time"):
+        for model in ("class", "time", "fm-class", "fm-time"):
             out = cache.parent / f"{model}.npz"
             assert main(["sample-digits", "--model", model, "--profile", "tiny", "--cache-dir", str(cache),
                          "--out", str(out)]) == 0
@@ -56,6 +57,7 @@ def _no_training(monkeypatch) -> None:
         raise AssertionError("trained a model")
 
     monkeypatch.setattr(training, "train_ddpm", refuse)
+    monkeypatch.setattr(training, "train_flow_matching", refuse)
 
 
 def test_sample_digits_writes_images_and_labels(tmp_path, trained, capsys):
@@ -208,6 +210,61 @@ def test_time_model_writes_num_images_and_no_labels(tmp_path, trained, capsys, m
     assert not np.array_equal(data["images"], other["images"])
 
 
+@pytest.mark.parametrize("model", ["fm-class", "fm-time"])
+def test_flow_models_write_digits_with_their_own_conventions(model, tmp_path, trained, capsys, monkeypatch):
+    """The flow-matching models write what the DDPMs write (fm-class: labels too), from the cached
+    training run of train seed 0; --seed draws other noise from the same model."""
+    _no_training(monkeypatch)
+    options = ["--model", model, *(["--per-class", "2"] if model == "fm-class" else ["--num", "7"])]
+    data, err = _sample(trained, tmp_path / "a.npz", capsys, *options, "--seed", "4")
+    count = 20 if model == "fm-class" else 7
+    assert data["images"].shape == (count, 28, 28) and data["images"].dtype == np.float32
+    assert 0.0 <= data["images"].min() and data["images"].max() <= 1.0
+    assert set(data) == ({"images", "labels"} if model == "fm-class" else {"images"})
+    if model == "fm-class":
+        assert data["labels"].tolist() == [d for d in range(10) for _ in range(2)]
+    kind = "class" if model == "fm-class" else "time"
+    assert f"{kind}-conditioned flow-matching model, tiny profile, train seed 0, cached" in _line(err, "model:")
+    assert _line(err, "sampler:") == ("sampler: flow matching, 5 Euler steps from t = 0 to 1, 5 network evaluations "
+                                      "per sample (the profile's default)")
+    again, _ = _sample(trained, tmp_path / "b.npz", capsys, *options, "--seed", "4")
+    other, _ = _sample(trained, tmp_path / "c.npz", capsys, *options, "--seed", "5")
+    assert np.array_equal(again["images"], data["images"])
+    assert not np.array_equal(other["images"], data["images"])
+
+
+@pytest.mark.parametrize("model", ["fm-class", "fm-time"])
+@pytest.mark.parametrize("sampler, steps, calls", [("euler", 1, 1), ("euler", 7, 7), ("heun", 1, 2), ("heun", 3, 6)])
+def test_flow_steps_and_sampler_set_the_network_evaluations(model, sampler, steps, calls, tmp_path, trained, capsys,
+                                                            monkeypatch):
+    """One batch: Euler evaluates the network once a step, Heun twice (CFG's halves are one call)."""
+    from diffusion_lab.experiments.partb_flow_sampling import FlowModel
+
+    times = []
+    predict = FlowModel.predict
+
+    def counted(self, x, t, condition=None):
+        times.append(t)
+        return predict(self, x, t, condition)
+
+    monkeypatch.setattr(FlowModel, "predict", counted)
+    _no_training(monkeypatch)
+    options = ["--model", model, *(["--per-class", "1"] if model == "fm-class" else ["--num", "10"])]
+    data, err = _sample(trained, tmp_path / "s.npz", capsys, *options, "--sampler", sampler, "--steps", str(steps))
+    assert data["images"].shape == (10, 28, 28)
+    assert len(times) == calls
+    assert times[0] == 0.0 and all(0.0 <= t <= 1.0 for t in times)
+    assert _line(err, "sampler:") == (f"sampler: flow matching, {steps} {sampler.capitalize()} steps from t = 0 to 1, "
+                                      f"{calls} network evaluations per sample")
+
+
+def test_heun_and_euler_draw_different_digits_from_the_same_noise(tmp_path, trained, capsys):
+    euler, _ = _sample(trained, tmp_path / "e.npz", capsys, "--model", "fm-time", "--num", "5", "--steps", "4")
+    heun, _ = _sample(trained, tmp_path / "h.npz", capsys, "--model", "fm-time", "--num", "5", "--steps", "4",
+                      "--sampler", "heun")
+    assert not np.array_equal(euler["images"], heun["images"])
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -229,10 +286,21 @@ def test_time_model_writes_num_images_and_no_labels(tmp_path, trained, capsys, m
         (["--model", "time", "--num", "0"], "--num: must be at least 1"),
         (["--model", "time", "--num", str(MAX_NUM + 1)], f"must be at most {MAX_NUM}"),
         (["--model", "time", "--num", str(MAX_NUM + 1)], "over the 1 GiB limit"),
-        (["--model", "time", "--guidance", "3"], "--guidance belongs to --model class, not --model time "
+        (["--model", "time", "--guidance", "3"], "--guidance belongs to --model class or fm-class, not --model time "
                                                  "(which takes --num)"),
-        (["--model", "time", "--per-class", "2"], "--per-class belongs to --model class, not --model time"),
-        (["--num", "7"], "--num belongs to --model time, not --model class (which takes --per-class and --guidance)"),
+        (["--model", "time", "--per-class", "2"], "--per-class belongs to --model class or fm-class, not --model time"),
+        (["--num", "7"], "--num belongs to --model time or fm-time, not --model class (which takes --per-class and "
+                         "--guidance)"),
+        (["--sampler", "heun"], "--sampler belongs to --model fm-class or fm-time, not --model class"),
+        (["--model", "time", "--sampler", "euler"], "--sampler belongs to --model fm-class or fm-time, not --model time"),
+        (["--model", "fm-class", "--sampler", "rk4"], "argument --sampler: invalid choice: 'rk4'"),
+        (["--model", "fm-time", "--guidance", "3"], "--guidance belongs to --model class or fm-class, not --model "
+                                                    "fm-time (which takes --num and --sampler)"),
+        (["--model", "fm-time", "--per-class", "2"], "--per-class belongs to --model class or fm-class"),
+        (["--model", "fm-class", "--num", "7"], "--num belongs to --model time or fm-time, not --model fm-class"),
+        (["--model", "fm-time", "--steps", "0"], "--steps: must be at least 1, got 0"),
+        (["--model", "fm-time", "--steps", "1001"], "--steps must lie in 1..1000 for a flow-matching model"),
+        (["--model", "fm-class", "--num", str(MAX_NUM + 1)], "over the 1 GiB limit"),
         (["--out", "samples.txt"], "must end in .npz"),
         (["--out", "/no/such/folder/s.npz"], "does not exist"),
     ],

@@ -7,6 +7,7 @@ same classes and configs, a few thousand times smaller.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -15,7 +16,7 @@ from diffusers import DDPMScheduler
 
 from diffusion_lab import editing, illusions, sampling, schedule
 from diffusion_lab.backends.base import NoiseModel, UnknownPrompt
-from diffusion_lab.backends.deepfloyd import DeepFloydBackend, DeepFloydSettings, WeightsUnavailable
+from diffusion_lab.backends.deepfloyd import DeepFloydBackend, DeepFloydSettings, WeightsUnavailable, check_settings
 from diffusion_lab.backends.deepfloyd_prompts import PromptEmbeddings
 from diffusion_lab.backends.deepfloyd_weights import weights_errors_as_unavailable
 from diffusion_lab.backends.if_schedule import (
@@ -336,9 +337,108 @@ def test_settings_round_trip_through_the_environment(tiny_if):
             DeepFloydSettings.from_env({"DIFFUSION_LAB_IF_STAGE2_STEPS": bad})
 
 
-def test_no_prompt_source_is_refused_up_front(tiny_if):
-    with pytest.raises(ValueError, match="prompt embeddings"):
-        DeepFloydBackend(tiny_if, prompt_embeds_file=None)
+# --- the order of the checks, and what they say ---------------------------------------------------
+
+
+def _offline_without_cache(monkeypatch, tmp_path) -> str:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return str(tmp_path / "empty-hf-cache")
+
+
+def test_no_settings_complain_about_the_weights_first(tmp_path, monkeypatch):
+    """The defaults (hub ids, no prompt-embeddings file, no T5 setting) on a machine without IF:
+    the first complaint is the missing stage I weights, and it says both ways to give prompts."""
+    cache = _offline_without_cache(monkeypatch, tmp_path)
+    settings = DeepFloydSettings.from_env({}, hf_cache_dir=cache)
+    assert settings.text_encoder == "auto" and settings.prompt_encoder == "t5"
+    with pytest.raises(WeightsUnavailable) as error:
+        check_settings(settings)
+    message = str(error.value)
+    assert message.startswith("DeepFloyd IF stage I weights 'DeepFloyd/IF-I-XL-v1.0'"), message
+    assert "\n" not in message
+    assert "DIFFUSION_LAB_IF_STAGE1" in message and "save_pretrained" in message  # a local weights folder
+    assert "T5 text encoder" in message and "DIFFUSION_LAB_IF_PROMPT_EMBEDS" in message  # or a file
+
+
+def test_weights_are_checked_before_the_prompt_source(tmp_path, monkeypatch):
+    """Even a prompt setting that is wrong on its own (no encoder, no file) waits for the weights."""
+    cache = _offline_without_cache(monkeypatch, tmp_path)
+    with pytest.raises(WeightsUnavailable, match="stage I weights"):
+        DeepFloydBackend(DeepFloydSettings(text_encoder="none", hf_cache_dir=cache), device="cpu")
+
+
+def test_stage2_weights_are_checked_before_the_prompt_source(tiny_if, tmp_path, monkeypatch):
+    cache = _offline_without_cache(monkeypatch, tmp_path)
+    with pytest.raises(WeightsUnavailable, match="stage II"):
+        check_settings(replace(tiny_if, text_encoder="none", prompt_embeds_file=None,
+                               stage2="DeepFloyd/IF-II-L-v1.0", hf_cache_dir=cache))
+
+
+def test_without_a_file_the_t5_of_the_weights_folder_encodes_the_prompts(tiny_if, backend):
+    """diffusers' default for IF: the T5 encoder saved with stage I, found in the same folder."""
+    default = DeepFloydBackend(replace(tiny_if, text_encoder="auto", prompt_embeds_file=None), device="cpu",
+                               stage2=None)
+    assert default.prompts.encoder is not None and default.prompts.table == {}
+    # the tiny file holds what the tiny T5 makes of its prompts: both sources agree
+    assert torch.equal(default.encode(PROMPTS[1]), backend.encode(PROMPTS[1]))
+
+
+def test_with_a_file_auto_loads_no_text_encoder(tiny_if):
+    settings = replace(tiny_if, text_encoder="auto")
+    assert settings.prompt_encoder == "none"
+    with pytest.raises(UnknownPrompt):
+        DeepFloydBackend(settings, device="cpu", stage2=None).encode("a photo of a purple zebra")
+
+
+@pytest.fixture(scope="module")
+def weights_without_t5(tiny_if, tmp_path_factory):
+    """The tiny stage I saved without its text encoder and tokenizer (as `text_encoder=None` saves it)."""
+    folder = tmp_path_factory.mktemp("no_t5") / "stage_1"
+    shutil.copytree(tiny_if.stage1, folder)
+    shutil.rmtree(folder / "text_encoder")
+    shutil.rmtree(folder / "tokenizer")
+    return str(folder)
+
+
+def test_weights_without_t5_and_no_file_say_both_ways(tiny_if, weights_without_t5):
+    with pytest.raises(WeightsUnavailable) as error:
+        DeepFloydBackend(tiny_if, stage1=weights_without_t5, prompt_embeds_file=None, text_encoder="auto")
+    message = str(error.value)
+    assert "no T5 text encoder" in message and "text_encoder/config.json" in message
+    assert "DIFFUSION_LAB_IF_STAGE1" in message and "DIFFUSION_LAB_IF_PROMPT_EMBEDS" in message
+
+
+def test_weights_without_t5_load_with_a_file(tiny_if, weights_without_t5, backend):
+    loaded = DeepFloydBackend(tiny_if, stage1=weights_without_t5, stage2=None, device="cpu")
+    assert torch.equal(loaded.encode(PROMPTS[0]), backend.encode(PROMPTS[0]))
+
+
+def test_no_prompt_source_says_both_ways(tiny_if):
+    with pytest.raises(ValueError) as error:
+        DeepFloydBackend(tiny_if, prompt_embeds_file=None, text_encoder="none")
+    message = str(error.value)
+    assert "prompt embeddings" in message
+    assert "DIFFUSION_LAB_IF_TEXT_ENCODER" in message and "DIFFUSION_LAB_IF_PROMPT_EMBEDS" in message
+
+
+def test_a_missing_prompt_embeddings_file_is_refused_before_loading(tiny_if, tmp_path):
+    with pytest.raises(ValueError, match="DIFFUSION_LAB_IF_PROMPT_EMBEDS.*does not exist"):
+        check_settings(replace(tiny_if, prompt_embeds_file=str(tmp_path / "missing.pth")))
+
+
+def test_an_unknown_text_encoder_mode_is_refused(tiny_if):
+    with pytest.raises(ValueError, match="DIFFUSION_LAB_IF_TEXT_ENCODER must be one of auto, none, t5, t5-8bit"):
+        check_settings(replace(tiny_if, text_encoder="bert"))
+
+
+def test_pages_show_no_path_of_the_weights_folder(tiny_if, tmp_path):
+    """Without a model card the description names the folder, never its absolute path."""
+    folder = tmp_path / "my-if-weights"
+    shutil.copytree(tiny_if.stage1, folder)
+    (folder / "diffusion_lab.json").unlink()
+    loaded = DeepFloydBackend(tiny_if, stage1=str(folder), stage2=None, device="cpu")
+    assert "folder my-if-weights" in loaded.description and str(tmp_path) not in loaded.description
+    assert "prompt_embeds.pth" in loaded.description
 
 
 def test_auto_variant_loads_a_full_precision_folder(tiny_if):

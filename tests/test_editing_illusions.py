@@ -68,6 +68,40 @@ def test_text_image_to_image_is_sdedit_with_the_prompt(model, image):
         editing.text_image_to_image(model, image, "a rocket ship", [2], 4, "rocket", timesteps=TIMESTEPS)
 
 
+def test_an_sdedit_ladder_of_one_i_start_is_sdedit(model, image):
+    cond = model.encode("an old man")
+    ladder = editing.sdedit_ladder(model, image, [4], cond, make_generator(5, "e"), timesteps=TIMESTEPS, guidance=G)
+    alone = editing.sdedit(model, image, 4, cond, make_generator(5, "e"), timesteps=TIMESTEPS, guidance=G)
+    assert list(ladder) == [4]
+    torch.testing.assert_close(ladder[4], alone, rtol=1e-6, atol=1e-6)
+
+
+def test_an_sdedit_ladder_edits_at_every_i_start_and_repeats_per_seed(model, image):
+    cond = model.encode("an old man")
+
+    def ladder(seed):
+        return editing.sdedit_ladder(model, image, [9, 1, 5], cond, make_generator(seed, "e"),
+                                     timesteps=TIMESTEPS, guidance=G)
+
+    first, again, other = ladder(0), ladder(0), ladder(1)
+    assert list(first) == [1, 5, 9] and all(edit.shape == image.shape for edit in first.values())
+    assert all(torch.equal(first[i], again[i]) for i in first)
+    assert not torch.allclose(first[1], other[1])
+    # more noise (smaller i_start) strays further from the image
+    distance = {i: (edit - image).abs().mean() for i, edit in first.items()}
+    assert distance[1] > distance[9]
+    with pytest.raises(ValueError, match="i_starts must index"):
+        editing.sdedit_ladder(model, image, [len(TIMESTEPS)], cond, make_generator(0, "e"), timesteps=TIMESTEPS)
+
+
+def test_correlation_is_one_for_the_same_picture_and_minus_one_for_its_negative(image):
+    assert editing.correlation(image, image).item() == pytest.approx(1.0)
+    assert editing.correlation(image, 3 * image + 1).item() == pytest.approx(1.0)
+    assert editing.correlation(image, -image).item() == pytest.approx(-1.0)
+    noise = torch.randn(64, 3, 8, 8, generator=make_generator(1, "n"))
+    assert editing.correlation(noise, torch.randn(64, 3, 8, 8, generator=make_generator(2, "n"))).abs().mean() < 0.2
+
+
 @pytest.mark.parametrize("i_start", [0, 4])
 def test_inpainting_keeps_the_unmasked_region(model, image, i_start):
     mask = torch.zeros(1, 1, 8, 8)
@@ -156,6 +190,27 @@ def test_hybrid_splits_frequencies(model):
     lowpass = lambda e: blur.gaussian_blur(e, 7, 1.5)  # noqa: E731
     torch.testing.assert_close(out.eps - lowpass(eps_far.eps), eps_near.eps - lowpass(eps_near.eps))
     torch.testing.assert_close(out.variance, (eps_far.variance + eps_near.variance) / 2)
+
+
+def test_a_batch_of_hybrids_may_give_each_image_its_own_low_pass(model):
+    far, near = model.encode("a campfire"), model.encode("an old man")
+    kernels = [(3, 0.5), (7, 1.5)]
+    batch = illusions.hybrid_image(model, 2, far, near, make_generator(4, "s"), kernels=kernels, guidance=G,
+                                   timesteps=TIMESTEPS)
+    for index, (kernel_size, sigma) in enumerate(kernels):
+        alone = illusions.hybrid_image(model, 2, far, near, make_generator(4, "s"), kernel_size=kernel_size,
+                                       sigma=sigma, guidance=G, timesteps=TIMESTEPS)
+        torch.testing.assert_close(batch[index], alone[index], rtol=1e-5, atol=1e-5)
+
+
+def test_blurring_each_image_with_its_own_kernel_is_blurring_them_one_by_one():
+    x = torch.randn(3, 2, 9, 9, generator=make_generator(6, "x"))
+    kernels = [(5, 1.0), (9, 2.0), (5, 1.0)]
+    each = blur.gaussian_blur_each(x, kernels)
+    for i, (kernel_size, sigma) in enumerate(kernels):
+        torch.testing.assert_close(each[i:i + 1], blur.gaussian_blur(x[i:i + 1], kernel_size, sigma))
+    with pytest.raises(ValueError, match="one kernel per image"):
+        blur.gaussian_blur_each(x, kernels[:2])
 
 
 def test_hybrid_kernel_scales_with_the_image():

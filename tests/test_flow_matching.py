@@ -164,3 +164,27 @@ def test_flow_matching_training_lowers_the_loss_and_repeats_for_a_seed(mnist, co
     assert isinstance(first.model, ClassConditionalUNet if conditional else TimeConditionalUNet)
     n = first.steps_per_epoch
     assert sum(first.losses[-n:]) / n < 0.8 * sum(first.losses[:n]) / n
+
+
+def test_full_flow_rows_are_the_course_recipe():
+    """The course's flow-matching Part B: D = 64, batch 64, Adam 1e-2 decayed exponentially to 0.1 of
+    it over 10 epochs, checkpoints after epochs 1, 5 and 10, class dropout 0.1; Euler, 50 steps."""
+    full = get_profile("full")
+    for recipe in (full.partb.time_flow, full.partb.class_flow):
+        assert (recipe.num_hiddens, recipe.batch_size, recipe.epochs, recipe.learning_rate) == (64, 64, 10, 1e-2)
+        assert recipe.lr_schedule == "exponential" and recipe.lr_total_decay == 0.1
+        assert recipe.lr_gamma ** recipe.epochs == pytest.approx(0.1)
+        assert recipe.checkpoint_epochs == (1, 5, 10) and recipe.train_subset is None
+        assert recipe.p_uncond == 0.1 and not recipe.warm_start and recipe.ema_decay is None
+    assert (full.flow.sampler, full.flow.steps) == ("euler", 50)
+
+
+@pytest.mark.parametrize("profile", ["tiny", "quick"])
+def test_flow_models_train_at_the_ddpms_compute(profile):
+    """The comparison's premise: each flow model shares width, batch, schedule, precision, images
+    seen and warm start with its DDPM (in `full` each follows its own course's recipe)."""
+    book = get_profile(profile).partb
+    for ddpm, flow in ((book.time_ddpm, book.time_flow), (book.class_ddpm, book.class_flow)):
+        for name in ("num_hiddens", "batch_size", "precision", "lr_schedule", "warm_start"):
+            assert getattr(ddpm, name) == getattr(flow, name), (profile, name)
+        assert ddpm.epochs * (ddpm.train_subset or 60_000) == flow.epochs * (flow.train_subset or 60_000)

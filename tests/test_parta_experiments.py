@@ -47,8 +47,9 @@ RUNS = {
     "inpaint": (lambda c, h: parta.inpaint(c, PLAN, h, PLAN.inpaintings[0]), "inpaint.pt"),
     "text-image-to-image": (lambda c, h: parta.text_image_to_image(c, PLAN, h, PLAN.text_edits[0]), "sdedit.pt"),
     "anagram": (lambda c, h: parta_illusions.anagram(c, PLAN, h, PLAN.anagrams[0]), "anagram.pt"),
+    # the sweep before the hybrid, which runs it first (the repeat test needs a first computation)
+    "hybrid-sweep": (lambda c, h: parta_illusions.hybrid_sweep(c, PLAN, h), "sweep.pt"),
     "hybrid": (lambda c, h: parta_illusions.hybrid(c, PLAN, h, PLAN.hybrids[0]), "hybrid.pt"),
-    "hybrid-sigma-sweep": (lambda c, h: parta_illusions.hybrid_sigma_sweep(c, PLAN, h), "sweep.pt"),
     "stock-pipeline": (lambda c, h: parta_stock.stock_samples(c, PLAN, h), "stock.pt"),
 }
 
@@ -122,11 +123,71 @@ def test_upsampling_needs_a_stage_two(builds):
         upsampled(first, handle, source, source.load("samples.pt")["samples"], [""] * PLAN.num_samples)
 
 
-def test_tiny_models_skip_the_i_starts_they_lack(builds):
+def test_tiny_models_skip_the_i_starts_they_lack_and_extend_after_the_rest(builds):
     (first, handle), _, _ = builds
     run = parta.sdedit(first, PLAN, handle, PLAN.sdedit_images[0])
     assert len(handle.timesteps) == 20 and run.metrics["skipped_i_starts"] == [20]
-    assert sorted(run.load("sdedit.pt")["edits"]) == [1, 3, 5, 7, 10]
+    assert run.params["extension"] == [12, 14, 16, 18]  # every 2nd after the write-up's last kept, 10
+    assert sorted(run.load("sdedit.pt")["edits"]) == [1, 3, 5, 7, 10, 12, 14, 16, 18]
+    shown = run.metrics["shown_i_starts"]
+    similarity = {int(i): r for i, r in run.metrics["similarity"].items()}
+    assert shown == parta.shown_i_starts([1, 3, 5, 7, 10], [12, 14, 16, 18], similarity, PLAN.sdedit_resemblance)
+    assert all(-1.0 <= r <= 1.0 for r in similarity.values())
+    assert set(run.metrics["judge"]["edits"]) == {str(i) for i in similarity}
+
+
+def test_the_extension_follows_the_write_ups_i_starts_to_the_last_timestep():
+    assert parta.sdedit_extension(PLAN, [1, 3, 5, 7, 10, 20], 34) == [22, 24, 26, 28, 30, 32]
+    assert parta.sdedit_extension(PLAN, [1, 3, 5, 7, 10], 20) == [12, 14, 16, 18]
+    assert parta.sdedit_extension(PLAN, [1, 3], 4) == []
+
+
+def test_the_shown_i_starts_stop_at_the_first_edit_that_resembles_its_input():
+    write_up, extension = [1, 3, 5], [7, 9, 11]
+    similarity = {1: 0.1, 3: 0.4, 5: 0.6, 7: 0.85, 9: 0.93, 11: 0.99}
+    assert parta.shown_i_starts(write_up, extension, similarity, 0.9) == [1, 3, 5, 7, 9]
+    # the write-up's last already resembles its input: nothing added, however the rest compares
+    assert parta.shown_i_starts(write_up, extension, {**similarity, 5: 0.95, 7: 0.2}, 0.9) == [1, 3, 5]
+    # none does: the whole extension is shown
+    assert parta.shown_i_starts(write_up, extension, {i: 0.5 for i in similarity}, 0.9) == [1, 3, 5, 7, 9, 11]
+    # only the write-up's last decides: an earlier one that resembles it does not stop the extension
+    assert parta.shown_i_starts(write_up, extension, {**similarity, 3: 0.97}, 0.9) == [1, 3, 5, 7, 9]
+
+
+def test_the_hybrid_setting_is_the_one_with_most_working_candidates_then_score_then_smaller_sigma():
+    def row(sigma, works, score):
+        return {"sigma": sigma, "kernel_size": 2 * round(8 * sigma) + 1, "both_count": works, "mean_score": score}
+
+    rows = [row(0.875, 0, 0.0), row(1.5, 3, 0.4), row(1.75, 3, 0.5), row(2.0, 1, 0.9)]
+    assert parta_illusions.pick_hybrid_setting(rows)["sigma"] == 1.75  # 3 work twice: the higher score
+    assert parta_illusions.pick_hybrid_setting(rows[:2] + [row(2.0, 4, 0.1)])["sigma"] == 2.0  # most work wins
+    tied = [row(1.25, 2, 0.3), row(1.0, 2, 0.3), row(1.5, 2, 0.3)]
+    assert parta_illusions.pick_hybrid_setting(tied)["sigma"] == 1.0
+    assert parta_illusions.pick_hybrid_setting([row(1.0, 0, 0.01), row(2.0, 0, 0.2)])["sigma"] == 2.0
+
+
+def test_the_hybrids_take_their_setting_from_the_sweeps_pick(builds):
+    (first, handle), _, _ = builds
+    sweep = parta_illusions.hybrid_sweep(first, PLAN, handle)
+    assert len(sweep.metrics["rows"]) == len(PLAN.hybrids) * len(PLAN.hybrid_sweep_sigmas)
+    for pair, spec in enumerate(PLAN.hybrids):
+        rows = [row for row in sweep.metrics["rows"] if row["pair"] == pair]
+        assert sweep.metrics["selected"][pair] == parta_illusions.pick_hybrid_setting(rows)
+        run = parta_illusions.hybrid(first, PLAN, handle, spec)
+        picked = sweep.metrics["selected"][pair]
+        assert (run.params["kernel_size"], run.params["sigma"]) == (picked["kernel_size"], picked["sigma"])
+        assert run.params["setting_from"] == sweep.key
+    images = sweep.load("sweep.pt")["images"]
+    assert sorted(images) == sorted(str(s) for s in PLAN.hybrid_sweep_sigmas)
+    assert images["2.0"].shape == (len(PLAN.hybrids) * PLAN.hybrid_sweep_candidates, 1, 28, 28)
+
+
+def test_without_a_sweep_the_hybrids_use_the_scaled_kernel(tmp_path):
+    plan = dataclasses.replace(PLAN, hybrid_sweep_sigmas=())
+    handle = MnistPartA(_ctx(tmp_path / "cache", profile="quick"))
+    assert parta_illusions.hybrid_sweep(_ctx(tmp_path / "cache"), plan, handle) is None
+    assert parta_illusions.hybrid_setting(plan, handle, plan.hybrids[0], None) == (15, 0.875)
+    assert not (tmp_path / "cache").exists()
 
 
 def test_judge_verdicts_are_recorded_for_every_candidate(builds):

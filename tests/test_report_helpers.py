@@ -195,10 +195,43 @@ def test_stock_cost_table_has_a_judge_column_only_when_judged(tmp_path):
 # --- 1.7: SDEdit ----------------------------------------------------------------------------------
 
 
-def test_sdedit_titles_follow_i_start_order_with_their_timesteps():
-    run = make_run(params={"i_starts": [5, 1, 3]}, metrics={"t_starts": {"1": 19, "3": 15, "5": 11}})
-    assert pa.sdedit_titles(run) == ["SDEdit with\ni_start=1 (t=19)", "SDEdit with\ni_start=3 (t=15)",
-                                     "SDEdit with\ni_start=5 (t=11)"]
+def sdedit_run(shown, similarity, judge=None, write_up=(1, 3)) -> RunRecord:
+    return make_run(params={"i_starts": list(write_up), "resemblance": 0.9},
+                    metrics={"shown_i_starts": shown, "t_starts": {str(i): 20 - 4 * i for i in similarity},
+                             "similarity": {str(i): r for i, r in similarity.items()},
+                             **({"judge": judge} if judge else {})})
+
+
+def test_sdedit_titles_follow_the_shown_i_starts_with_timestep_similarity_and_reading():
+    run = sdedit_run([1, 3, 5], {1: 0.1, 3: 0.5, 5: 0.95, 7: 0.99})
+    assert pa.sdedit_titles(run) == ["i_start=1\nt=16\nr = 0.10", "i_start=3\nt=8\nr = 0.50",
+                                     "i_start=5\nt=0\nr = 0.95"]
+    judged = sdedit_run([1, 3], {1: 0.1, 3: 0.5}, judge={"input": {"digit": 7}, "prompt": None,
+                                                          "edits": {"1": {"digit": 2}, "3": {"digit": 7}}})
+    assert [title.split("\n")[-1] for title in pa.sdedit_titles(judged)] == ["reads 2", "reads 7"]
+
+
+def test_extension_note_says_what_was_added_and_why():
+    assert pa.extension_note(sdedit_run([1, 3], {1: 0.2, 3: 0.93})) == (
+        "At i_start = 3, the write-up's last, the edit already resembles its input (r = 0.93 ≥ 0.9): "
+        "nothing is added.")
+    assert pa.extension_note(sdedit_run([1, 3, 5, 7], {1: 0.2, 3: 0.5, 5: 0.8, 7: 0.91})) == (
+        "i_start = 5 and 7 extend the write-up's list until an edit resembles its input (r ≥ 0.9): the first that "
+        "does is i_start = 7 (r = 0.91).")
+    assert "none does" in pa.extension_note(sdedit_run([1, 3, 5], {1: 0.2, 3: 0.5, 5: 0.8}))
+
+
+def test_judge_reading_note_groups_the_edits_by_what_the_judge_reads():
+    judge = {"input": {"digit": 7}, "prompt": 9,
+             "edits": {str(i): {"digit": d} for i, d in {1: 9, 3: 9, 5: 4, 7: 7}.items()}}
+    run = sdedit_run([1, 3, 5, 7], {1: 0.1, 3: 0.2, 5: 0.5, 7: 0.95}, judge=judge)
+    assert pa.judge_reading_note(run) == (
+        "The judge reads the prompt's 9 at i_start = 1 and 3; the input's 7 at i_start = 7; "
+        "another digit at i_start = 5.")
+    generic = dict(judge, prompt=None, edits={str(i): {"digit": 7} for i in (1, 3, 5, 7)})
+    assert pa.judge_reading_note(sdedit_run([1, 3, 5, 7], {i: 0.5 for i in (1, 3, 5, 7)}, judge=generic)) == (
+        "The judge reads the input's 7 at i_start = 1, 3, 5 and 7.")
+    assert pa.judge_reading_note(sdedit_run([1, 3], {1: 0.1, 3: 0.2})) == ""
 
 
 # --- 1.8, 1.9: illusions ------------------------------------------------------------------------
@@ -242,28 +275,38 @@ def test_far_reading_count_counts_images_read_up_close_as_the_far_digit():
 def sweep_run(tmp_path: Path) -> RunRecord:
     pairs = [["a 1", "a 7"], ["a 3", "a 8"]]
     points = [{"sigma": 0.875, "kernel_size": 15}, {"sigma": 2.0, "kernel_size": 33}]
-    rows = [{"sigma": point["sigma"], "pair": pair, "both_count": 10 * index + pair, "far_reads_far": pair + 1,
-             "near_reads_near": 2 - pair} for index, point in enumerate(points) for pair in range(2)]
+    rows = [{"sigma": point["sigma"], "kernel_size": point["kernel_size"], "pair": pair,
+             "both_count": 10 * index + pair, "far_reads_far": pair + 1, "near_reads_near": 2 - pair}
+            for index, point in enumerate(points) for pair in range(2)]
+    selected = [rows[2], rows[1]]  # hybrid 0 at sigma 2, hybrid 1 at sigma 0.875
     images = {str(point["sigma"]): torch.zeros(4, 1, 4, 4) for point in points}
-    return make_run("parta/hybrid-sigma-sweep", params={"pairs": pairs, "sweep": points, "candidates": 2},
-                    metrics={"rows": list(reversed(rows)), "data_range": [-1.0, 1.0]}, directory=tmp_path,
-                    files={"sweep.pt": {"images": images}})
+    return make_run("parta/hybrid-sweep", params={"pairs": pairs, "sweep": points, "candidates": 2},
+                    metrics={"rows": list(reversed(rows)), "selected": selected, "data_range": [-1.0, 1.0]},
+                    directory=tmp_path, files={"sweep.pt": {"images": images, "lowpass": images}})
 
 
-def test_sweep_table_has_a_row_per_sigma_and_a_column_per_hybrid(tmp_path):
+def test_sweep_table_has_a_row_per_sigma_a_column_per_hybrid_and_marks_the_pick(tmp_path):
     sweep = sweep_run(tmp_path)
     assert il.hybrid_sweep_headers(sweep) == ["σ (kernel)", 'far "a 1" / near "a 7"', 'far "a 3" / near "a 8"']
     assert il.hybrid_sweep_rows(sweep) == [
         ["0.875 (15)", "**0 / 2** work; far reads far 1, near reads near 2",
-         "**1 / 2** work; far reads far 2, near reads near 1"],
-        ["2 (33)", "**10 / 2** work; far reads far 1, near reads near 2",
+         "★ **1 / 2** work; far reads far 2, near reads near 1"],
+        ["2 (33)", "★ **10 / 2** work; far reads far 1, near reads near 2",
          "**11 / 2** work; far reads far 2, near reads near 1"],
     ]
+    assert il.sweep_works_at(sweep, 2.0) == (21, 4) and il.sweep_works_at(sweep, 0.875) == (1, 4)
 
 
-def test_sweep_grid_is_a_picture_of_every_candidate(tmp_path):
-    width, height = png_size(il.hybrid_sweep_grid(sweep_run(tmp_path)))
-    assert width > height  # 4 columns (2 hybrids x 2 candidates) by 2 rows (sigmas)
+def test_sweep_grid_shows_each_candidate_up_close_and_from_afar(tmp_path):
+    width, height = png_size(il.hybrid_sweep_grid(sweep_run(tmp_path), 1))
+    assert width > height  # 4 columns (2 candidates, 2 views) by 2 rows (sigmas)
+
+
+def test_hybrid_table_is_pair_kernel_sigma_and_works_n_of_n():
+    run = make_run("parta/hybrid", params={"candidates": 8},
+                   metrics={"kernel_size": 29, "sigma": 1.75, "judge": {"both_count": 3}})
+    assert il.HYBRID_TABLE_HEADERS == ["hybrid", "kernel", "σ", "works"]
+    assert il.hybrid_table_rows([run], ['far "a 1" / near "a 7"']) == [['far "a 1" / near "a 7"', "29", "1.75", "3 of 8"]]
 
 
 # --- stage II -----------------------------------------------------------------------------------
@@ -329,9 +372,9 @@ def test_figure_upsample_stacks_the_images_into_one_batch(ctx, upsample_calls):
 
 
 def test_sdedit_upsample_sends_the_edits_in_i_start_order_with_the_runs_prompt(ctx, tmp_path, upsample_calls):
-    edits = {i: torch.full((1, 3, 4, 4), float(i)) for i in (5, 1, 3)}
-    run = make_run("parta/sdedit", params={"prompt": "a 3"}, directory=tmp_path,
-                   files={"sdedit.pt": {"original": torch.zeros(1, 3, 4, 4), "edits": edits}})
+    edits = {i: torch.full((1, 3, 4, 4), float(i)) for i in (5, 1, 3, 7)}
+    run = make_run("parta/sdedit", params={"prompt": "a 3"}, metrics={"shown_i_starts": [1, 3, 5]},
+                   directory=tmp_path, files={"sdedit.pt": {"original": torch.zeros(1, 3, 4, 4), "edits": edits}})
     assert parta_upsample.sdedit_upsample(ctx, upsample_handle(False), run) is None
     assert parta_upsample.sdedit_upsample(ctx, upsample_handle(True), run) == "the upsample run"
     (call,) = upsample_calls

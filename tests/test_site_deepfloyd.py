@@ -57,3 +57,19 @@ def test_stage_two_upsamples_every_part_a_page_when_asked(site):
     assert editing.count("upsampled to 64×64 by stage II") >= 2
     stock = (site / "part-a/stock-pipeline/index.html").read_text()
     assert "IFPipeline" in stock and "32×32 -&gt; 64×64" in stock
+
+
+def test_deviations_on_the_if_backend_are_the_models_only(site):
+    """The deepfloyd plan is the write-up's: only the tiny stand-in model differs from IF."""
+    html = (site / "deviations/index.html").read_text()
+    part_a = html.split('id="part-a-the-model-and-the-plan"', 1)[1].split("<h2", 1)[0]
+    assert "<td>the plan</td>" not in part_a and "<td>noise model</td>" in part_a and "TINY RANDOM-WEIGHT" in part_a
+    assert "3 × 32 × 32" in part_a and "3 × 64 × 64" in part_a
+    assert "training timesteps T" not in part_a  # IF's schedule on both sides
+
+
+def test_home_gallery_on_the_if_backend(site):
+    html = (site / "index.html").read_text()
+    assert 'class="grid cards gallery"' in html
+    for page in PART_A_PAGES:
+        assert f'href="{page.removesuffix("index.html")}#__figure-caption_' in html, page

@@ -191,8 +191,8 @@ def _run(backend, function="diffusion_lab.experiments.partb.guidance_sweep"):
 
 
 def test_provenance_names_the_code_with_a_link(ctx):
-    assert computed_by_markdown(_run(None), "part-b/class-conditioned-ddpm.md") == (
-        "[`experiments.partb.guidance_sweep`](../code/diffusion_lab.experiments.partb.md#guidance_sweep)")
+    assert computed_by_markdown(_run(None), "part-b/class-conditioned-ddpm.md").endswith(
+        "([source](../code/diffusion_lab.experiments.partb.md#guidance_sweep))")
 
 
 def test_provenance_shows_the_runs_own_backend(ctx):
@@ -359,8 +359,8 @@ def test_an_experiment_calls_into_the_algorithm_it_runs():
     pages = code_pages(EXPERIMENT_MODULES)
     parta = calls_into("diffusion_lab.experiments.parta", pages)
     assert "diffusion_lab.sampling.iterative_denoise" in parta["iterative"]
-    # `editing.sdedit(` after `from diffusion_lab import editing`:
-    assert "diffusion_lab.editing.sdedit" in parta["_sdedit_run"]
+    # `editing.sdedit_ladder(` after `from diffusion_lab import editing`:
+    assert "diffusion_lab.editing.sdedit_ladder" in parta["_sdedit_run"]
     assert "diffusion_lab.backends.if_schedule.if_alphas_cumprod" in parta["if_schedule_photo"]  # a lazy import
     illusions = calls_into("diffusion_lab.experiments.parta_illusions", pages)
     assert any("diffusion_lab.illusions.visual_anagram" in targets for targets in illusions.values())

@@ -43,6 +43,18 @@ def gaussian_blur(x: torch.Tensor, kernel_size: int, sigma: float) -> torch.Tens
     return both.reshape(n, c, h, w)
 
 
+
+def gaussian_blur_each(x: torch.Tensor, kernels: Sequence[tuple[int, float]]) -> torch.Tensor:
+    """(N, C, H, W) with image i blurred by its own `kernels[i]` = (kernel_size, sigma): one
+    `gaussian_blur` per distinct kernel, so a batch that mixes a few settings costs a few blurs."""
+    if len(kernels) != x.shape[0]:
+        raise ValueError(f"one kernel per image: {len(kernels)} kernels for {x.shape[0]} images")
+    out = torch.empty_like(x)
+    for setting in dict.fromkeys(kernels):
+        index = torch.tensor([i for i, k in enumerate(kernels) if k == setting], device=x.device)
+        out[index] = gaussian_blur(x[index], *setting)
+    return out
+
 @dataclass(frozen=True)
 class BlurChoice:
     kernel_size: int

@@ -13,7 +13,7 @@ import torch
 
 from diffusion_lab import schedule, seeding
 from diffusion_lab.backends.base import NoiseModel
-from diffusion_lab.sampling import draw_noise, iterative_denoise
+from diffusion_lab.sampling import draw_noise, guided_estimate, iterative_denoise
 
 
 def _to_model(model: NoiseModel, image: torch.Tensor) -> torch.Tensor:
@@ -36,6 +36,67 @@ def sdedit(
     x_t = schedule.forward(_to_model(model, image), timesteps[i_start], model.alphas_cumprod, generator)
     return iterative_denoise(model, x_t, timesteps, i_start, condition, generator, **loop_options)
 
+
+
+def _one_per_image(condition: Any, n: int) -> Any:
+    """A tensor condition of one row repeated for n images (the ladder's batch grows as edits join)."""
+    if isinstance(condition, torch.Tensor) and condition.shape[0] == 1:
+        return condition.expand(n, *condition.shape[1:])
+    return condition
+
+
+@torch.no_grad()
+def sdedit_ladder(
+    model: NoiseModel,
+    image: torch.Tensor,
+    i_starts: Sequence[int],
+    condition: Any,
+    generator: torch.Generator,
+    *,
+    timesteps: list[int] | None = None,
+    guidance: float | None = None,
+    uncond: Any = None,
+    x0_clip: schedule.X0Clip | None = None,
+) -> dict[int, torch.Tensor]:
+    """SDEdit of one image (1, C, H, W) at every i_start, in one batch: {i_start: (1, C, H, W)}.
+
+    Edits that start at different i_starts share every timestep after their start, so the loop
+    runs once from the smallest i_start and each edit joins the batch at its own start (noised
+    there by the forward process): one network call per timestep serves every edit begun by then.
+    With a single i_start this is `sdedit` draw for draw; with several, the draws interleave.
+    """
+    timesteps = schedule.check_timesteps(
+        model.strided_timesteps() if timesteps is None else list(timesteps), len(model.alphas_cumprod)
+    )
+    starts = sorted(set(int(i) for i in i_starts))
+    if not starts or starts[0] < 0 or starts[-1] >= len(timesteps):
+        raise ValueError(f"i_starts must index timesteps (0..{len(timesteps) - 1}), got {list(i_starts)}")
+    image = _to_model(model, image)
+    if guidance is not None and uncond is None:
+        uncond = model.encode("")
+    x = image[:0]
+    for i in range(starts[0], len(timesteps)):
+        t = timesteps[i]
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        if i in starts:
+            x = torch.cat([x, schedule.forward(image, t, model.alphas_cumprod, generator)])
+        out = guided_estimate(model, _one_per_image(condition, x.shape[0]), uncond, guidance)(x, t)
+        noise = draw_noise(x.shape, generator, out.eps.device, out.eps.dtype) if t > 0 else None
+        x = schedule.step(x, out.eps, t, t_prev, model.alphas_cumprod, noise=noise,
+                          variance_type=model.variance_type, predicted_variance=out.variance,
+                          x0_clip=x0_clip).prev_sample
+    return {i: x[k:k + 1] for k, i in enumerate(starts)}
+
+
+def correlation(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Pearson's r between the pixels of each pair of images, (N, ...) x (N, ...) -> (N,): 1 for
+    the same picture up to brightness and contrast, about 0 for unrelated ones. How much of its
+    input an edit kept, the same way on any backend."""
+    a = first.flatten(1).double()
+    b = second.flatten(1).double()
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 def sdedit_series(
     model: NoiseModel,

@@ -22,7 +22,15 @@ def abar_at(alphas_cumprod: torch.Tensor, t: int, dtype: torch.dtype = torch.flo
 def add_noise(x0: torch.Tensor, eps: torch.Tensor, t: int | torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps   (DDPM eq. 4).
 
-    t: one timestep for the whole batch, or a (N,) integer tensor with one per image (training).
+    Args:
+        x0: (N, C, H, W) clean images in the data range (IF: [-1, 1]; MNIST: [0, 1]).
+        eps: (N, C, H, W) standard normal noise.
+        t: one timestep in [0, T) for the whole batch, or a (N,) integer tensor with one per image
+            (training).
+        alphas_cumprod: (T,) float64 abar_0..abar_{T-1}.
+
+    Returns:
+        x_t: (N, C, H, W) in x0's dtype.
     """
     if isinstance(t, torch.Tensor) and t.dim() > 0:
         picked = alphas_cumprod[t.cpu().long()].to(device=x0.device, dtype=x0.dtype)

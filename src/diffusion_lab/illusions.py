@@ -10,12 +10,12 @@ For a learned variance the two variances are averaged (mapped back through the v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
 from diffusion_lab.backends.base import ModelOutput, NoiseModel
-from diffusion_lab.blur import gaussian_blur
+from diffusion_lab.blur import gaussian_blur, gaussian_blur_each
 from diffusion_lab.sampling import NoiseEstimate, guided_estimate, sample
 
 # --- views: small invertible maps of NCHW images -------------------------------------------------
@@ -112,11 +112,19 @@ def hybrid_kernel(image_size: int) -> tuple[int, float]:
 
 
 def hybrid_estimate(
-    far: NoiseEstimate, near: NoiseEstimate, kernel_size: int = 33, sigma: float = 2.0
+    far: NoiseEstimate,
+    near: NoiseEstimate,
+    kernel_size: int = 33,
+    sigma: float = 2.0,
+    kernels: Sequence[tuple[int, float]] | None = None,
 ) -> NoiseEstimate:
-    """eps = lowpass(eps_far) + highpass(eps_near), highpass = identity - lowpass."""
+    """eps = lowpass(eps_far) + highpass(eps_near), highpass = identity - lowpass. `kernels`, one
+    (kernel_size, sigma) per image of the batch, overrides the one kernel: a batch can then hold
+    several low-passes at once (section 1.9's sweep samples all its settings in one loop)."""
 
     def lowpass(eps: torch.Tensor) -> torch.Tensor:
+        if kernels is not None:
+            return gaussian_blur_each(eps, kernels)
         return gaussian_blur(eps, kernel_size, sigma)
 
     def estimate(x_t: torch.Tensor, t: int) -> ModelOutput:
@@ -137,12 +145,14 @@ def hybrid_image(
     *,
     kernel_size: int | None = None,
     sigma: float | None = None,
+    kernels: Sequence[tuple[int, float]] | None = None,
     guidance: float | None = None,
     uncond: Any = None,
     **sample_options,
 ) -> torch.Tensor:
     """n images that read as condition_far from afar and condition_near up close; the kernel
-    defaults to `hybrid_kernel` of the model's image size."""
+    defaults to `hybrid_kernel` of the model's image size, and `kernels` gives each of the n
+    images its own (see `hybrid_estimate`)."""
     default_kernel, default_sigma = hybrid_kernel(model.sample_shape[-1])
     if guidance is not None and uncond is None:
         uncond = model.encode("")
@@ -151,5 +161,6 @@ def hybrid_image(
         guided_estimate(model, condition_near, uncond, guidance),
         default_kernel if kernel_size is None else kernel_size,
         default_sigma if sigma is None else sigma,
+        None if kernels is None else [(int(k), float(s)) for k, s in kernels],
     )
     return sample(model, n, None, generator, estimate=estimate, **sample_options)

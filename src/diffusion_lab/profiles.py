@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, JudgeRecipe, PartBRecipes
+from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, FlowMatchingRecipe, JudgeRecipe, PartBRecipes
 
 BACKEND_NAMES = ("mnist", "deepfloyd")
 
@@ -63,17 +63,37 @@ class Showcase:
 
 
 @dataclass(frozen=True)
+class FlowShowcase:
+    """How each profile samples the flow-matching models and what the DDPM-vs-flow comparison measures."""
+
+    sampler: str  # the figures' and the CLI's default ODE sampler: "euler" (the course's) or "heun"
+    steps: int  # ... and its number of steps (the course's: 50)
+    compare_evaluations: tuple[int, ...]  # network evaluations per sample the comparison measures
+    compare_samples: int  # samples per (model, sampler, evaluations) point; a tenth of each digit when guided
+    compare_grid_evaluations: tuple[int, ...]  # the evaluation counts whose samples are shown side by side
+    compare_seeds: int = 1  # sampling seeds per point (the figures show the spread over them)
+
+    def to_dict(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     purpose: str
     cost: str
     partb: PartBRecipes
     showcase: Showcase
+    flow: FlowShowcase
 
 
 _FULL = PartBRecipes(
     profile="full",
     denoiser=DenoiserRecipe(
+        num_hiddens=128, batch_size=256, epochs=5, learning_rate=1e-4, sigma=0.5,
+        checkpoint_epochs=(1, 5), checkpoint_labels=("epoch 1 of 5", "epoch 5 of 5"),
+    ),
+    pure_noise=DenoiserRecipe(
         num_hiddens=128, batch_size=256, epochs=5, learning_rate=1e-4, sigma=0.5,
         checkpoint_epochs=(1, 5), checkpoint_labels=("epoch 1 of 5", "epoch 5 of 5"),
     ),
@@ -85,8 +105,16 @@ _FULL = PartBRecipes(
         num_hiddens=64, batch_size=128, epochs=20, learning_rate=1e-3,
         checkpoint_epochs=(5, 20), checkpoint_labels=("epoch 5 of 20", "epoch 20 of 20"),
     ),
+    time_flow=FlowMatchingRecipe(
+        num_hiddens=64, batch_size=64, epochs=10, learning_rate=1e-2,
+        checkpoint_epochs=(1, 5, 10), checkpoint_labels=("epoch 1 of 10", "epoch 5 of 10", "epoch 10 of 10"),
+    ),
+    class_flow=FlowMatchingRecipe(
+        num_hiddens=64, batch_size=64, epochs=10, learning_rate=1e-2,
+        checkpoint_epochs=(1, 5, 10), checkpoint_labels=("epoch 1 of 10", "epoch 5 of 10", "epoch 10 of 10"),
+    ),
     judge=JudgeRecipe(channels=32, feature_dim=128, batch_size=128, epochs=5, learning_rate=1e-3),
-    notes="The course recipe (SPEC.md), unchanged.",
+    notes="The course recipe (SPEC.md; the flow-matching models: the course's current Part B), unchanged.",
 )
 
 # Measured on the 2-core AMX CPU this project is built on with benchmarks/partb_quality.py (issue 10's
@@ -103,6 +131,13 @@ _QUICK = PartBRecipes(
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 of 5)", "epoch 2 of 2 (stands in for epoch 5 of 5)"),
         train_subset=8_000,
     ),
+    # The collapse to the mean digit needs few steps, not many images: smaller batches, fewer digits.
+    pure_noise=DenoiserRecipe(
+        num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3, sigma=0.5,
+        checkpoint_epochs=(1, 2),
+        checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 of 5)", "epoch 2 of 2 (stands in for epoch 5 of 5)"),
+        train_subset=3_000,
+    ),
     time_ddpm=DDPMRecipe(
         num_hiddens=32, batch_size=64, epochs=3, learning_rate=5e-3,
         checkpoint_epochs=(1, 3),
@@ -114,6 +149,21 @@ _QUICK = PartBRecipes(
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 5 of 20)", "epoch 2 of 2 (stands in for epoch 20 of 20)"),
         train_subset=25_000, lr_schedule="one_cycle", min_snr_gamma=5.0, min_snr_floor=0.2, warm_start=True,
+    ),
+    # Flow matching at the DDPMs' compute: the same width, batch, schedule, precision and images seen
+    # (the time model: as many as the time DDPM; the class model starts from it, as the class DDPM does).
+    time_flow=FlowMatchingRecipe(
+        num_hiddens=32, batch_size=64, epochs=3, learning_rate=5e-3,
+        checkpoint_epochs=(1, 2, 3),
+        checkpoint_labels=("epoch 1 of 3 (stands in for epoch 1 of 10)", "epoch 2 of 3 (stands in for epoch 5 of 10)",
+                           "epoch 3 of 3 (stands in for epoch 10 of 10)"),
+        train_subset=55_000, lr_schedule="one_cycle", warmup_fraction=0.2,
+    ),
+    class_flow=FlowMatchingRecipe(
+        num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,
+        checkpoint_epochs=(1, 2),
+        checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 and 5 of 10)", "epoch 2 of 2 (stands in for epoch 10 of 10)"),
+        train_subset=25_000, lr_schedule="one_cycle", warm_start=True,
     ),
     judge=JudgeRecipe(channels=32, feature_dim=128, batch_size=128, epochs=2, learning_rate=2e-3),
     notes=(
@@ -131,6 +181,11 @@ _TINY = PartBRecipes(
         checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
         train_subset=512, precision="fp32",
     ),
+    pure_noise=DenoiserRecipe(
+        num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3, sigma=0.5,
+        checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
+        train_subset=512, precision="fp32",
+    ),
     time_ddpm=DDPMRecipe(
         num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3,
         checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
@@ -140,6 +195,16 @@ _TINY = PartBRecipes(
         num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3,
         checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
         num_timesteps=20, train_subset=512, precision="fp32",
+    ),
+    time_flow=FlowMatchingRecipe(
+        num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3,
+        checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
+        train_subset=512, precision="fp32",
+    ),
+    class_flow=FlowMatchingRecipe(
+        num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3,
+        checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
+        train_subset=512, precision="fp32",
     ),
     judge=JudgeRecipe(channels=8, feature_dim=32, batch_size=64, epochs=2, learning_rate=3e-3,
                       train_subset=2048, precision="fp32"),
@@ -152,6 +217,8 @@ PROFILES: dict[str, Profile] = {
         Showcase(denoiser_digits=4, metric_images=64, time_samples=8, per_class_grid=1,
                  sweep_scales=(0.0, 1.0, COURSE_GUIDANCE), sweep_stride=2, gif_frame_every=5, sample_batch=100,
                  judge_samples=30, score_steps=10),
+        FlowShowcase(sampler="euler", steps=5, compare_evaluations=(1, 2, 4, 20), compare_samples=30,
+                     compare_grid_evaluations=(2, 20)),
     ),
     "quick": Profile(
         "quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores",
@@ -159,13 +226,19 @@ PROFILES: dict[str, Profile] = {
         Showcase(denoiser_digits=8, metric_images=500, time_samples=40, per_class_grid=4,
                  sweep_scales=(1.0, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
                  judge_samples=1000, score_steps=100),
+        # The comparison costs samples x evaluations (x 2 guided): 193,500 image-evaluations here, about
+        # 55 s at the 3,500 per second of the quick UNets on 2 cores; 500 samples up to 100 would take 240 s.
+        FlowShowcase(sampler="euler", steps=50, compare_evaluations=(1, 2, 5, 10, 20, 50), compare_samples=250,
+                     compare_grid_evaluations=(2, 10, 50)),
     ),
     "full": Profile(
         "full", "the write-up's exact recipe; the default when CUDA is present",
-        "about two minutes on one H100, hours on a CPU", _FULL,
+        "not measured yet on a GPU (issue 14); hours on a CPU", _FULL,
         Showcase(denoiser_digits=8, metric_images=2000, time_samples=40, per_class_grid=4,
                  sweep_scales=(0.0, 0.5, 1.0, 3.0, COURSE_GUIDANCE, 7.0, 10.0), sweep_stride=1, gif_frame_every=10, sample_batch=1000,
                  judge_samples=1000, score_steps=None),
+        FlowShowcase(sampler="euler", steps=50, compare_evaluations=(1, 2, 5, 10, 20, 50, 100, 300),
+                     compare_samples=1000, compare_grid_evaluations=(2, 10, 50, 300), compare_seeds=3),
     ),
 }
 PROFILE_NAMES = tuple(PROFILES)

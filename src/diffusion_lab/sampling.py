@@ -27,7 +27,8 @@ StepCallback = Callable[[int, int, torch.Tensor], None]
 
 def guide(conditional: torch.Tensor, unconditional: torch.Tensor, guidance: float) -> torch.Tensor:
     """Classifier-free guidance's one formula, u + g (c - u), for noise estimates and flow-matching
-    velocities alike: g = 1 is the conditional estimate, g = 0 the unconditional one."""
+    velocities alike: g = 1 is the conditional estimate, g = 0 the unconditional one. Both
+    estimates and the result have one shape, (N, C, H, W)."""
     return unconditional + guidance * (conditional - unconditional)
 
 
@@ -82,7 +83,8 @@ def _resolve_estimate(model, estimate, condition, guidance, uncond) -> NoiseEsti
 def draw_noise(
     shape, generator: torch.Generator | None, device, dtype, noise_view: Callable | None = None
 ) -> torch.Tensor:
-    """Standard normal noise from `generator`; `noise_view` maps each draw (tests use it to flip)."""
+    """Standard normal noise of `shape` (e.g. (N, C, H, W)) from `generator`, drawn on the CPU and
+    moved to `device`; `noise_view` maps each draw (tests use it to flip)."""
     if generator is None:
         raise ValueError("this draw needs an explicit torch.Generator (see diffusion_lab.seeding)")
     noise = seeding.randn(shape, generator, device=device, dtype=dtype)
@@ -100,7 +102,20 @@ def one_step_denoise(
     uncond: Any = None,
     estimate: NoiseEstimate | None = None,
 ) -> torch.Tensor:
-    """x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t) from a single network evaluation."""
+    """x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t) from a single network evaluation.
+
+    Args:
+        model: the noise model; x_t lives in its data range (`model.data_range`).
+        x_t: (N, C, H, W) noisy images at timestep t (`model.sample_shape` per image).
+        t: the timestep, in [0, T).
+        condition: what `model.encode(prompt)` returned, for one image or for each.
+        guidance: the CFG scale g; None evaluates the condition alone.
+        uncond: the unconditional condition CFG uses (default: `model.encode("")`).
+        estimate: a noise estimate to use instead of condition/guidance/uncond.
+
+    Returns:
+        x0_hat: (N, C, H, W), unclipped.
+    """
     estimate = _resolve_estimate(model, estimate, condition, guidance, uncond)
     return schedule.predict_x0(x_t, estimate(x_t, int(t)).eps, int(t), model.alphas_cumprod)
 
@@ -128,13 +143,28 @@ def iterative_denoise(
     """Denoise x, which is at timesteps[i_start], through every later timestep and a final step
     to t' = -1: the result is the last x0_hat.
 
-    timesteps: descending, defaults to `model.strided_timesteps()`.
-    estimate: the noise estimate; by default the model's at `condition`, with CFG when
-        `guidance` is set.
-    x0_clip: diffusers' clip_sample / thresholding of x0_hat (None: as the course, no clipping).
-    project: applied to x after every step as project(x_t', t').
-    callback: callback(i, t, x_t) before the steps i_start, i_start + k, ... (k = callback_every).
-    scalar_dtype: precision of the step's coefficients (`schedule.step`); float32 is diffusers'.
+    Args:
+        model: the noise model; x lives in its data range (IF: [-1, 1]; MNIST: [0, 1]).
+        x: (N, C, H, W) images at timesteps[i_start] (`model.sample_shape` per image).
+        timesteps: descending, defaults to `model.strided_timesteps()`.
+        i_start: the index in `timesteps` that x is at.
+        condition: what `model.encode(prompt)` returned, for one image or for each.
+        generator: the source of every step's noise (required: no hidden global state).
+        guidance: the CFG scale g; None evaluates the condition alone.
+        uncond: the unconditional condition CFG uses (default: `model.encode("")`).
+        estimate: the noise estimate; by default the model's at `condition`, with CFG when
+            `guidance` is set.
+        x0_clip: diffusers' clip_sample / thresholding of x0_hat (None: as the course, no clipping).
+        project: applied to x after every step as project(x_t', t').
+        noise_view: applied to each noise draw (tests use it to flip).
+        callback: callback(i, t, x_t) before the steps i_start, i_start + k, ... (k = callback_every).
+        callback_every: k above.
+        scalar_dtype: precision of the step's coefficients (`schedule.step`); float32 is diffusers'.
+        progress: show a progress bar.
+
+    Returns:
+        x0: (N, C, H, W), the last step's output, in x's dtype; about the model's data range,
+            unclipped.
     """
     estimate = _resolve_estimate(model, estimate, condition, guidance, uncond)
     timesteps = schedule.check_timesteps(
@@ -180,7 +210,21 @@ def sample(
     **loop_options,
 ) -> torch.Tensor:
     """n samples from pure noise: x_T ~ N(0, I) at timesteps[0], then `iterative_denoise`
-    (guidance, uncond, estimate, x0_clip, callback, scalar_dtype, progress pass through)."""
+    (guidance, uncond, estimate, x0_clip, callback, scalar_dtype, progress pass through).
+
+    Args:
+        model: the noise model.
+        n: how many samples.
+        condition: what `model.encode(prompt)` returned.
+        generator: the source of x_T (drawn first, for the whole batch) and of every step's noise.
+        timesteps: descending, defaults to `model.strided_timesteps()`.
+        noise_view: applied to each noise draw.
+        **loop_options: passed to `iterative_denoise`.
+
+    Returns:
+        samples: (n, *model.sample_shape), e.g. (n, 1, 28, 28) for MNIST, about the model's data
+            range (MNIST: [0, 1]; IF: [-1, 1]), unclipped.
+    """
     x_T = draw_noise((n, *model.sample_shape), generator, model.device, model.dtype, noise_view)
     return iterative_denoise(
         model, x_T, timesteps, 0, condition, generator, noise_view=noise_view, **loop_options

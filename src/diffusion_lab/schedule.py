@@ -46,7 +46,17 @@ def check_timesteps(timesteps: list[int], num_timesteps: int) -> list[int]:
 def forward(
     x0: torch.Tensor, t: int, alphas_cumprod: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
-    """A draw from q(x_t | x0); t = -1 is the clean image itself (no draw)."""
+    """A draw from q(x_t | x0); t = -1 is the clean image itself (no draw).
+
+    Args:
+        x0: (N, C, H, W) clean images in the model's data range (IF: [-1, 1]; MNIST: [0, 1]).
+        t: one timestep in [0, T) for the whole batch, or -1.
+        alphas_cumprod: (T,) float64 abar_0..abar_{T-1}.
+        generator: the source of the noise eps ~ N(0, I), drawn shaped like x0.
+
+    Returns:
+        x_t: (N, C, H, W), x0's dtype and device; unbounded (x0 scaled plus Gaussian noise).
+    """
     if int(t) < 0:
         return x0.clone()
     eps = seeding.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
@@ -60,7 +70,18 @@ def predict_x0(
     alphas_cumprod: torch.Tensor,
     scalar_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)   (DDPM eq. 15)."""
+    """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)   (DDPM eq. 15).
+
+    Args:
+        x_t: (N, C, H, W) noisy images at timestep t.
+        eps: (N, C, H, W) the noise estimate for x_t.
+        t: the timestep, in [0, T).
+        alphas_cumprod: (T,) float64 abar_0..abar_{T-1}.
+        scalar_dtype: precision of abar_t.
+
+    Returns:
+        x0_hat: (N, C, H, W), unclipped: it can leave the data range, most at large t.
+    """
     abar_t = abar_at(alphas_cumprod, int(t), scalar_dtype)
     return (x_t - (1 - abar_t) ** 0.5 * eps) / abar_t**0.5
 
@@ -213,8 +234,21 @@ def step(
 ) -> StepOutput:
     """x_t' = sqrt(abar_t') b_t / (1-abar_t) x0_hat + sqrt(a_t) (1-abar_t') / (1-abar_t) x_t + sigma z.
 
-    `noise` is z; it is used only when t > 0 (diffusers' rule), and None gives the mean alone.
-    `scalar_dtype` is the precision of the coefficients: float32 is diffusers' own arithmetic.
+    Args:
+        x_t: (N, C, H, W) images at timestep t, in the model's data range plus noise.
+        eps: (N, C, H, W) the noise estimate for x_t.
+        t: the current timestep, in [0, T).
+        t_prev: the next (smaller) timestep t', or -1 for the last step.
+        alphas_cumprod: (T,) float64 abar_0..abar_{T-1}.
+        noise: z, (N, C, H, W) standard normal; used only when t > 0 (diffusers' rule), and None
+            gives the mean alone.
+        variance_type: "fixed_small", "fixed_large" or "learned_range" (see `step_log_variance`).
+        predicted_variance: (N, C, H, W) in [-1, 1], the model's variance channels for "learned_range".
+        x0_clip: what is done to x0_hat before the mean (None: nothing, as the course).
+        scalar_dtype: the precision of the coefficients: float32 is diffusers' own arithmetic.
+
+    Returns:
+        prev_sample x_t' and the x0_hat it used, each (N, C, H, W).
     """
     coeffs = step_coefficients(t, t_prev, alphas_cumprod, scalar_dtype)
     x0_hat = predict_x0(x_t, eps, coeffs.t, alphas_cumprod, scalar_dtype)

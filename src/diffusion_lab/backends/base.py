@@ -60,5 +60,14 @@ class NoiseModel(Protocol):
         ...
 
     def predict(self, x_t: torch.Tensor, t: int, condition: Any) -> ModelOutput:
-        """The model's noise (and variance) estimate at integer timestep t."""
+        """The model's noise (and variance) estimate at integer timestep t.
+
+    Args:
+        x_t: (N, C, H, W) noisy images in the model's data range plus noise (`sample_shape` per image).
+        t: the timestep, in [0, T).
+        condition: what `encode` returned, for one image or for each of the N.
+
+    Returns:
+        eps (N, C, H, W) and, for a learned-variance model, variance (N, C, H, W) in [-1, 1].
+    """
         ...

@@ -26,16 +26,28 @@ from diffusion_lab.backends.deepfloyd_prompts import (
 from diffusion_lab.backends.deepfloyd_weights import (
     WeightsSource,
     WeightsUnavailable,
+    check_text_encoder_available,
     check_weights_available,
     weights_errors_as_unavailable,
 )
 from diffusion_lab.forward_process import strided_timesteps
 
-__all__ = ["DeepFloydBackend", "DeepFloydSettings", "WeightsUnavailable", "DEFAULT_STAGE1", "DEFAULT_STAGE2"]
+__all__ = ["DeepFloydBackend", "DeepFloydSettings", "WeightsUnavailable", "DEFAULT_STAGE1", "DEFAULT_STAGE2",
+           "check_settings"]
 
 DEFAULT_STAGE1 = "DeepFloyd/IF-I-XL-v1.0"
 DEFAULT_STAGE2 = "DeepFloyd/IF-II-L-v1.0"
-TEXT_ENCODER_MODES = ("none", "t5", "t5-8bit")
+IF_STAGE1_SIZE = 64  # pixels: the published stage I's sample size, and stage II's input
+IF_STAGE2_SIZE = 256
+# "auto": diffusers' own default for IF, the T5 encoder saved with stage I's weights, unless a
+# prompt-embeddings file is given, which then is the only source (T5-XXL is never loaded for it).
+TEXT_ENCODER_MODES = ("auto", "none", "t5", "t5-8bit")
+PROMPT_EMBEDS_HINT = (
+    "Prompts are encoded by the T5 text encoder saved with stage I's weights (its text_encoder/ and"
+    " tokenizer/ subfolders, as `IFPipeline.from_pretrained(...).save_pretrained(folder)` writes them),"
+    " or read from a prompt-embeddings file: set DIFFUSION_LAB_IF_PROMPT_EMBEDS to a `torch.save`d dict"
+    " prompt -> (1, 77, 4096) tensor, as the course shipped."
+)
 # Optional {"name": ..., "description": ...} beside model_index.json: how a folder that is not
 # the real IF (e.g. the tiny random test model) says so on every page that uses it.
 MODEL_CARD_FILE = "diffusion_lab.json"
@@ -48,7 +60,9 @@ class DeepFloydSettings:
 
     stage1 / stage2: hub id or local folder; stage2 None (env "none") disables upsampling.
     prompt_embeds_file: the course-style dict prompt -> (1, 77, 4096) tensor.
-    text_encoder: "none" (prompts only from the file), "t5" or "t5-8bit" (bitsandbytes, CUDA).
+    text_encoder: "auto" (the default: T5 from stage I's weights when no prompt_embeds_file is
+        given, else the file alone), "none" (prompts only from the file), "t5" (the file first,
+        then T5 for any other prompt) or "t5-8bit" (the same, T5 in 8 bits: bitsandbytes, CUDA).
     cpu_offload: diffusers' model CPU offload, for GPUs that cannot hold the models at once.
     embeddings_cache_dir: where embeddings computed by T5 are kept between builds.
     hf_cache_dir: the Hugging Face hub cache to read (default: the HF_HOME / HF_HUB_CACHE one).
@@ -62,7 +76,7 @@ class DeepFloydSettings:
     stage1: str = DEFAULT_STAGE1
     stage2: str | None = DEFAULT_STAGE2
     prompt_embeds_file: str | None = None
-    text_encoder: str = "none"
+    text_encoder: str = "auto"
     cpu_offload: bool = False
     embeddings_cache_dir: str | None = None
     hf_cache_dir: str | None = None
@@ -103,6 +117,13 @@ class DeepFloydSettings:
                 values[field.name] = raw
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def prompt_encoder(self) -> str:
+        """The text encoder this build loads: "none", "t5" or "t5-8bit" ("auto" resolved)."""
+        if self.text_encoder == "auto":
+            return "none" if self.prompt_embeds_file else "t5"
+        return self.text_encoder
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes `from_env` return these settings."""
@@ -153,6 +174,48 @@ def _model_card(source: WeightsSource) -> dict[str, str]:
     return json.loads(card.read_text())
 
 
+def _shown(source: WeightsSource) -> str:
+    return f"folder {source.path.name}" if source.is_folder else source.source
+
+
+def check_settings(settings: DeepFloydSettings) -> tuple[WeightsSource, WeightsSource | None]:
+    """(stage I, stage II or None) sources, after every check that needs no weight read, in the
+    order a person fixes them: the settings' values, stage I's weights, stage II's, then where
+    prompts come from (T5 in stage I's weights, or a prompt-embeddings file).
+
+    Raises WeightsUnavailable (missing weights or text encoder) or ValueError (a bad setting),
+    each one message that says what to set. Cheap: nothing is loaded, the hub is at most asked."""
+    s = settings
+    env = DeepFloydSettings.ENV
+    if s.text_encoder not in TEXT_ENCODER_MODES:
+        raise ValueError(f"{env['text_encoder']} must be one of {', '.join(TEXT_ENCODER_MODES)},"
+                         f" not {s.text_encoder!r}")
+    stage1 = check_weights_available(s.stage1, role="DeepFloyd IF stage I", setting=env["stage1"],
+                                     cache_dir=s.hf_cache_dir, hint=PROMPT_EMBEDS_HINT)
+    stage2 = None
+    if s.stage2:
+        stage2 = check_weights_available(s.stage2, role="DeepFloyd IF stage II", setting=env["stage2"],
+                                         cache_dir=s.hf_cache_dir)
+    if s.prompt_encoder == "none" and not s.prompt_embeds_file:
+        raise ValueError(
+            f"DeepFloyd IF needs prompt embeddings, and {env['text_encoder']}=none loads no text encoder."
+            f" Leave {env['text_encoder']} unset (or t5) to encode prompts with the T5 encoder of stage I's"
+            f" weights, or set {env['prompt_embeds_file']} to a prompt-embeddings file (a dict prompt ->"
+            " (1, 77, 4096) tensor)."
+        )
+    if s.prompt_embeds_file and not Path(s.prompt_embeds_file).expanduser().is_file():
+        raise ValueError(f"{env['prompt_embeds_file']}: prompt-embeddings file {s.prompt_embeds_file} does not exist")
+    if s.prompt_encoder != "none" and not s.prompt_embeds_file:
+        # With a file, T5 is only asked for prompts the file lacks: its absence is not yet an error.
+        check_text_encoder_available(stage1, setting=env["stage1"], cache_dir=s.hf_cache_dir,
+                                     alternative=f"set {env['prompt_embeds_file']} to a prompt-embeddings"
+                                                 " file (a dict prompt -> (1, 77, 4096) tensor)")
+    if s.prompt_encoder == "t5-8bit" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError(f"{env['text_encoder']}=t5-8bit needs the bitsandbytes package (and CUDA);"
+                         " use t5 or install it")
+    return stage1, stage2
+
+
 class DeepFloydBackend:
     """DeepFloyd IF stage I as a NoiseModel (64x64 pixels in [-1, 1], T5 prompt embeddings)."""
 
@@ -168,29 +231,9 @@ class DeepFloydBackend:
     ):
         self.settings = replace(settings or DeepFloydSettings(), **setting_overrides)
         s = self.settings
-        if s.text_encoder not in TEXT_ENCODER_MODES:
-            raise ValueError(f"text_encoder must be one of {TEXT_ENCODER_MODES}, not {s.text_encoder!r}")
-        if s.text_encoder == "none" and not s.prompt_embeds_file:
-            raise ValueError(
-                "DeepFloyd IF needs prompt embeddings: set prompt_embeds_file (env"
-                " DIFFUSION_LAB_IF_PROMPT_EMBEDS) to a dict prompt -> (1, 77, 4096) tensor file,"
-                " or load the T5 encoder with text_encoder='t5' (env DIFFUSION_LAB_IF_TEXT_ENCODER)."
-            )
-        if s.text_encoder == "t5-8bit" and importlib.util.find_spec("bitsandbytes") is None:
-            raise ValueError("text_encoder='t5-8bit' needs the bitsandbytes package (and CUDA); use 't5' or install it")
         self.device = torch.device(device) if device is not None else _default_device()
         self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
-
-        # Every check that can fail cheaply runs before the first weight is read.
-        env = DeepFloydSettings.ENV
-        self._stage1_source = check_weights_available(
-            s.stage1, role="DeepFloyd IF stage I", setting=env["stage1"], cache_dir=s.hf_cache_dir
-        )
-        self._stage2_source = None
-        if s.stage2:
-            self._stage2_source = check_weights_available(
-                s.stage2, role="DeepFloyd IF stage II", setting=env["stage2"], cache_dir=s.hf_cache_dir
-            )
+        self._stage1_source, self._stage2_source = check_settings(s)
         table = load_prompt_embeddings_file(s.prompt_embeds_file) if s.prompt_embeds_file else {}
 
         self.pipeline = self._load(self._stage1_source, "IFPipeline", "DeepFloyd IF stage I", "stage1")
@@ -199,7 +242,7 @@ class DeepFloydBackend:
         self.prompts = PromptEmbeddings(
             model_key=s.stage1,
             table=table,
-            encoder=None if s.text_encoder == "none" else self._encode_with_t5,
+            encoder=None if s.prompt_encoder == "none" else self._encode_with_t5,
             disk_cache=s.embeddings_cache_dir,
             source=str(s.prompt_embeds_file or ""),
         )
@@ -216,15 +259,16 @@ class DeepFloydBackend:
 
         card = _model_card(self._stage1_source)
         self.name = card.get("name") or f"deepfloyd:{Path(s.stage1).name}"
+        # Folders by their name only: the pages must not print paths of the builder's machine.
         self.description = card.get("description") or (
-            f"DeepFloyd IF stage I {s.stage1} (diffusers), {str(self.dtype).removeprefix('torch.')}"
+            f"DeepFloyd IF stage I {_shown(self._stage1_source)} (diffusers), {str(self.dtype).removeprefix('torch.')}"
             f" on {self.device.type}; prompts as T5 embeddings from"
-            f" {'the T5 encoder' if s.text_encoder != 'none' else s.prompt_embeds_file}"
+            f" {'the T5 encoder' if s.prompt_encoder != 'none' else Path(s.prompt_embeds_file).name}"
         )
         self.stage2_description: str | None = None
         if self._stage2_source is not None:
             self.stage2_description = _model_card(self._stage2_source).get("description") or (
-                f"DeepFloyd IF stage II {s.stage2} (diffusers), 64 -> 256 pixels,"
+                f"DeepFloyd IF stage II {_shown(self._stage2_source)} (diffusers), 64 -> 256 pixels,"
                 f" {str(self.dtype).removeprefix('torch.')} on {self.device.type}"
             )
 
@@ -285,7 +329,7 @@ class DeepFloydBackend:
             cache_dir=self.settings.hf_cache_dir,
             local_files_only=source.local_files_only,
         )
-        if self.settings.text_encoder == "t5-8bit":
+        if self.settings.prompt_encoder == "t5-8bit":
             from transformers import BitsAndBytesConfig  # needs the bitsandbytes package and CUDA
 
             kwargs.update(quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="auto")
@@ -308,7 +352,7 @@ class DeepFloydBackend:
                 cache_dir=self.settings.hf_cache_dir,
                 local_files_only=source.local_files_only,
             )
-        if self.settings.text_encoder == "t5-8bit":
+        if self.settings.prompt_encoder == "t5-8bit":
             pass  # placed by device_map when loaded
         elif self.settings.cpu_offload and self.device.type != "cpu":
             pipe.enable_model_cpu_offload(device=self.device)

@@ -1,9 +1,10 @@
 """Prompt -> T5 embedding for DeepFloyd IF: from the text encoder when one is loaded, else a file.
 
 T5-XXL barely fits a free GPU next to the UNet, so the course shipped the embeddings it needed
-precomputed: a `torch.load`-able dict {prompt: tensor (1, 77, 4096)}. That file is the default
-source here; a loaded encoder extends it to any prompt. Either way an embedding is cached per
-(text-encoder model, prompt), in memory and, if asked, on disk.
+precomputed: a `torch.load`-able dict {prompt: tensor (1, 77, 4096)}. Without such a file the
+T5 encoder saved with stage I's weights encodes every prompt (diffusers' own default for IF);
+with one, the file is consulted first and an encoder, when loaded too, extends it to any prompt.
+Either way an embedding is cached per (text-encoder model, prompt), in memory and, if asked, on disk.
 """
 
 from __future__ import annotations
@@ -132,6 +133,6 @@ class PromptEmbeddings:
         return (
             f"no embedding for prompt {prompt!r}: no T5 text encoder is loaded and the prompt is not"
             f" among the {len(self.table)} precomputed prompts{where}:\n{known}\n"
-            "Use one of these, add the prompt to the file, or load the text encoder"
-            " (text_encoder='t5' or 't5-8bit', env DIFFUSION_LAB_IF_TEXT_ENCODER)."
+            "Use one of these, add the prompt to the file, or load the T5 text encoder of stage I's"
+            " weights beside the file (text_encoder='t5' or 't5-8bit', env DIFFUSION_LAB_IF_TEXT_ENCODER)."
         )

@@ -140,10 +140,15 @@ class MnistBackend:
         return one_hot(labels, self.num_classes).to(device=self.device, dtype=self.dtype)
 
     def encode(self, prompt: str) -> torch.Tensor:
+        """The condition for a prompt ("a handwritten 7", "" for none): one row (1, 10), as
+        `encode_digits`."""
         return self.encode_digits([parse_prompt(prompt)])
 
     @torch.no_grad()
     def predict(self, x_t: torch.Tensor, t: int, condition: torch.Tensor) -> ModelOutput:
+        """eps (N, 1, 28, 28) for x_t (N, 1, 28, 28) (digits in [0, 1] plus noise) at the 0-based
+        timestep t in [0, T), fed to the UNet as (t + 1) / T; condition (1, 10) or (N, 10) one-hot
+        rows (zero rows: unconditional). No variance: the schedule's is fixed."""
         n = x_t.shape[0]
         t_net = torch.full((n,), (int(t) + 1) / self.num_timesteps, device=x_t.device, dtype=x_t.dtype)
         if not self.num_classes:

@@ -162,12 +162,16 @@ def iterative(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRe
                                    callback=frames, callback_every=plan.frame_every)
         single = one_step_denoise(model, x_t, t_start, condition)
         choice = blur.best_blur(x_t.cpu().float(), clean, handle.data_range)
+        low, high = handle.data_range
+        similarity = {name: editing.correlation(image.cpu().float().clamp(low, high), clean).item()
+                      for name, image in (("iterative", result), ("one_step", single), ("blurred", choice.image))}
         scratch.save("iterative.pt", {
             "clean": clean, "noisy": x_t.cpu().float(), "frames": [x.float() for _, _, x in frames.frames],
             "iterative": result.cpu().float(), "one_step": single.cpu().float(), "blurred": choice.image,
         })
         return {**common_metrics(handle), "t_start": t_start, "frame_timesteps": frames.timesteps,
-                "blur": {"kernel_size": choice.kernel_size, "sigma": choice.sigma, "psnr": choice.psnr}}
+                "blur": {"kernel_size": choice.kernel_size, "sigma": choice.sigma, "psnr": choice.psnr},
+                "similarity": similarity}
 
     return cached_run(ctx, "parta/iterative", params, compute, backend=handle.name)
 
@@ -207,30 +211,73 @@ def cfg_samples(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> Run
 # --- 1.7 - 1.7.3: SDEdit, inpainting, text-conditional image-to-image ---------------------------
 
 
+def sdedit_extension(plan: PartAPlan, kept: list[int], num_timesteps: int) -> list[int]:
+    """The i_starts after the write-up's (`kept`) that an SDEdit run also edits at: every
+    `plan.sdedit_extension_step`-th one up to the model's last timestep."""
+    return list(range(max(kept) + plan.sdedit_extension_step, num_timesteps, plan.sdedit_extension_step))
+
+
+def shown_i_starts(write_up: list[int], extension: list[int], similarity: dict[int, float],
+                   resemblance: float) -> list[int]:
+    """What a figure of SDEdit shows: the write-up's i_starts, then, if the last of them does not yet
+    resemble its input (similarity below `resemblance`), the extension up to and including the
+    first that does (all of it where none does)."""
+    shown = list(write_up)
+    if similarity[write_up[-1]] >= resemblance:
+        return shown
+    for i_start in extension:
+        shown.append(i_start)
+        if similarity[i_start] >= resemblance:
+            break
+    return shown
+
+
+def _judge_readings(ctx: BuildContext, judged: RunRecord, handle: PartABackend, prompt: str,
+                    original: torch.Tensor, edits: dict[int, torch.Tensor]) -> dict:
+    """The digit the judge reads in the input and in each edit, with its probability, and the digit
+    the prompt names (None for the generic prompt)."""
+    probabilities = judge_probabilities(partb_models.load_judge(ctx, judged),
+                                        torch.cat([original, *edits.values()]), handle.data_range)
+    reads = probabilities.argmax(1)
+    readings = [{"digit": int(reads[k]), "p": probabilities[k, reads[k]].item()} for k in range(len(reads))]
+    return {"input": readings[0], "edits": {str(i): readings[k + 1] for k, i in enumerate(edits)},
+            "prompt": handle.prompt_class(prompt)}
+
+
 def _sdedit_run(ctx, plan, handle, name, image: InputImage, prompt: str) -> RunRecord:
     kept, skipped = valid_i_starts(plan, handle.timesteps)
+    extension = sdedit_extension(plan, kept, len(handle.timesteps))
+    judged = judge_for(ctx, plan)
     params = {"model": handle.identity, "image": input_identity(image), "prompt": prompt,
-              "guidance": plan.guidance, "i_starts": kept, "timesteps": handle.timesteps,
-              "photo_size": plan.photo_size}
+              "guidance": plan.guidance, "i_starts": kept, "extension": extension,
+              "resemblance": plan.sdedit_resemblance, "timesteps": handle.timesteps,
+              "photo_size": plan.photo_size, "judge": judged.key if judged else None}
 
     def compute(scratch: Scratch):
         model = handle.model
         original, info = model_image(image, handle.sample_shape, handle.data_range, plan.photo_size)
-        condition = model.encode(prompt)
-        edits = {
-            i: editing.sdedit(model, original, i, condition, scratch.generator(f"{image.id}/i_start={i}"),
-                              guidance=plan.guidance).cpu().float()
-            for i in kept
-        }
+        # Every i_start in one batched loop: the extension's short loops cost little on top.
+        edits = {i: edit.cpu().float() for i, edit in editing.sdedit_ladder(
+            model, original, kept + extension, model.encode(prompt), scratch.generator(image.id),
+            guidance=plan.guidance).items()}
+        low, high = handle.data_range
+        similarity = {i: editing.correlation(edit.clamp(low, high), original).item() for i, edit in edits.items()}
         scratch.save("sdedit.pt", {"original": original, "edits": edits})
-        return {**common_metrics(handle), "image_info": info, "skipped_i_starts": skipped,
-                "t_starts": {str(i): handle.timesteps[i] for i in kept}}
+        metrics = {**common_metrics(handle), "image_info": info, "skipped_i_starts": skipped,
+                   "t_starts": {str(i): handle.timesteps[i] for i in edits},
+                   "similarity": {str(i): r for i, r in similarity.items()},
+                   "shown_i_starts": shown_i_starts(kept, extension, similarity, plan.sdedit_resemblance)}
+        if judged is not None:
+            metrics["judge"] = _judge_readings(ctx, judged, handle, prompt, original, edits)
+        return metrics
 
     return cached_run(ctx, name, params, compute, backend=handle.name)
 
 
 def sdedit(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, image: InputImage) -> RunRecord:
-    """1.7 / 1.7.1: SDEdit of `image` at each i_start with the generic prompt and CFG."""
+    """1.7 / 1.7.1: SDEdit of `image` with the generic prompt and CFG, at the write-up's i_starts
+    and the extension after them; each edit's similarity to the input (Pearson's r) and, where the
+    plan has a judge, the digit it reads, decide and describe what the figure shows."""
     return _sdedit_run(ctx, plan, handle, "parta/sdedit", image, plan.generic_prompt)
 
 

@@ -4,14 +4,16 @@ Each illusion is sampled for `plan.illusion_candidates` seeds at once; all of th
 shown. Where the plan has a judge (MNIST), Part B's classifier reads each candidate in each view
 and the run records its probabilities, which candidates read as intended in both views, and
 the one it rates best (the lower of its two target probabilities is highest).
+Hybrids first go through a sweep of low-pass settings (`hybrid_sweep`), from which the judge
+picks each hybrid's setting; the hybrid runs take it from the sweep's result.
 """
 
 from __future__ import annotations
 
 import torch
 
-from diffusion_lab import illusions
-from diffusion_lab.blur import gaussian_blur
+from diffusion_lab import editing, illusions
+from diffusion_lab.blur import gaussian_blur, gaussian_blur_each
 from diffusion_lab.experiments import partb_models
 from diffusion_lab.experiments.parta import (
     common_metrics,
@@ -88,14 +90,98 @@ def anagram(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Anag
 
 # --- 1.9 hybrid images ---------------------------------------------------------------------------
 
+HYBRID_SELECTION_RULE = (
+    "the setting with the most candidates that read as both digits; on a tie, the one whose candidates "
+    "the judge rates higher on average (each by the lower of its two target probabilities); then the "
+    "smaller σ"
+)
+
+
+def pick_hybrid_setting(rows: list[dict]) -> dict:
+    """Of one hybrid's sweep rows (one per low-pass setting), the one HYBRID_SELECTION_RULE picks."""
+    return max(rows, key=lambda row: (row["both_count"], row["mean_score"], -row["sigma"]))
+
+
+def sweep_kernel(sigma: float, image_size: int) -> int:
+    """A kernel size for `sigma` in the write-up's proportion (33 for sigma 2: 8 sigma either side),
+    capped at what reflect padding allows on the image."""
+    return min(2 * round(8 * sigma) + 1, 2 * (image_size - 1) + 1)
+
+
+def hybrid_sweep(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRecord | None:
+    """Every hybrid of the plan at each of the plan's sweep sigmas (kernel from `sweep_kernel`),
+    `plan.hybrid_sweep_candidates` seeds each, all in one batched sampling loop; the judge reads
+    each candidate from afar (its low-pass) and up close, and for each hybrid the run picks the
+    setting its figures use (`pick_hybrid_setting`). None where the plan sweeps nothing."""
+    if not plan.hybrid_sweep_sigmas:
+        return None
+    judged = judge_for(ctx, plan)
+    size = handle.sample_shape[-1]
+    sweep = [{"sigma": sigma, "kernel_size": sweep_kernel(sigma, size)} for sigma in plan.hybrid_sweep_sigmas]
+    pairs = [[spec.far, spec.near] for spec in plan.hybrids]
+    k = plan.hybrid_sweep_candidates
+    params = {"model": handle.identity, "pairs": pairs, "sweep": sweep, "candidates": k, "guidance": plan.guidance,
+              "timesteps": handle.timesteps, "judge": judged.key if judged else None,
+              "rule": HYBRID_SELECTION_RULE}
+
+    def compute(scratch: Scratch):
+        model = handle.model
+        # One batch, setting by setting, then hybrid by hybrid, then seed by seed.
+        order = [(point, pair) for point in sweep for pair in pairs for _ in range(k)]
+        kernels = [(point["kernel_size"], point["sigma"]) for point, _ in order]
+        far = torch.cat([model.encode(pair[0]) for _, pair in order])
+        near = torch.cat([model.encode(pair[1]) for _, pair in order])
+        images = illusions.hybrid_image(model, len(order), far, near, scratch.generator("candidates"),
+                                        kernels=kernels, guidance=plan.guidance).cpu().float()
+        lowpass = gaussian_blur_each(images, kernels)
+        block = len(pairs) * k
+        scratch.save("sweep.pt", {
+            "images": {str(point["sigma"]): images[i * block:(i + 1) * block] for i, point in enumerate(sweep)},
+            "lowpass": {str(point["sigma"]): lowpass[i * block:(i + 1) * block] for i, point in enumerate(sweep)},
+        })
+        targets = [_targets(handle, pair) for pair in pairs]
+        if judged is None or None in targets:
+            return {**common_metrics(handle), "rows": [], "selected": []}
+        judge = partb_models.load_judge(ctx, judged)
+        p_far = judge_probabilities(judge, lowpass, handle.data_range)
+        p_near = judge_probabilities(judge, images, handle.data_range)
+        rows = []
+        for i, point in enumerate(sweep):
+            for j, (d_far, d_near) in enumerate(targets):
+                part = slice(i * block + j * k, i * block + (j + 1) * k)
+                verdict = judge_two_views(p_far[part], p_near[part], d_far, d_near)
+                candidates = verdict["candidates"]
+                rows.append({"sigma": point["sigma"], "kernel_size": point["kernel_size"], "pair": j,
+                             "both_count": verdict["both_count"],
+                             "mean_score": sum(c["score"] for c in candidates) / k,
+                             "far_reads_far": sum(c["read_1"] == d_far for c in candidates),
+                             "near_reads_near": sum(c["read_2"] == d_near for c in candidates),
+                             "reads": [[c["read_1"], c["read_2"]] for c in candidates]})
+        selected = [pick_hybrid_setting([row for row in rows if row["pair"] == j]) for j in range(len(pairs))]
+        return {**common_metrics(handle), "rows": rows, "selected": selected}
+
+    return cached_run(ctx, "parta/hybrid-sweep", params, compute, backend=handle.name)
+
+
+def hybrid_setting(plan: PartAPlan, handle: PartABackend, spec: Hybrid, sweep: RunRecord | None) -> tuple[int, float]:
+    """(kernel_size, sigma) of a hybrid's figures: the one its sweep picked, or where there is no
+    judged sweep, the write-up's kernel scaled to the model's image size (`illusions.hybrid_kernel`)."""
+    if sweep is None or not sweep.metrics["selected"]:
+        return illusions.hybrid_kernel(handle.sample_shape[-1])
+    picked = sweep.metrics["selected"][sweep.params["pairs"].index([spec.far, spec.near])]
+    return picked["kernel_size"], picked["sigma"]
+
 
 def hybrid(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Hybrid) -> RunRecord:
-    """eps = lowpass(eps_far) + highpass(eps_near), the low-pass scaled to the model's image size.
-    The judge reads the low-passed image as the view from afar and the image itself up close."""
-    kernel_size, sigma = illusions.hybrid_kernel(handle.sample_shape[-1])
+    """eps = lowpass(eps_far) + highpass(eps_near) at the low-pass `hybrid_setting` gives (the
+    sweep's pick where the plan sweeps), for every candidate seed. The judge reads the low-passed
+    image as the view from afar and the image itself up close."""
+    sweep = hybrid_sweep(ctx, plan, handle)
+    kernel_size, sigma = hybrid_setting(plan, handle, spec, sweep)
     prompts = [spec.far, spec.near]
     judged = judge_for(ctx, plan)
     params = {"model": handle.identity, "prompts": prompts, "kernel_size": kernel_size, "sigma": sigma,
+              "setting_from": sweep.key if sweep else None,
               "guidance": plan.guidance, "candidates": plan.illusion_candidates, "timesteps": handle.timesteps,
               "judge": judged.key if judged else None}
 
@@ -113,52 +199,6 @@ def hybrid(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Hybri
                 **_judged_views(ctx, judged, handle, prompts, lowpass, images)}
 
     return cached_run(ctx, "parta/hybrid", params, compute, backend=handle.name)
-
-
-def sweep_kernel(sigma: float, image_size: int) -> int:
-    """A kernel size for `sigma` in the write-up's proportion (33 for sigma 2: 8 sigma either side),
-    capped at what reflect padding allows on the image."""
-    return min(2 * round(8 * sigma) + 1, 2 * (image_size - 1) + 1)
-
-
-def hybrid_sigma_sweep(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRecord:
-    """Every hybrid of the plan again at each sweep sigma, from the same seeds: where between
-    "the far prompt wins" and "the near prompt wins" the low-pass has to cut on this image size."""
-    judged = judge_for(ctx, plan)
-    size = handle.sample_shape[-1]
-    sweep = [{"sigma": sigma, "kernel_size": sweep_kernel(sigma, size)} for sigma in plan.hybrid_sweep_sigmas]
-    pairs = [[spec.far, spec.near] for spec in plan.hybrids]
-    k = plan.hybrid_sweep_candidates
-    params = {"model": handle.identity, "pairs": pairs, "sweep": sweep, "candidates": k, "guidance": plan.guidance,
-              "timesteps": handle.timesteps, "judge": judged.key if judged else None}
-
-    def compute(scratch: Scratch):
-        model = handle.model
-        far = torch.cat([model.encode(f) for f, _ in pairs for _ in range(k)])
-        near = torch.cat([model.encode(n) for _, n in pairs for _ in range(k)])
-        judge = partb_models.load_judge(ctx, judged) if judged is not None else None
-        targets = [_targets(handle, pair) for pair in pairs]
-        images, rows = {}, []
-        for point in sweep:
-            x = illusions.hybrid_image(model, len(pairs) * k, far, near, scratch.generator("candidates"),
-                                       kernel_size=point["kernel_size"], sigma=point["sigma"],
-                                       guidance=plan.guidance).cpu().float()
-            images[str(point["sigma"])] = x
-            if judge is None or None in targets:
-                continue
-            lowpass = gaussian_blur(x, point["kernel_size"], point["sigma"])
-            p_far = judge_probabilities(judge, lowpass, handle.data_range)
-            p_near = judge_probabilities(judge, x, handle.data_range)
-            for j, (d_far, d_near) in enumerate(targets):
-                part = slice(j * k, (j + 1) * k)
-                verdict = judge_two_views(p_far[part], p_near[part], d_far, d_near)
-                rows.append({"sigma": point["sigma"], "pair": j, "both_count": verdict["both_count"],
-                             "far_reads_far": sum(c["read_1"] == d_far for c in verdict["candidates"]),
-                             "near_reads_near": sum(c["read_2"] == d_near for c in verdict["candidates"])})
-        scratch.save("sweep.pt", {"images": images})
-        return {**common_metrics(handle), "rows": rows}
-
-    return cached_run(ctx, "parta/hybrid-sigma-sweep", params, compute, backend=handle.name)
 
 
 def kernel_in_frame(kernel_size: int, sigma: float, image_size: int) -> torch.Tensor:
@@ -201,8 +241,10 @@ def hybrid_kernel_scaling(ctx: BuildContext, plan: PartAPlan, handle: PartABacke
         scratch.save("split.pt", {"rows": rows, "kernels": {
             "write_up": kernel_in_frame(*write_up, 64), "scaled": kernel_in_frame(*scaled, size),
             "unscaled": kernel_in_frame(*write_up, size)}})
+        # How much of each picture its low-pass keeps: Pearson's r of the two, 1 = all of it.
+        kept = [editing.correlation(row["lowpass"], row["image"]).item() for row in rows]
         return {"write_up_kernel": list(write_up), "scaled_kernel": list(scaled), "size": size,
-                "row_labels": [row["label"] for row in rows]}
+                "row_labels": [row["label"] for row in rows], "lowpass_similarity": kept}
 
     return cached_run(ctx, "parta/hybrid-kernel-scaling", params, compute)
 

@@ -66,6 +66,7 @@ class PartAPlan:
     stock_prompts: tuple[str, ...]  # section 0: the stock pipeline (or scheduler) on these prompts
     stock_steps: tuple[int, ...]  # section 0: at each of these step counts
     stock_images_per_prompt: int
+    stock_samples_note: str  # section 0: what the stock sampler's own output is called on this backend
     generic_prompt: str  # where the write-up says "a high quality photo" (1.3-1.5, 1.7-1.7.2)
     generic_prompt_note: str
     test_image: InputImage  # the write-up's Campanile (1.1-1.4, first row of 1.7)
@@ -76,15 +77,20 @@ class PartAPlan:
     cfg_prompts: tuple[str, ...]  # 1.6, one per sample
     guidance: float  # CFG scale from 1.6 on
     guidance_note: str
-    i_starts: tuple[int, ...]  # 1.7, 1.7.1, 1.7.3
+    i_starts: tuple[int, ...]  # 1.7, 1.7.1, 1.7.3: the write-up's, always shown
+    # ... then every this many i_starts after them, up to the first whose edit resembles its input:
+    sdedit_extension_step: int
+    sdedit_resemblance: float  # "resembles": Pearson's r of edit and input at least this
     sdedit_images: tuple[InputImage, ...]  # 1.7: the test image and two more
-    drawn_images: tuple[InputImage, ...]  # 1.7.1: one web-style image, two hand-drawn
+    drawn_images: tuple[InputImage, ...]  # 1.7.1: one web-style image, two drawn ones (scripted strokes)
     inpaintings: tuple[Inpainting, ...]  # 1.7.2
     text_edits: tuple[TextEdit, ...]  # 1.7.3
     anagrams: tuple[Anagram, ...]  # 1.8
     hybrids: tuple[Hybrid, ...]  # 1.9
     illusion_candidates: int  # seeds per illusion, every one of them shown
-    hybrid_sweep_sigmas: tuple[float, ...]  # 1.9: the hybrids again at other low-pass sigmas (pixels)
+    # 1.9: each hybrid sampled at these low-pass sigmas (pixels), hybrid_sweep_candidates seeds each;
+    # the judge picks each hybrid's setting for its figures from them (empty: the scaled kernel)
+    hybrid_sweep_sigmas: tuple[float, ...]
     hybrid_sweep_candidates: int
     judge: bool  # score samples and illusions with Part B's MNIST classifier
     if_schedule_photo: InputImage | None  # 1.1-1.2 also on a photo with IF's own schedule
@@ -104,9 +110,9 @@ GRACE_HOPPER = InputImage(
     "Grace Hopper (public-domain photo shipped with matplotlib), center-cropped, 64x64",
 )
 WEB_TWO = _input_file("web-typed-2", "a 2 typed in DejaVu Serif Bold (web-style)")
-DRAWN_THREE = _input_file("hand-drawn-3", "a hand-drawn 3 (pen strokes)")
-DRAWN_FOUR = _input_file("hand-drawn-4", "a hand-drawn 4 (pen strokes)")
-DRAWN_ZERO = _input_file("hand-drawn-0", "a hand-drawn 0 (pen strokes)")
+DRAWN_THREE = _input_file("hand-drawn-3", "a 3 drawn with scripted pen strokes")
+DRAWN_FOUR = _input_file("hand-drawn-4", "a 4 drawn with scripted pen strokes")
+DRAWN_ZERO = _input_file("hand-drawn-0", "a 0 drawn with scripted pen strokes")
 MASK_CENTER = _input_file("mask-center-square", "center-square mask")
 MASK_BOTTOM = _input_file("mask-bottom-half", "bottom-half mask")
 MASK_RIGHT = _input_file("mask-right-half", "right-half mask")
@@ -118,6 +124,7 @@ MNIST_PLAN = PartAPlan(
     stock_prompts=("a handwritten 2", "a handwritten 5", "a handwritten 8"),
     stock_steps=(20, 300),  # the write-up's 20, and every one of the model's T = 300 steps
     stock_images_per_prompt=4,
+    stock_samples_note="The DDPM's samples",  # one model at 28x28: no stages
     generic_prompt="",
     generic_prompt_note=(
         'Where the write-up conditions on "a high quality photo" (a prompt that names no content), '
@@ -135,6 +142,8 @@ MNIST_PLAN = PartAPlan(
         "[Part B's guidance sweep](../part-b/class-conditioned-ddpm.md) shows the judge's accuracy at each g."
     ),
     i_starts=WRITE_UP_I_STARTS,
+    sdedit_extension_step=2,
+    sdedit_resemblance=0.9,
     sdedit_images=(_mnist_digit(0), _mnist_digit(1), _mnist_digit(4)),
     drawn_images=(WEB_TWO, DRAWN_THREE, DRAWN_FOUR),
     inpaintings=(
@@ -158,8 +167,8 @@ MNIST_PLAN = PartAPlan(
         Hybrid(far="a handwritten 9", near="a handwritten 4"),
     ),
     illusion_candidates=8,
-    # The scaled sigma (0.875), two between, and the write-up's unscaled 2 and beyond.
-    hybrid_sweep_sigmas=(0.875, 1.5, 2.0, 3.0),
+    # From the scaled sigma (0.875) to the write-up's unscaled 2, in steps of a quarter pixel or so.
+    hybrid_sweep_sigmas=(0.875, 1.0, 1.25, 1.5, 1.75, 2.0),
     hybrid_sweep_candidates=4,
     judge=True,
     if_schedule_photo=GRACE_HOPPER,
@@ -172,6 +181,7 @@ DEEPFLOYD_PLAN = PartAPlan(
     stock_prompts=("an oil painting of a snowy mountain village", "a man wearing a hat", "a rocket ship"),
     stock_steps=(20, 100),
     stock_images_per_prompt=1,
+    stock_samples_note="Stage I",
     generic_prompt="a high quality photo",
     generic_prompt_note='As in the write-up: "a high quality photo" where it says unconditional.',
     test_image=GRACE_HOPPER,
@@ -183,6 +193,8 @@ DEEPFLOYD_PLAN = PartAPlan(
     guidance=7.0,
     guidance_note="g = 7, the write-up's value.",
     i_starts=WRITE_UP_I_STARTS,
+    sdedit_extension_step=2,
+    sdedit_resemblance=0.9,
     sdedit_images=(GRACE_HOPPER, WEB_TWO, DRAWN_THREE),
     drawn_images=(WEB_TWO, DRAWN_THREE, DRAWN_FOUR),
     inpaintings=(Inpainting(GRACE_HOPPER, MASK_CENTER), Inpainting(GRACE_HOPPER, MASK_RIGHT)),

@@ -63,12 +63,12 @@ def figure_upsample(
 
 
 def sdedit_upsample(ctx: BuildContext, handle: PartABackend, sdedit: RunRecord) -> RunRecord | None:
-    """The stage II run of an SDEdit run's edits, in i_start order, each with the run's prompt;
-    None when the build does not upsample figures."""
+    """The stage II run of the edits an SDEdit run's figure shows, in i_start order, each with the
+    run's prompt; None when the build does not upsample figures."""
     if not handle.upsample_figures:
         return None
     edits = sdedit.load("sdedit.pt")["edits"]
-    i_starts = sorted(edits)
+    i_starts = sdedit.metrics["shown_i_starts"]
     return figure_upsample(ctx, handle, sdedit, [edits[i] for i in i_starts],
                            [sdedit.params["prompt"]] * len(i_starts))
 

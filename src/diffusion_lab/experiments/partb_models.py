@@ -17,7 +17,7 @@ from diffusion_lab.experiments.partb_training import (  # noqa: F401  (the loade
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.ddpm import DDPMSchedule
 from diffusion_lab.mnist.judge import Judge
-from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, JudgeRecipe
+from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, FlowMatchingRecipe, JudgeRecipe
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord
 
@@ -43,6 +43,14 @@ def load_ddpm(ctx: BuildContext, run: RunRecord, epoch: int | None = None, weigh
     EMA (default: the ones the recipe samples), in eval mode on the build's device."""
     model = training.make_ddpm_unet(_recipe(run, DDPMRecipe), run.params["conditional"])
     model.load_state_dict(trained_state(run, epoch, weights))
+    return model.to(ctx.device).eval()
+
+
+def load_flow(ctx: BuildContext, run: RunRecord, epoch: int | None = None) -> torch.nn.Module:
+    """The flow-matching UNet of a training run after `epoch` (default: the last), in eval mode on
+    the build's device."""
+    model = training.make_ddpm_unet(_recipe(run, FlowMatchingRecipe), run.params["conditional"])
+    model.load_state_dict(trained_state(run, epoch))
     return model.to(ctx.device).eval()
 
 

@@ -1,4 +1,5 @@
-"""Part B training runs: the one-step denoiser and the two DDPMs (the judge: judge_training.py).
+"""Part B training runs: the one-step denoiser (and its pure-noise twin), the two DDPMs and the two
+flow-matching UNets (the judge: judge_training.py).
 
 These are the expensive runs, so this module imports only what training executes: the recipes,
 the data, the UNets, the losses and the training loop. A run's cache key covers the code of the
@@ -12,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from diffusion_lab.mnist import training
+from diffusion_lab.mnist import pure_noise, training
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext
@@ -87,4 +88,39 @@ def ddpm_training(ctx: BuildContext, conditional: bool, progress: bool = True,
         return _save_training(scratch, result)
 
     name = "partb/class-ddpm-training" if conditional else "partb/time-ddpm-training"
+    return cached_run(ctx, name, params, compute)
+
+
+def pure_noise_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
+    """The course's "denoising pure noise": the denoiser's UNet fed z ~ N(0, I) alone."""
+    recipe = get_profile(ctx.profile).partb.pure_noise
+
+    def compute(scratch: Scratch):
+        result = pure_noise.train_pure_noise_denoiser(recipe, load_mnist(), ctx.device, scratch.seed, progress)
+        return _save_training(scratch, result)
+
+    return cached_run(ctx, "partb/pure-noise-training", {"recipe": recipe.to_dict()}, compute)
+
+
+def flow_training(ctx: BuildContext, conditional: bool, progress: bool = True,
+                  before_training: Callable[[], None] | None = None) -> RunRecord:
+    """The course's time-conditioned (conditional=False) or class-conditioned flow-matching UNet of
+    the profile's recipe; a warm-started class model starts from the time model's sampled weights.
+    before_training: as in `ddpm_training`."""
+    book = get_profile(ctx.profile).partb
+    recipe = book.class_flow if conditional else book.time_flow
+    params = {"recipe": recipe.to_dict(), "conditional": conditional}
+    start = flow_training(ctx, False, progress, before_training) if conditional and recipe.warm_start else None
+    if start is not None:
+        params["warm_start"] = start.key
+
+    def compute(scratch: Scratch):
+        if before_training is not None:
+            before_training()
+        warm_start = trained_state(start) if start is not None else None
+        result = training.train_flow_matching(recipe, load_mnist(), ctx.device, scratch.seed, conditional, progress,
+                                              warm_start)
+        return _save_training(scratch, result)
+
+    name = "partb/class-flow-training" if conditional else "partb/time-flow-training"
     return cached_run(ctx, name, params, compute)

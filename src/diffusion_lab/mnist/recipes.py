@@ -97,10 +97,17 @@ class JudgeRecipe:
 
 @dataclass(frozen=True)
 class PartBRecipes:
+    """One profile's Part B models: the denoiser, the course's "denoising pure noise" UNet (the
+    denoiser's UNet fed noise alone; its sigma unused), the two DDPMs, the two flow-matching UNets
+    and the judge."""
+
     profile: str
     denoiser: DenoiserRecipe
+    pure_noise: DenoiserRecipe
     time_ddpm: DDPMRecipe
     class_ddpm: DDPMRecipe
+    time_flow: FlowMatchingRecipe
+    class_flow: FlowMatchingRecipe
     judge: JudgeRecipe
     notes: str = ""
 
@@ -108,8 +115,11 @@ class PartBRecipes:
         return {
             "profile": self.profile,
             "denoiser": self.denoiser.to_dict(),
+            "pure_noise": self.pure_noise.to_dict(),
             "time_ddpm": self.time_ddpm.to_dict(),
             "class_ddpm": self.class_ddpm.to_dict(),
+            "time_flow": self.time_flow.to_dict(),
+            "class_flow": self.class_flow.to_dict(),
             "judge": self.judge.to_dict(),
             "notes": self.notes,
         }

@@ -162,6 +162,8 @@ class UnconditionalUNet(_UNetTrunk):
         super().__init__(in_channels, num_hiddens)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x_hat (N, C, 28, 28), the denoised estimate of noisy digits x (N, C, 28, 28), whose clean
+        part is in [0, 1] (the output is not clamped)."""
         return self.run(x)
 
 
@@ -174,6 +176,7 @@ class TimeConditionalUNet(_UNetTrunk):
         self.t2 = FCBlock(1, num_hiddens)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """eps_hat (N, C, 28, 28) for x_t (N, C, 28, 28) and t (N,) or (N, 1) float in [0, 1]."""
         t = _as_column(t, x)
         return self.run(x, unflatten_shift=self.t1(t), up1_shift=self.t2(t))
 
@@ -191,6 +194,8 @@ class ClassConditionalUNet(_UNetTrunk):
         self.c2 = FCBlock(num_classes, num_hiddens)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """eps_hat (N, C, 28, 28) for x_t (N, C, 28, 28), t (N,) or (N, 1) float in [0, 1] and
+        c (N, num_classes) one-hot float, zero rows for the unconditional estimate."""
         t = _as_column(t, x)
         c = c.to(device=x.device, dtype=x.dtype)
         return self.run(

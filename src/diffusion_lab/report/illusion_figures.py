@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from diffusion_lab.experiments.parta_plan import Anagram, Hybrid
 from diffusion_lab.report.figures import image_grid
-from diffusion_lab.report.parta_figures import VIEW_NAMES, quoted, short, value_range
+from diffusion_lab.report.parta_figures import VIEW_NAMES, quoted, value_range
 from diffusion_lab.runcache.runs import RunRecord
 
 
@@ -118,15 +118,34 @@ def far_reading_count(runs: Sequence[RunRecord]) -> int:
                for run in runs for candidate in run.metrics["judge"]["candidates"])
 
 
-def hybrid_sweep_grid(sweep: RunRecord) -> bytes:
-    """The σ sweep's hybrids: one row per σ, one column per candidate of each hybrid."""
-    images = sweep.load("sweep.pt")["images"]
+def _is_picked(sweep: RunRecord, row: dict) -> bool:
+    picked = sweep.metrics["selected"][row["pair"]]
+    return picked["sigma"] == row["sigma"] and picked["kernel_size"] == row["kernel_size"]
+
+
+def _sweep_row(sweep: RunRecord, pair: int, sigma: float) -> dict | None:
+    return next((row for row in sweep.metrics["rows"] if row["pair"] == pair and row["sigma"] == sigma), None)
+
+
+def hybrid_sweep_grid(sweep: RunRecord, pair: int) -> bytes:
+    """One hybrid of the sweep: a row per low-pass setting, its candidates up close (the images) and
+    then from afar (their low-passes); each row titled with its setting and, where judged, how many
+    candidates work (★: the setting the judge picked)."""
+    stored = sweep.load("sweep.pt")
     points, k = sweep.params["sweep"], sweep.params["candidates"]
+    part = slice(pair * k, (pair + 1) * k)
+    row_titles = []
+    for point in points:
+        title = f"σ = {point['sigma']:g}\nkernel {point['kernel_size']}"
+        judged = _sweep_row(sweep, pair, point["sigma"])
+        if judged is not None:
+            title += f"\n{'★ ' if _is_picked(sweep, judged) else ''}{judged['both_count']} of {k} work"
+        row_titles.append(title)
     return image_grid(
-        [list(images[str(point["sigma"])]) for point in points],
-        col_titles=[f"{short(far)} / {short(near)}\n#{i + 1}" for far, near in sweep.params["pairs"] for i in range(k)],
-        row_titles=[f"σ = {point['sigma']:g}\nkernel {point['kernel_size']}" for point in points],
-        value_range=value_range(sweep), cell_inches=0.95,
+        [list(stored["images"][str(p["sigma"])][part]) + list(stored["lowpass"][str(p["sigma"])][part])
+         for p in points],
+        col_titles=[f"#{i + 1}\nup close" for i in range(k)] + [f"#{i + 1}\nfrom afar" for i in range(k)],
+        row_titles=row_titles, value_range=value_range(sweep), cell_inches=0.7,
     )
 
 
@@ -137,15 +156,40 @@ def hybrid_sweep_headers(sweep: RunRecord) -> list[str]:
 
 def hybrid_sweep_rows(sweep: RunRecord) -> list[list[str]]:
     """One row per σ of the judged sweep: per hybrid, how many of its candidates work and how often
-    each view alone reads as intended."""
-    by_point = {(row["sigma"], row["pair"]): row for row in sweep.metrics["rows"]}
+    each view alone reads as intended; ★ marks the setting the judge picked for the hybrid."""
     k = sweep.params["candidates"]
     rows = []
     for point in sweep.params["sweep"]:
         cells = [f"{point['sigma']:g} ({point['kernel_size']})"]
         for pair in range(len(sweep.params["pairs"])):
-            judged = by_point[point["sigma"], pair]
-            cells.append(f"**{judged['both_count']} / {k}** work; far reads far {judged['far_reads_far']}, "
+            judged = _sweep_row(sweep, pair, point["sigma"])
+            mark = "★ " if _is_picked(sweep, judged) else ""
+            cells.append(f"{mark}**{judged['both_count']} / {k}** work; far reads far {judged['far_reads_far']}, "
                          f"near reads near {judged['near_reads_near']}")
         rows.append(cells)
     return rows
+
+
+def sweep_works_at(sweep: RunRecord, sigma: float) -> tuple[int, int]:
+    """(candidates that work, candidates) over every hybrid of the judged sweep at low-pass `sigma`."""
+    rows = [row for row in sweep.metrics["rows"] if row["sigma"] == sigma]
+    return sum(row["both_count"] for row in rows), len(rows) * sweep.params["candidates"]
+
+
+def sweep_view_counts(sweep: RunRecord, sigma: float) -> tuple[int, int, int]:
+    """Over every hybrid of the judged sweep at low-pass `sigma`: how many candidates the judge reads
+    as the far digit from afar, how many as the near digit up close, and how many there are."""
+    rows = [row for row in sweep.metrics["rows"] if row["sigma"] == sigma]
+    return (sum(row["far_reads_far"] for row in rows), sum(row["near_reads_near"] for row in rows),
+            len(rows) * sweep.params["candidates"])
+
+
+HYBRID_TABLE_HEADERS = ["hybrid", "kernel", "σ", "works"]
+
+
+def hybrid_table_rows(runs: Sequence[RunRecord], names: Sequence[str]) -> list[list[str]]:
+    """One row per hybrid run: its low-pass kernel and σ, and how many of its candidates work (the
+    judge reads the far digit from afar and the near one up close), "n of N"."""
+    return [[name, str(run.metrics["kernel_size"]), f"{run.metrics['sigma']:g}",
+             f"{run.metrics['judge']['both_count']} of {run.params['candidates']}"]
+            for run, name in zip(runs, names)]

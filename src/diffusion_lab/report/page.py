@@ -6,27 +6,37 @@ registers the page for the navigation, so the nav lists exactly the pages that w
 
 from __future__ import annotations
 
+import html
 import json
 import posixpath
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import jinja2
 
 from diffusion_lab.report.code_graph import code_pages
+from diffusion_lab.report.reference_pages import (
+    reference_link,
+    reference_modules,
+    reference_page_markdown,
+    reference_page_path,
+)
 from diffusion_lab.report.source_pages import (
     code_link,
     code_page_path,
     display_name,
     modules_of,
+    page_url,
     source_page_markdown,
 )
 from diffusion_lab.runcache.context import BuildContext
-from diffusion_lab.runcache.provenance import git_commit
+from diffusion_lab.runcache.provenance import LOCK_FILE, git_commit
 from diffusion_lab.runcache.runs import RunRecord
 
 import mkdocs_gen_files
+from mkdocs.structure.files import InclusionLevel
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,31 @@ class NavEntry:
     path: str
 
 
+# The checkout the site is built from: paths shown on the site are relative to it.
+CHECKOUT = LOCK_FILE.parent
+
 # Pages saved in this build, in order: the last page script turns them into the nav.
 NAV: list[NavEntry] = []
+
+
+@dataclass(frozen=True)
+class RunUse:
+    """A figure or table that shows a run: on the page at `path`, the `kind`'s `number`-th."""
+
+    path: str
+    title: str
+    kind: str  # "figure" or "table", as pymdownx's caption blocks number them
+    number: int
+
+    def markdown(self, from_page: str) -> str:
+        """A link from the page at `from_page` to this figure or table ("figure 3"), as HTML:
+        mkdocs checks only headings' anchors, and the caption's id is not one."""
+        relative = posixpath.relpath(page_url(self.path), page_url(from_page))
+        return f'<a href="{relative}/#__{self.kind}-caption_{self.number}">{self.kind} {self.number}</a>'
+
+
+# The figures and tables that showed each run of this build, by run key: the Build page lists them.
+RUN_USES: dict[str, list[RunUse]] = {}
 
 
 @lru_cache(maxsize=1)
@@ -78,8 +111,9 @@ def run_backend_text(run: RunRecord, ctx: BuildContext, backend_label: str) -> s
 
 
 def computed_by_markdown(run: RunRecord, page_path: str) -> str:
-    """A link, from the page at `page_path`, to the source of the function that computed `run`."""
-    return f"[`{display_name(run.function)}`]({code_link(run.function, page_path)})"
+    """Links, from the page at `page_path`, to the reference entry of the function that computed
+    `run` (mkdocstrings' id, its dotted path), then to its numbered source."""
+    return f"{reference_link(run.function)} ([source]({code_link(run.function, page_path)}))"
 
 
 def provenance_block(runs: Sequence[RunRecord], ctx: BuildContext, backend_label: str, page_path: str) -> str:
@@ -116,6 +150,8 @@ class Page:
     backend_label: str = ""
     _parts: list[str] = field(default_factory=list)
     _figures: int = 0
+    _tables: int = 0
+    figure_assets: list[str] = field(default_factory=list)  # each figure's file, relative to docs/
 
     def __post_init__(self) -> None:
         self._parts.append(f"# {self.title}\n")
@@ -125,6 +161,13 @@ class Page:
     def text(self, markdown: str) -> "Page":
         self._parts.append(markdown.strip() + "\n")
         return self
+
+    def _record_uses(self, runs: Sequence[RunRecord], kind: str, number: int) -> None:
+        use = RunUse(self.path, self.title, kind, number)
+        for run in runs:
+            uses = RUN_USES.setdefault(run.key, [])
+            if use not in uses:
+                uses.append(use)
 
     def _asset_path(self, filename: str) -> str:
         stem = posixpath.splitext(posixpath.basename(self.path))[0]
@@ -142,9 +185,11 @@ class Page:
         """An image (PNG or GIF bytes) with a numbered caption and the provenance of the runs behind it."""
         runs = [runs] if isinstance(runs, RunRecord) else list(runs)
         self._figures += 1
+        self._record_uses(runs, "figure", self._figures)
         extension = "gif" if data[:6] in (b"GIF87a", b"GIF89a") else "png"
         filename = filename or f"figure-{self._figures}.{extension}"
         asset = self._asset_path(filename)
+        self.figure_assets.append(asset)
         write_file(asset, data)
         relative = posixpath.relpath(asset, posixpath.dirname(self.path) or ".")
         classes = "{ .pixelated }" if pixelated else ""
@@ -165,6 +210,8 @@ class Page:
     ) -> "Page":
         """A Markdown table with a numbered caption and provenance, like a figure."""
         runs = [runs] if isinstance(runs, RunRecord) else list(runs)
+        self._tables += 1
+        self._record_uses(runs, "table", self._tables)
         align = align or ["---"] * len(headers)
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
         lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -194,6 +241,18 @@ def save_source_pages(runs: Sequence[RunRecord], section: str, intro: str) -> No
         NAV.append(NavEntry(section, display_name(module), path))
 
 
+def save_reference_pages(runs: Sequence[RunRecord], section: str) -> None:
+    """One mkdocstrings page per module of the algorithms, backends, MNIST code and experiments (and
+    of any other module whose function computed one of `runs`), at reference/<module>.md, listed
+    under `section` in the nav; each entry links to its definition on the module's source page."""
+    run_modules = modules_of(run.function for run in runs)
+    pages = code_pages(run_modules)
+    for module in reference_modules(run_modules):
+        path = reference_page_path(module)
+        write_file(path, reference_page_markdown(module, pages))
+        NAV.append(NavEntry(section, display_name(module), path))
+
+
 def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str = "build.md",
                         environment=None) -> str:
     """The Build page: this build's settings, whether the installed packages are the ones
@@ -201,17 +260,79 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
     lock and the installed metadata), then every run with its time, cache status and code."""
     from diffusion_lab.runcache.provenance import lock_report
 
+    unique: dict[str, RunRecord] = {}
+    for run in runs:
+        unique.setdefault(run.key, run)  # one row per run, however often the pages asked for it
+    runs = list(unique.values())
+    labels = distinguishing_params(runs)
     return render_template(
         "build.md.j2",
         ctx=ctx,
-        runs=[dict(vars(run), computed_by=computed_by_markdown(run, path)) for run in runs],
+        runs=[dict(vars(run), computed_by=computed_by_markdown(run, path), label=labels.get(run.key, ""),
+                   used_by=uses_markdown(run, path)) for run in runs],
         hits=sum(run.hit for run in runs),
         computed_s=sum(run.compute_s for run in runs if not run.hit),
         build_s=sum(run.wall_s for run in runs),
-        cache_dir=ctx.cache_dir,
+        cache_dir=cache_dir_text(ctx.cache_dir),
         commit=git_commit(),
         environment=environment if environment is not None else lock_report(),
     )
+
+
+def uses_markdown(run: RunRecord, page_path: str) -> str:
+    """Links, from the page at `page_path`, to every figure and table that showed `run`."""
+    by_page: dict[str, list[RunUse]] = {}
+    for use in RUN_USES.get(run.key, []):
+        by_page.setdefault(use.title, []).append(use)
+    return "; ".join(f"{html.escape(title)}: " + ", ".join(use.markdown(page_path) for use in uses)
+                     for title, uses in by_page.items()) or "no figure of its own (an input of other runs)"
+
+
+def cache_dir_text(cache_dir: Path, checkout: Path = CHECKOUT) -> str:
+    """The run cache's folder as any reader's machine would name it: relative to the checkout when
+    it lies inside it, else the variable that set it; never the builder's absolute path."""
+    try:
+        return Path(cache_dir).resolve().relative_to(checkout.resolve()).as_posix()
+    except ValueError:
+        return "$DIFFUSION_LAB_CACHE (outside the checkout)"
+
+
+def distinguishing_params(runs: Sequence[RunRecord], width: int = 40) -> dict[str, str]:
+    """For runs of this build that share a name, what tells them apart, by key: the parameters whose
+    values differ among them, each shortened to `width` characters ("image=mnist-test-1")."""
+    by_name: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_name.setdefault(run.name, []).append(run)
+    labels = {}
+    for same in by_name.values():
+        if len(same) < 2:
+            continue
+        names = sorted({name for run in same for name in run.params})
+        differing = [name for name in names if len({_short_value(run.params.get(name), width) for run in same}) > 1]
+        for run in same:
+            labels[run.key] = ", ".join(f"{name}={_short_value(run.params.get(name), width)}" for name in differing)
+    return labels
+
+
+def _short_value(value, width: int) -> str:
+    """A parameter's value in a few characters: an input's id, a key's first 12 hex digits, short JSON."""
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        value = value["id"]
+    if isinstance(value, str) and len(value) >= 32 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+NAV_FILE = "SUMMARY.md"
+
+
+def save_nav(entries: Sequence[NavEntry]) -> None:
+    """Write the literate-nav file for `entries` and keep it off the site: it feeds the nav and is
+    no page. (mkdocs' exclude_docs cannot say so: literate-nav marks the file "not in nav" before
+    mkdocs applies exclude_docs to generated files, and a marked file is built.)"""
+    write_file(NAV_FILE, nav_markdown(entries))
+    mkdocs_gen_files.files.get_file_from_path(NAV_FILE).inclusion = InclusionLevel.EXCLUDED
 
 
 def nav_markdown(entries: Sequence[NavEntry]) -> str:

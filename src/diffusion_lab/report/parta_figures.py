@@ -9,7 +9,7 @@ import torch
 
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.experiments.parta_plan import PartAPlan
-from diffusion_lab.report.figures import image_grid
+from diffusion_lab.report.figures import image_grid, line_plot
 from diffusion_lab.report.page import Page
 from diffusion_lab.runcache.runs import RunRecord
 
@@ -213,24 +213,85 @@ def stock_cost_rows(run: RunRecord) -> list[list]:
 
 
 def sdedit_titles(run: RunRecord) -> list[str]:
-    """"SDEdit with i_start=k (t=...)" for each edit of an SDEdit run, in i_start order."""
-    return [f"SDEdit with\ni_start={i} (t={run.metrics['t_starts'][str(i)]})" for i in sorted(run.params["i_starts"])]
+    """For each edit a figure shows, in i_start order: its i_start, timestep and similarity to the
+    input (Pearson's r), and where judged, the digit the judge reads in it."""
+    judge = run.metrics.get("judge")
+    titles = []
+    for i in run.metrics["shown_i_starts"]:
+        lines = [f"i_start={i}", f"t={run.metrics['t_starts'][str(i)]}", f"r = {run.metrics['similarity'][str(i)]:.2f}"]
+        if judge is not None:
+            lines.append(f"reads {judge['edits'][str(i)]['digit']}")
+        titles.append("\n".join(lines))
+    return titles
+
+
+def _listed(values: Sequence) -> str:
+    """"1, 3 and 5"."""
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} and {values[-1]}"
+
+
+def extension_note(run: RunRecord) -> str:
+    """What the SDEdit row shows beyond the write-up's i_starts and why, from the run's numbers."""
+    shown, write_up = run.metrics["shown_i_starts"], run.params["i_starts"]
+    similarity, resemblance = run.metrics["similarity"], run.params["resemblance"]
+    extra = shown[len(write_up):]
+    if not extra:
+        return (f"At i_start = {write_up[-1]}, the write-up's last, the edit already resembles its input "
+                f"(r = {similarity[str(write_up[-1])]:.2f} ≥ {resemblance:g}): nothing is added.")
+    last = extra[-1]
+    reached = similarity[str(last)] >= resemblance
+    return (f"i_start = {_listed(extra)} {'extends' if len(extra) == 1 else 'extend'} the write-up's list "
+            "until an edit resembles its input "
+            f"(r ≥ {resemblance:g}): "
+            + (f"the first that does is i_start = {last} (r = {similarity[str(last)]:.2f})." if reached else
+               f"none does, up to this model's last timestep (i_start = {last}, r = {similarity[str(last)]:.2f})."))
+
+
+def judge_reading_note(run: RunRecord) -> str:
+    """Which edits the judge reads as the input's digit, as the prompt's digit (where the prompt
+    names one) and as some other, from the run's readings; "" where the run was not judged."""
+    judge = run.metrics.get("judge")
+    if judge is None:
+        return ""
+    digit_in, prompt_digit = judge["input"]["digit"], judge["prompt"]
+    reads = {i: judge["edits"][str(i)]["digit"] for i in run.metrics["shown_i_starts"]}
+    groups = []
+    if prompt_digit is not None and prompt_digit != digit_in:
+        groups.append((f"the prompt's {prompt_digit}", [i for i, d in reads.items() if d == prompt_digit]))
+    groups.append((f"the input's {digit_in}", [i for i, d in reads.items() if d == digit_in]))
+    groups.append(("another digit", [i for i, d in reads.items() if d not in (digit_in, prompt_digit)]))
+    parts = [f"{what} at i_start = {_listed(where)}" for what, where in groups if where]
+    return f"The judge reads {'; '.join(parts)}."
 
 
 def sdedit_row(page: Page, run: RunRecord, model_runs: Sequence[RunRecord], what: str) -> None:
-    """SDEdit with i_start = 1, 3, ... and the original, as the write-up's tables."""
+    """SDEdit at the shown i_starts and the original, as the write-up's tables, with how far each
+    edit kept its input and, where judged, what the judge reads."""
     stored = run.load("sdedit.pt")
-    images = [stored["edits"][i] for i in sorted(stored["edits"])] + [stored["original"]]
+    images = [stored["edits"][i] for i in run.metrics["shown_i_starts"]] + [stored["original"]]
     titles = sdedit_titles(run) + ["Original\nImage"]
     skipped = run.metrics["skipped_i_starts"]
     note = (f" i_start {', '.join(map(str, skipped))} is left out: this profile's model has only "
             f"{len(run.params['timesteps'])} strided timesteps." if skipped else "")
     page.figure(
-        image_grid([images], col_titles=titles, value_range=value_range(run), cell_inches=1.35),
+        image_grid([images], col_titles=titles, value_range=value_range(run), cell_inches=0.7),
         f"{what}, prompt {quoted(run.params['prompt'])}, CFG g = {run.params['guidance']:g}. Smaller i_start "
-        f"means more noise added and a freer edit.{note}",
-        [*model_runs, run], pixelated=True,
+        "means more noise added and a freer edit; r is the correlation of an edit's pixels with the input's "
+        f"(1: the same picture). {extension_note(run)}{note} {judge_reading_note(run)}".rstrip(),
+        [*model_runs, run],
     )
+
+
+def similarity_plot(runs: Sequence[RunRecord], names: Sequence[str]) -> bytes:
+    """Each SDEdit run's similarity to its input (Pearson's r) at every i_start it edited, and the
+    level taken to mean "resembles"."""
+    series = {name: [run.metrics["similarity"][str(i)] for i in sorted(run.load("sdedit.pt")["edits"])]
+              for run, name in zip(runs, names)}
+    x_values = {name: sorted(run.load("sdedit.pt")["edits"]) for run, name in zip(runs, names)}
+    resemblance = runs[0].params["resemblance"]
+    return line_plot(series, "i_start", "r (edit vs. input)", x_values=x_values, height=3.0,
+                     reference_line=(resemblance, f"resembles its input: r ≥ {resemblance:g}"))
 
 
 # --- 1.7.2: inpainting -------------------------------------------------------------------------
@@ -246,5 +307,5 @@ def inpainting_row(page: Page, run: RunRecord, label: str, model_runs, plan: Par
         f"Inpainting {label}: the white part of the mask is regenerated from pure noise with the prompt "
         f"{quoted(plan.generic_prompt)} and CFG g = {plan.guidance:g}; the rest, reset after every step to the "
         "original noised to the new timestep, comes out unchanged. The hole is shown in mid-gray.",
-        [*model_runs, run], pixelated=True,
+        [*model_runs, run],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from diffusion_lab.experiments import partb_models
-from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe
+from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, UNetRecipe
 from diffusion_lab.profiles import COURSE_GUIDANCE, QualityBar
 from diffusion_lab.report.figures import gif_bytes, grouped_bars, image_grid, line_plot, tile
 from diffusion_lab.report.page import Page
@@ -76,7 +76,7 @@ def how_trained_like(recipe: DDPMRecipe, other: DDPMRecipe, other_name: str) -> 
     return start + f"is trained like the {other_name} one except for: " + "; ".join(differences)
 
 
-def optimizer_text(recipe: DDPMRecipe) -> str:
+def optimizer_text(recipe: UNetRecipe) -> str:
     """How a DDPM recipe optimizes, in words, from its fields: the course's Adam with ExponentialLR,
     or this build's additions (one-cycle schedule, EMA, Min-SNR weighting) where the recipe has them."""
     if recipe.lr_schedule == "one_cycle":
@@ -87,7 +87,7 @@ def optimizer_text(recipe: DDPMRecipe) -> str:
         schedule = (f"Adam at {recipe.learning_rate:g} with ExponentialLR \\(\\gamma = "
                     f"{recipe.lr_total_decay:g}^{{1/{recipe.epochs}}}\\) per epoch")
     extras = []
-    if recipe.min_snr_gamma is not None:
+    if getattr(recipe, "min_snr_gamma", None) is not None:  # a DDPM option; flow-matching recipes lack it
         floor = f", at least {recipe.min_snr_floor:g}" if recipe.min_snr_floor else ""
         extras.append(f"each sample's error weighted by Min-SNR-{recipe.min_snr_gamma:g} "
                       f"(\\(\\min(\\mathrm{{SNR}}_t, {recipe.min_snr_gamma:g}) / \\mathrm{{SNR}}_t\\){floor}, "

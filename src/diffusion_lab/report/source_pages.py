@@ -79,6 +79,14 @@ def code_page_path(module: str) -> str:
     return f"{CODE_DIR}/{module}.md"
 
 
+def page_url(path: str) -> str:
+    """The URL path of the page at docs-relative `path`, as use_directory_urls makes it: "part-a/editing"
+    (an index.md: its folder, "." for the home page). Links written as HTML, which mkdocs does not
+    rewrite, are made from these."""
+    stem = posixpath.splitext(path)[0]
+    return (posixpath.dirname(stem) or ".") if posixpath.basename(stem) == "index" else stem
+
+
 def code_link(function: str, from_page: str) -> str:
     """The link from the page at `from_page` (relative to docs/) to `function`'s heading on its
     module's source page, e.g. "../code/diffusion_lab.experiments.partb.md#guidance_sweep"."""

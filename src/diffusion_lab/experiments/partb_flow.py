@@ -1,0 +1,125 @@
+"""The course's flow-matching Part B measured: the pure-noise denoiser's outputs, samples after
+each kept epoch, and the judge's scores of the final models.
+
+Training runs are in partb_training.py (`pure_noise_training`, `flow_training`); a run here names
+the training run's key among its parameters, so retraining invalidates it too.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diffusion_lab import metrics
+from diffusion_lab.experiments.judge_training import judge_training
+from diffusion_lab.experiments.partb import judge_reference, showcase
+from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
+from diffusion_lab.experiments.partb_models import checkpoint_epochs, load_denoiser, load_flow, load_judge
+from diffusion_lab.experiments.partb_sampling import images_per_batch
+from diffusion_lab.experiments.partb_training import flow_training, pure_noise_training
+from diffusion_lab.mnist import training
+from diffusion_lab.mnist.data import load_mnist
+from diffusion_lab.mnist.ddpm import class_labels
+from diffusion_lab.profiles import COURSE_GUIDANCE, FlowShowcase, get_profile
+from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
+from diffusion_lab.seeding import randn
+
+
+def flow_showcase(ctx: BuildContext) -> FlowShowcase:
+    """How this build's profile samples the flow models and what the comparison measures."""
+    return get_profile(ctx.profile).flow
+
+
+def pure_noise_results(ctx: BuildContext) -> RunRecord:
+    """The pure-noise denoiser's outputs for the same pure-noise inputs after each kept epoch, the
+    mean training digit they are compared with, and each output's distance to that mean."""
+    trained = pure_noise_training(ctx)
+    show = showcase(ctx)
+    params = {"training": trained.key, "count": show.denoiser_digits}
+
+    def compute(scratch: Scratch):
+        mean_digit = load_mnist().train_images.mean(dim=0, keepdim=True)
+        z = randn((show.denoiser_digits, 1, 28, 28), scratch.generator("inputs"))
+        outputs, distances = {}, {}
+        for epoch in checkpoint_epochs(trained):
+            out = training.denoise(load_denoiser(ctx, trained, epoch), z, ctx.device)
+            outputs[str(epoch)] = out
+            # root-mean-square pixel distance of each output to the mean digit, and to each other
+            distances[str(epoch)] = {
+                "to_mean_digit": (out - mean_digit).pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item(),
+                "between_outputs": (out - out.mean(dim=0, keepdim=True)).pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item(),
+            }
+        scratch.save("results.pt", {"inputs": z, "outputs": outputs, "mean_digit": mean_digit})
+        return {"distances": distances}
+
+    return cached_run(ctx, "partb/pure-noise-results", params, compute)
+
+
+def flow_samples(ctx: BuildContext, conditional: bool, guidance_scale: float = COURSE_GUIDANCE) -> RunRecord:
+    """Samples after each kept epoch (time model: `time_samples` unconditional ones; class model:
+    `per_class_grid` of each digit at `guidance_scale`), by the profile's sampler, and the frames of
+    the last checkpoint's ODE path for an animation."""
+    trained = flow_training(ctx, conditional)
+    show, flow = showcase(ctx), flow_showcase(ctx)
+    params = {"training": trained.key, "guidance_scale": guidance_scale if conditional else None,
+              "sampler": flow.sampler, "steps": flow.steps, "count": show.per_class_grid if conditional else show.time_samples,
+              "batch": show.sample_batch}
+
+    def compute(scratch: Scratch):
+        labels = class_labels(show.per_class_grid) if conditional else None
+        outputs, timings = {}, {}
+        epochs = checkpoint_epochs(trained)
+        for epoch in epochs:
+            result = sample_flow_digits(
+                FlowModel(load_flow(ctx, trained, epoch), ctx.device), scratch.generator(f"epoch-{epoch}"),
+                num_steps=flow.steps, sampler=flow.sampler, labels=labels,
+                num_samples=None if conditional else show.time_samples, guidance_scale=guidance_scale,
+                batch_size=images_per_batch(show.sample_batch, conditional),
+                frame_every=max(1, flow.steps // 10) if epoch == epochs[-1] else None,
+            )
+            outputs[str(epoch)] = {"samples": result.samples, "frames": result.frames,
+                                   "frame_steps": result.frame_timesteps}
+            timings[str(epoch)] = {"wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
+                                   "network_evaluations": result.network_evaluations}
+        scratch.save("samples.pt", {"epochs": outputs, "labels": labels})
+        return {"sampling": timings}
+
+    name = "partb/class-flow-samples" if conditional else "partb/time-flow-samples"
+    return cached_run(ctx, name, params, compute)
+
+
+def flow_scores(ctx: BuildContext, conditional: bool, guidance_scale: float = COURSE_GUIDANCE) -> RunRecord:
+    """The judge reads `judge_samples` samples of the last checkpoint by the profile's sampler
+    (class model: a tenth of each digit at `guidance_scale`): confident fraction, digit shares,
+    Frechet distance to the test set in the judge's features, and for the class model accuracy."""
+    trained = flow_training(ctx, conditional)
+    reference = judge_reference(ctx)
+    show, flow = showcase(ctx), flow_showcase(ctx)
+    params = {"training": trained.key, "reference": reference.key, "samples": show.judge_samples,
+              "sampler": flow.sampler, "steps": flow.steps, "batch": show.sample_batch,
+              "guidance_scale": guidance_scale if conditional else None}
+
+    def compute(scratch: Scratch):
+        judge = load_judge(ctx, judge_training(ctx))
+        test_features = reference.load("test_features.pt")
+        labels = class_labels(show.judge_samples // 10) if conditional else None
+        result = sample_flow_digits(
+            FlowModel(load_flow(ctx, trained), ctx.device), scratch.generator("scores"),
+            num_steps=flow.steps, sampler=flow.sampler, labels=labels,
+            num_samples=None if conditional else show.judge_samples, guidance_scale=guidance_scale,
+            batch_size=images_per_batch(show.sample_batch, conditional),
+        )
+        row = {
+            "epoch": checkpoint_epochs(trained)[-1],
+            **judge.verdicts(result.samples),
+            "frechet_distance": metrics.frechet_distance(judge.features(result.samples), test_features),
+            "wall_time_s": result.wall_time_s,
+            "samples": result.samples.shape[0],
+        }
+        if conditional:
+            row["judge_accuracy"] = judge.accuracy(result.samples, labels)
+            row["per_class_accuracy"] = judge.per_class_accuracy(result.samples, labels)
+        return {"row": row}
+
+    name = "partb/class-flow-scores" if conditional else "partb/time-flow-scores"
+    return cached_run(ctx, name, params, compute)

@@ -1,0 +1,309 @@
+"""Figures, tables and computed sentences of the flow-matching pages and of the DDPM-vs-flow
+comparison: laying out results, never computing them."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from diffusion_lab.experiments import partb_models  # noqa: E402
+from diffusion_lab.profiles import COURSE_GUIDANCE, QualityBar  # noqa: E402
+from diffusion_lab.report.figures import gif_bytes, image_grid, tile  # noqa: E402
+from diffusion_lab.report.page import Page  # noqa: E402
+from diffusion_lab.report.partb_figures import (  # noqa: E402
+    MNIST_TRAINING_DIGITS,
+    fmt,
+    frechet_ratio,
+    percent,
+    short_checkpoint_label,
+    worst_digit,
+)
+from diffusion_lab.runcache.runs import RunRecord  # noqa: E402
+
+SAMPLER_WORDS = {"ddpm": "DDPM, strided", "euler": "flow, Euler", "heun": "flow, Heun"}
+SAMPLER_NAMES = {"euler": "Euler", "heun": "Heun"}
+
+
+# --- denoising pure noise ----------------------------------------------------------------------
+
+
+def pure_noise_grids(training: RunRecord, results: RunRecord) -> tuple[bytes, bytes]:
+    """(the pure-noise inputs, shown over [-2, 2]; the outputs of each kept checkpoint for them
+    and the mean training digit, over [0, 1])."""
+    stored = results.load("results.pt")
+    rows = [list(stored["inputs"])]
+    titles = ["input z ~ N(0, I)"]
+    for epoch in partb_models.checkpoint_epochs(training):
+        rows.append(list(stored["outputs"][str(epoch)]))
+        titles.append(f"output,\n{short_checkpoint_label(training, epoch)}")
+    rows.append([stored["mean_digit"][0]])
+    titles.append("mean training\ndigit")
+    # the inputs shown over [-2, 2] (about 95% of N(0, 1)), everything else over [0, 1]
+    inputs = image_grid(rows[:1], row_titles=titles[:1], value_range=(-2.0, 2.0), cell_inches=0.8)
+    return inputs, image_grid(rows[1:], row_titles=titles[1:], cell_inches=0.8)
+
+
+def pure_noise_text(training: RunRecord, results: RunRecord) -> str:
+    """What the outputs are close to, in numbers: their RMS pixel distance to the mean training
+    digit and to their own mean, at the last kept checkpoint."""
+    last = str(partb_models.checkpoint_epochs(training)[-1])
+    distance = results.metrics["distances"][last]
+    return (f"After {partb_models.checkpoint_label(training, int(last))} the outputs lie at a root-mean-square pixel "
+            f"distance of {distance['to_mean_digit']:.3f} from the mean training digit and of "
+            f"{distance['between_outputs']:.3f} from their own mean (pixels range over [0, 1]).")
+
+
+# --- flow-matching samples and scores ----------------------------------------------------------
+
+
+def ode_path_gif(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str,
+                 per_class: int | None = None) -> None:
+    """An animation of the last checkpoint's samples along the ODE, from noise at t = 0 to t = 1."""
+    stored = samples.load("samples.pt")
+    final = str(partb_models.checkpoint_epochs(training)[-1])
+    frames, steps = stored["epochs"][final]["frames"], stored["epochs"][final]["frame_steps"]
+    if frames is None:
+        return
+    if per_class:  # one column per class, as in the still figures
+        order = torch.tensor([d * per_class + r for r in range(per_class) for d in range(frames.shape[1] // per_class)])
+        frames, n_cols = frames[:, order], frames.shape[1] // per_class
+    total = samples.params["steps"]
+    page.figure(
+        gif_bytes([tile(frame.clamp(0, 1), n_cols) for frame in frames], scale=3),
+        f"{what} along the ODE, from pure noise at t = 0 to t = 1: one frame every {steps[1] - steps[0]} of the "
+        f"{total} {SAMPLER_NAMES[samples.params['sampler']]} steps "
+        f"({partb_models.checkpoint_label(training, int(final))}).",
+        [training, samples], pixelated=True,
+    )
+
+
+FLOW_SCORE_HEADERS = ["samples of", "confident ≥ 0.9", "smallest digit share", "Fréchet distance", "× real digits'",
+                      "sampler"]
+CLASS_FLOW_SCORE_HEADERS = ["samples of", "judge accuracy", "worst digit (accuracy)", "confident ≥ 0.9",
+                            "Fréchet distance", "× real digits'", "sampler"]
+
+
+def sampler_text(run: RunRecord) -> str:
+    """"Euler, 50 steps" from a run's parameters."""
+    return f"{SAMPLER_NAMES[run.params['sampler']]}, {run.params['steps']} steps"
+
+
+def _smallest(shares: list[float]) -> str:
+    digit = min(range(len(shares)), key=shares.__getitem__)
+    return f"{percent(shares[digit])} (digit {digit})"
+
+
+def flow_score_rows(scores: RunRecord, reference: RunRecord, training: RunRecord) -> list[list[str]]:
+    """The judge's reading of the last checkpoint's samples, then of the same count of real digits."""
+    row, real = scores.metrics["row"], reference.metrics
+    label = short_checkpoint_label(training, row["epoch"])
+    ratio = f"{frechet_ratio(row['frechet_distance'], reference):.1f}×"
+    real_label = f"real training digits ({reference.params['count']:,})"
+    if "judge_accuracy" in row:
+        return [[label, percent(row["judge_accuracy"]), worst_digit(row["per_class_accuracy"]),
+                 percent(row["confident_fraction"]), fmt(row["frechet_distance"]), ratio, sampler_text(scores)],
+                [real_label, percent(real["train_accuracy_of_pick"]), "–", percent(real["confident_fraction"]),
+                 fmt(real["frechet_floor"]), "1.0×", "–"]]
+    return [[label, percent(row["confident_fraction"]), _smallest(row["class_shares"]), fmt(row["frechet_distance"]),
+             ratio, sampler_text(scores)],
+            [real_label, percent(real["confident_fraction"]), _smallest(real["class_shares"]),
+             fmt(real["frechet_floor"]), "1.0×", "–"]]
+
+
+def flow_bar_text(scores: RunRecord, reference: RunRecord, bar: QualityBar) -> str:
+    """Each part of the project's bar, met or not, for the scored samples (class model: accuracy at
+    the course's g; time model: confident fraction, rarest digit, Fréchet distance)."""
+    row = scores.metrics["row"]
+    ratio = frechet_ratio(row["frechet_distance"], reference)
+    if "judge_accuracy" in row:
+        parts = [(row["judge_accuracy"] >= bar.course_guidance_accuracy,
+                  f"{percent(row['judge_accuracy'])} judge accuracy at g = {scores.params['guidance_scale']:g} "
+                  f"(bar: {percent(bar.course_guidance_accuracy)})"),
+                 (ratio <= bar.guided_frechet_ratio,
+                  f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.guided_frechet_ratio:g}×)")]
+    else:
+        parts = [(row["confident_fraction"] >= bar.confident,
+                  f"{percent(row['confident_fraction'])} read with confidence ≥ 0.9 (bar: {percent(bar.confident)})"),
+                 (min(row["class_shares"]) >= bar.smallest_share,
+                  f"the rarest digit is {percent(min(row['class_shares']))} of the samples "
+                  f"(bar: {percent(bar.smallest_share)})"),
+                 (ratio <= bar.unguided_frechet_ratio,
+                  f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.unguided_frechet_ratio:g}×)")]
+    met = all(ok for ok, _ in parts)
+    listed = "; ".join(f"{text}, {'met' if ok else '**not met**'}" for ok, text in parts)
+    return f"The project's bar for this model is **{'met' if met else 'not met'}**: {listed}."
+
+
+# --- the comparison ------------------------------------------------------------------------------
+
+
+def started_from(run: RunRecord, time_run: RunRecord) -> list[RunRecord]:
+    """[time_run] where the class model `run` was warm-started from it, else []."""
+    return [time_run] if run.params.get("warm_start") == time_run.key else []
+
+
+def total_images_seen(run: RunRecord, chain: list[RunRecord]) -> int:
+    """Images a model has seen, counting the model it was warm-started from (`chain`: that run)."""
+    return run.metrics["num_images_seen"] + sum(start.metrics["num_images_seen"] for start in chain)
+
+
+COMPUTE_HEADERS = ["model", "width D", "batch", "learning-rate schedule", "precision", "training digits",
+                   "images seen (with its start)", "training wall time (s)"]
+
+
+def compute_rows(pairs: dict[str, tuple[RunRecord, list[RunRecord]]]) -> list[list[str]]:
+    """One row per trained model: what makes the compute equal, read from the training runs."""
+    rows = []
+    for label, (run, chain) in pairs.items():
+        recipe = run.params["recipe"]
+        wall = run.metrics["wall_time_s"] + sum(start.metrics["wall_time_s"] for start in chain)
+        rows.append([label, str(recipe["num_hiddens"]), str(recipe["batch_size"]), recipe["lr_schedule"],
+                     run.metrics["precision"], f"{recipe['train_subset'] or MNIST_TRAINING_DIGITS:,}",
+                     f"{total_images_seen(run, chain):,}", fmt(wall, 1)])
+    return rows
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return sum(row[key] for row in rows) / len(rows)
+
+
+def comparison_points(run: RunRecord) -> dict[tuple[str, int], dict]:
+    """(sampler, evaluations) -> the point's measures averaged over its sampling seeds, with the
+    spread (max - min) of the quality measure."""
+    grouped: dict[tuple[str, int], list[dict]] = {}
+    for row in run.metrics["rows"]:
+        grouped.setdefault((row["sampler"], row["evaluations"]), []).append(row)
+    points = {}
+    for key, rows in grouped.items():
+        point = {name: _mean(rows, name) for name in rows[0] if isinstance(rows[0][name], float)}
+        point["steps"], point["seeds"] = rows[0]["steps"], len(rows)
+        point["frechet_spread"] = max(r["frechet_distance"] for r in rows) - min(r["frechet_distance"] for r in rows)
+        points[key] = point
+    return points
+
+
+def _quality(conditional: bool) -> tuple[str, str]:
+    return ("judge_accuracy", "judge accuracy") if conditional else ("confident_fraction", "confident ≥ 0.9")
+
+
+def _evaluations(count: int) -> str:
+    return f"{count} evaluation" + ("" if count == 1 else "s")
+
+
+def comparison_plot(run: RunRecord, conditional: bool) -> bytes:
+    """Two panels against network evaluations per sample (log scale): the quality measure (class:
+    accuracy; time: confident fraction) and the Fréchet distance in units of the real digits'."""
+    points, floor = comparison_points(run), run.metrics["frechet_floor"]
+    key, words = _quality(conditional)
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    for sampler, label in SAMPLER_WORDS.items():
+        xs = sorted(n for s, n in points if s == sampler)
+        if not xs:
+            continue
+        axes[0].plot(xs, [100 * points[(sampler, n)][key] for n in xs], marker="o", label=label)
+        axes[1].plot(xs, [points[(sampler, n)]["frechet_distance"] / floor for n in xs], marker="o", label=label)
+    axes[0].set_ylabel(f"{words} (%)")
+    axes[1].set_ylabel("Fréchet distance (× real digits')")
+    axes[1].set_yscale("log")
+    counts = sorted({n for _, n in points})
+    axes[1].yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axes[1].yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(counts, [str(n) for n in counts])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlabel("network evaluations per sample")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.05)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def comparison_headers(conditional: bool) -> list[str]:
+    return (["evaluations / sample", "sampler", "steps", _quality(conditional)[1]]
+            + ([] if conditional else ["smallest digit share"])
+            + ["Fréchet distance", "× real digits'", "s per 1,000 samples"])
+
+
+def comparison_rows(run: RunRecord, conditional: bool) -> list[list[str]]:
+    """One row per (evaluations, sampler) measured, means over the sampling seeds."""
+    points, floor = comparison_points(run), run.metrics["frechet_floor"]
+    key, _ = _quality(conditional)
+    rows = []
+    for (sampler, evaluations), point in sorted(points.items(), key=lambda item: (item[0][1], list(SAMPLER_WORDS).index(item[0][0]))):
+        spread = f" (± {point['frechet_spread'] / 2:.1f})" if point["seeds"] > 1 else ""
+        rows.append([str(evaluations), SAMPLER_WORDS[sampler], str(point["steps"]), percent(point[key])]
+                    + ([] if conditional else [percent(point["smallest_share"])])
+                    + [fmt(point["frechet_distance"]) + spread, f"{point['frechet_distance'] / floor:.1f}×",
+                       fmt(point["seconds_per_1000"], 1)])
+    return rows
+
+
+def comparison_grid(run: RunRecord) -> bytes:
+    """The first samples of each sampler at each shown evaluation count, one row each."""
+    examples = run.load("examples.pt")
+    rows, titles = [], []
+    for evaluations in run.params["grid"]:
+        for sampler, label in SAMPLER_WORDS.items():
+            if f"{sampler}/{evaluations}" in examples:
+                rows.append(list(examples[f"{sampler}/{evaluations}"].clamp(0, 1)))
+                titles.append(f"{label},\n{evaluations} eval.")
+    return image_grid(rows, row_titles=titles, cell_inches=0.6)
+
+
+def meets_bar(point: dict, conditional: bool, bar: QualityBar, floor: float) -> bool:
+    """Whether a comparison point clears the project's bar: class-conditioned, the accuracy required at
+    the course's g; unconditional, every part of the bar (a one-step blur the judge reads confidently
+    as one digit fails on the rarest digit and the distance)."""
+    if conditional:
+        return point["judge_accuracy"] >= bar.course_guidance_accuracy
+    return (point["confident_fraction"] >= bar.confident and point["smallest_share"] >= bar.smallest_share
+            and point["frechet_distance"] / floor <= bar.unguided_frechet_ratio)
+
+
+def bar_words(conditional: bool, bar: QualityBar) -> str:
+    if conditional:
+        return f"{percent(bar.course_guidance_accuracy)} judge accuracy"
+    return (f"{percent(bar.confident)} read with confidence ≥ 0.9, every digit ≥ {percent(bar.smallest_share)}, "
+            f"Fréchet distance ≤ {bar.unguided_frechet_ratio:g}× the real digits'")
+
+
+def comparison_findings(run: RunRecord, conditional: bool, bar: QualityBar) -> str:
+    """What the table shows, each sentence computed from its rows: every sampler's lowest Fréchet
+    distance and where, the fewest evaluations at which it clears the project's bar (`meets_bar`),
+    and what 1,000 samples cost at the largest count all samplers share."""
+    points, floor = comparison_points(run), run.metrics["frechet_floor"]
+    sentences = []
+    for sampler, label in SAMPLER_WORDS.items():
+        mine = {n: p for (s, n), p in points.items() if s == sampler}
+        if not mine:
+            continue
+        best = min(mine, key=lambda n: mine[n]["frechet_distance"])
+        reaching = [n for n in sorted(mine) if meets_bar(mine[n], conditional, bar, floor)]
+        reach = (f"it first clears the bar at {_evaluations(reaching[0])}" if reaching
+                 else "it clears the bar at none of the measured counts")
+        sentences.append(f"**{label}**: lowest Fréchet distance {mine[best]['frechet_distance'] / floor:.1f}× the real "
+                         f"digits', at {_evaluations(best)} per sample; {reach}.")
+    common = sorted(set.intersection(*({n for s, n in points if s == sampler} for sampler in SAMPLER_WORDS
+                                       if any(s == sampler for s, _ in points))))
+    if common:
+        n = common[-1]
+        costs = ", ".join(f"{SAMPLER_WORDS[s]} {points[(s, n)]['seconds_per_1000']:.1f} s" for s in SAMPLER_WORDS
+                          if (s, n) in points)
+        sentences.append(f"At {_evaluations(n)} per sample, 1,000 samples took: {costs}.")
+    return f"The bar: {bar_words(conditional, bar)}.\n\n" + "\n\n".join(sentences)
+
+
+def guidance_words(run: RunRecord) -> str:
+    g = run.params["guidance_scale"]
+    return "" if g is None else f" at g = {g:g}" + (" (the course's)" if g == COURSE_GUIDANCE else "")
+

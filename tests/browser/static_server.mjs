@@ -1,0 +1,76 @@
+// A static file server for a built site, on 127.0.0.1 at a port the OS picks: the site is read
+// over http, as it is once deployed (not from file://, where fetches and workers behave otherwise).
+import { createServer } from "node:http";
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+
+const CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".json": "application/json",
+  ".map": "application/json",
+  ".wasm": "application/wasm",
+  ".onnx": "application/octet-stream",
+  ".png": "image/png",
+  ".gif": "image/gif",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".svg": "image/svg+xml",
+  ".ico": "image/x-icon",
+  ".webp": "image/webp",
+  ".woff": "font/woff",
+  ".woff2": "font/woff2",
+  ".xml": "application/xml",
+  ".gz": "application/gzip",
+  ".txt": "text/plain; charset=utf-8",
+};
+
+async function isDirectory(file) {
+  try {
+    return (await stat(file)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Serve `root`; resolves to { server, baseUrl } once listening. A folder's address serves its
+ * index.html; a folder asked for without its trailing slash is redirected, as static hosts do. */
+export async function serveFolder(root) {
+  const absoluteRoot = path.resolve(root);
+  const server = createServer(async (request, response) => {
+    const { pathname } = new URL(request.url, "http://localhost");
+    let file;
+    try {
+      file = path.join(absoluteRoot, decodeURIComponent(pathname));
+    } catch {
+      response.writeHead(400).end();
+      return;
+    }
+    if (file !== absoluteRoot && !file.startsWith(absoluteRoot + path.sep)) {
+      response.writeHead(403).end();
+      return;
+    }
+    if (await isDirectory(file)) {
+      if (!pathname.endsWith("/")) {
+        response.writeHead(301, { Location: pathname + "/" }).end();
+        return;
+      }
+      file = path.join(file, "index.html");
+    }
+    try {
+      const body = await readFile(file);
+      const type = CONTENT_TYPES[path.extname(file).toLowerCase()] ?? "application/octet-stream";
+      response.writeHead(200, { "Content-Type": type, "Content-Length": body.length });
+      response.end(request.method === "HEAD" ? undefined : body);
+    } catch {
+      response.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
+    }
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  return { server, baseUrl: `http://127.0.0.1:${server.address().port}/` };
+}

@@ -1,0 +1,169 @@
+"""The flow-matching Part B runs and the DDPM-vs-flow comparison on the tiny profile: what each
+run stores, that the pure-noise UNet collapses, that every sampler spends the evaluations it is
+said to, and the sampling helpers' conventions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffusion_lab.experiments import partb_compare, partb_flow, partb_training
+from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
+from diffusion_lab.mnist.unet import ClassConditionalUNet, TimeConditionalUNet
+from diffusion_lab.profiles import get_profile
+from diffusion_lab.runcache.context import BuildContext
+
+TINY = get_profile("tiny")
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory) -> BuildContext:
+    return BuildContext.from_env(profile="tiny", seed=0, cache_dir=tmp_path_factory.mktemp("flow") / "cache",
+                                 device=torch.device("cpu"))
+
+
+def test_the_pure_noise_unet_collapses_to_one_image(ctx):
+    """Fed pure noise, the L2-trained UNet answers (nearly) the same image for every input: its
+    outputs' spread is a small fraction of its inputs' (unit variance)."""
+    results = partb_flow.pure_noise_results(ctx)
+    stored = results.load("results.pt")
+    inputs = stored["inputs"]
+    assert inputs.shape == (TINY.showcase.denoiser_digits, 1, 28, 28)
+    assert stored["mean_digit"].shape == (1, 1, 28, 28)
+    for epoch, distance in results.metrics["distances"].items():
+        assert distance["between_outputs"] < 0.1 * inputs.std().item(), epoch
+        output = stored["outputs"][epoch]
+        spread = (output - output.mean(dim=0, keepdim=True)).pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item()
+        assert distance["between_outputs"] == pytest.approx(spread)
+    assert sorted(map(int, results.metrics["distances"])) == list(TINY.partb.pure_noise.checkpoint_epochs)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_flow_samples_after_each_checkpoint_and_the_ode_path(ctx, conditional):
+    run = partb_flow.flow_samples(ctx, conditional)
+    stored = run.load("samples.pt")
+    epochs = sorted(map(int, stored["epochs"]))
+    recipe = TINY.partb.class_flow if conditional else TINY.partb.time_flow
+    assert epochs == list(recipe.checkpoint_epochs)
+    count = 10 * TINY.showcase.per_class_grid if conditional else TINY.showcase.time_samples
+    steps = TINY.flow.steps
+    for epoch in epochs:
+        samples = stored["epochs"][str(epoch)]["samples"]
+        assert samples.shape == (count, 1, 28, 28) and torch.isfinite(samples).all()
+    last = stored["epochs"][str(epochs[-1])]
+    assert last["frame_steps"][0] == 0 and last["frame_steps"][-1] == steps
+    assert torch.equal(last["frames"][-1], last["samples"]), "the last frame is the samples"
+    assert stored["epochs"][str(epochs[0])]["frames"] is None
+    assert (stored["labels"] is not None) == conditional
+    passes = 2 if conditional else 1
+    assert run.metrics["sampling"][str(epochs[-1])]["network_evaluations"] == passes * steps * count
+
+
+def test_a_warm_started_class_flow_model_starts_from_the_time_model(ctx, monkeypatch):
+    """With `warm_start` (quick's class row) the class model's run names the time model's run and
+    begins as exactly that model (class embeddings at the identity)."""
+    import dataclasses
+
+    from diffusion_lab.mnist import training
+
+    book = dataclasses.replace(TINY.partb, class_flow=dataclasses.replace(TINY.partb.class_flow, warm_start=True))
+    monkeypatch.setattr(partb_training, "get_profile", lambda name: dataclasses.replace(TINY, partb=book))
+    started = []
+    train = training.train_flow_matching
+
+    def spy(recipe, data, device, seed, conditional, progress, warm_start):
+        started.append(warm_start)
+        return train(recipe, data, device, seed, conditional, progress, warm_start)
+
+    monkeypatch.setattr(training, "train_flow_matching", spy)
+    time_run = partb_training.flow_training(ctx, conditional=False)
+    class_run = partb_training.flow_training(ctx, conditional=True)
+    assert not class_run.hit and started[-1] is not None
+    assert class_run.params["warm_start"] == time_run.key
+    assert started[-1].keys() == partb_training.trained_state(time_run).keys()
+    assert all(torch.equal(started[-1][k], v) for k, v in partb_training.trained_state(time_run).items())
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_flow_scores_read_the_judges_measures(ctx, conditional):
+    row = partb_flow.flow_scores(ctx, conditional).metrics["row"]
+    assert row["samples"] == TINY.showcase.judge_samples
+    assert 0.0 <= row["confident_fraction"] <= 1.0 and sum(row["class_shares"]) == pytest.approx(1.0)
+    assert row["frechet_distance"] > 0
+    assert ("judge_accuracy" in row) == conditional
+
+
+def test_sampler_steps_spend_exactly_the_evaluations():
+    assert partb_compare.sampler_steps("euler", 7, 300) == 7
+    assert partb_compare.sampler_steps("heun", 10, 300) == 5
+    assert partb_compare.sampler_steps("heun", 5, 300) is None, "Heun takes two evaluations a step"
+    assert partb_compare.sampler_steps("ddpm", 300, 300) == 300
+    assert partb_compare.sampler_steps("ddpm", 301, 300) is None, "the DDPM has T timesteps"
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_the_comparison_measures_every_sampler_that_can_spend_each_count(ctx, conditional):
+    run = partb_compare.comparison(ctx, conditional)
+    T = TINY.partb.time_ddpm.num_timesteps
+    measured = {(row["sampler"], row["evaluations"]): row for row in run.metrics["rows"]}
+    for evaluations in TINY.flow.compare_evaluations:
+        for sampler in partb_compare.SAMPLERS:
+            steps = partb_compare.sampler_steps(sampler, evaluations, T)
+            assert ((sampler, evaluations) in measured) == (steps is not None)
+            if steps is not None:
+                row = measured[(sampler, evaluations)]
+                assert row["steps"] == steps and row["seconds_per_1000"] > 0 and row["frechet_distance"] > 0
+                assert ("judge_accuracy" in row) == conditional
+    examples = run.load("examples.pt")
+    for evaluations in TINY.flow.compare_grid_evaluations:
+        assert examples[f"euler/{evaluations}"].shape == (partb_compare.GRID_COLUMNS, 1, 28, 28)
+    assert run.metrics["frechet_floor"] > 0
+    assert run.metrics["images_seen"]["ddpm"] == run.metrics["images_seen"]["flow"], "equal compute"
+
+
+def test_flow_sampling_depends_on_the_seed_and_counts_cfg_once_per_call():
+    unet = TimeConditionalUNet(1, 8)
+    model = FlowModel(unet, precision="fp32")
+    first = sample_flow_digits(model, torch.Generator().manual_seed(0), num_steps=3, num_samples=5)
+    again = sample_flow_digits(model, torch.Generator().manual_seed(0), num_steps=3, num_samples=5, batch_size=5)
+    other = sample_flow_digits(model, torch.Generator().manual_seed(1), num_steps=3, num_samples=5)
+    assert torch.equal(first.samples, again.samples) and not torch.equal(first.samples, other.samples)
+    assert first.network_evaluations == 3 * 5
+    with pytest.raises(ValueError, match="no class input"):
+        model.velocity(torch.tensor([3]), None)
+    guided = FlowModel(ClassConditionalUNet(1, 10, 8), precision="fp32")
+    result = sample_flow_digits(guided, torch.Generator().manual_seed(0), num_steps=2, sampler="heun",
+                                labels=torch.arange(10), guidance_scale=5.0)
+    assert result.network_evaluations == 2 * (2 * 2) * 10, "two halves, two evaluations a Heun step"
+    with pytest.raises(ValueError, match="either labels or num_samples"):
+        sample_flow_digits(model, torch.Generator(), num_steps=1)
+
+
+def test_the_comparisons_sentences_come_from_its_rows():
+    """Means over seeds, the best distance per sampler, the first count that clears the whole bar
+    (a confident but one-digit blur does not), the cost at the largest shared count."""
+    from types import SimpleNamespace
+
+    from diffusion_lab.profiles import QUALITY_BAR
+    from diffusion_lab.report import flow_figures
+
+    def row(sampler, n, seed, confident, distance, smallest=0.05):
+        return {"sampler": sampler, "evaluations": n, "steps": n, "seed": seed, "confident_fraction": confident,
+                "smallest_share": smallest, "frechet_distance": distance, "seconds_per_1000": float(n)}
+
+    rows = [row("ddpm", 1, 0, 1.0, 45.0, smallest=0.0), row("ddpm", 10, 0, 0.5, 40.0), row("ddpm", 10, 1, 0.7, 60.0),
+            row("ddpm", 50, 0, 0.9, 30.0), row("euler", 10, 0, 0.8, 20.0), row("euler", 50, 0, 0.75, 60.0)]
+    run = SimpleNamespace(metrics={"rows": rows, "frechet_floor": 10.0})
+    points = flow_figures.comparison_points(run)
+    assert points[("ddpm", 10)]["confident_fraction"] == pytest.approx(0.6)
+    assert points[("ddpm", 10)]["frechet_distance"] == pytest.approx(50.0)
+    assert points[("ddpm", 10)]["frechet_spread"] == pytest.approx(20.0) and points[("ddpm", 10)]["seeds"] == 2
+    text = flow_figures.comparison_findings(run, False, QUALITY_BAR)
+    assert "**DDPM, strided**: lowest Fréchet distance 3.0× the real digits', at 50 evaluations per sample; " \
+           "it first clears the bar at 50 evaluations." in text, "not at 1: every sample the same digit"
+    assert "**flow, Euler**: lowest Fréchet distance 2.0× the real digits', at 10 evaluations per sample; " \
+           "it first clears the bar at 10 evaluations." in text
+    assert "Heun" not in text, "no sentence about a sampler that was not measured"
+    assert "At 50 evaluations per sample, 1,000 samples took: DDPM, strided 50.0 s, flow, Euler 50.0 s." in text
+    far = SimpleNamespace(metrics={"rows": [row("euler", 10, 0, 0.8, 60.0)], "frechet_floor": 10.0})
+    assert "clears the bar at none of the measured counts" in flow_figures.comparison_findings(far, False, QUALITY_BAR)
