@@ -78,7 +78,7 @@ page.figure(
     image_grid([list(examples[str(g)]) for g in scales], row_titles=[f"g = {g:g}" for g in scales],
                col_titles=[str(d) for d in range(10)], cell_inches=0.7),
     "The first sample of each digit at each guidance scale of the sweep (same seed per scale).",
-    [trained, sweep], pixelated=True,
+    [trained, sweep],
 )
 
 page.text("## Cost")

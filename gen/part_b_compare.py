@@ -66,5 +66,5 @@ units of as many real training digits' ({run.metrics['frechet_floor']:.2f}).
     page.figure(comparison_grid(run),
                 f"{title}: the first samples of each sampler at {', '.join(map(str, run.params['grid']))} network "
                 "evaluations per sample" + (" (one of each digit)." if conditional else "."),
-                runs, pixelated=True)
+                runs)
 page.save()

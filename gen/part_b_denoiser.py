@@ -37,7 +37,7 @@ page.figure(
     image_row(noised["noisy"], titles=[f"σ = {s}" for s in sigmas]),
     f"The noising process on MNIST test digit #{noising.params['digit_index']} (a {noised['label']}): "
     f"the same ε scaled by each σ. Values outside [0, 1] are clipped for display.",
-    noising, pixelated=True,
+    noising,
 )
 
 trained = partb_training.denoiser_training(ctx)
@@ -60,7 +60,7 @@ page.figure(
     denoising_grid(trained, results, recipe.sigma),
     "Test digits (not seen in training), noised at σ = 0.5 and denoised by the model after each kept epoch: "
     + checkpoint_labels_text(trained) + ".",
-    [trained, results], pixelated=True,
+    [trained, results],
 )
 headline(page)
 
@@ -75,7 +75,7 @@ page.figure(
                col_titles=[f"σ = {s}" for s in ood_sigmas], row_titles=["noisy", "denoised"], cell_inches=1.0),
     "One test digit noised at σ ∈ {" + ", ".join(str(s) for s in ood_sigmas) + "} (top) and the denoiser's output "
     f"(bottom, {last_checkpoint_label(trained)}).",
-    [trained, results], pixelated=True,
+    [trained, results],
 )
 
 page.table(

@@ -41,10 +41,10 @@ digits, Adam at {book.pure_noise.learning_rate:g}; the course: B1's recipe), but
 which digit, so the L2-optimal answer is the same image for every \(z\): the average training digit.
 """)
 loss_curve(page, pure, "Training loss of the UNet fed pure noise.")
-page.figure(inputs_grid, "The pure-noise inputs (shown over [-2, 2]).", [pure, pure_results], pixelated=True)
+page.figure(inputs_grid, "The pure-noise inputs (shown over [-2, 2]).", [pure, pure_results])
 page.figure(outputs_grid, "What the UNet makes of those inputs after each kept checkpoint ("
             + checkpoint_labels_text(pure) + "), and the mean of the training digits.",
-            [pure, pure_results], pixelated=True)
+            [pure, pure_results])
 page.text(pure_noise_text(pure, pure_results))
 
 # --- time-conditioned flow matching ---------------------------------------------------------------

@@ -85,6 +85,8 @@ class Profile:
     partb: PartBRecipes
     showcase: Showcase
     flow: FlowShowcase
+    # Why this profile's site leaves flow matching (B4, B5) out; None: it trains and shows it.
+    flow_left_out: str | None = None
 
 
 _FULL = PartBRecipes(
@@ -230,6 +232,14 @@ PROFILES: dict[str, Profile] = {
         # 55 s at the 3,500 per second of the quick UNets on 2 cores; 500 samples up to 100 would take 240 s.
         FlowShowcase(sampler="euler", steps=50, compare_evaluations=(1, 2, 5, 10, 20, 50), compare_samples=250,
                      compare_grid_evaluations=(2, 10, 50)),
+        flow_left_out=(
+            "At the DDPMs' compute, flow matching adds about 10 minutes to this profile's cold build on the "
+            "2-core CPU it is built on (measured at commit 2a2f9f1: time-conditioned model 331 s, class-conditioned "
+            "112 s, scores 69 s, comparison 94 s; 21 min 15 s for the whole build), over its 15-minute budget. "
+            "The tiny profile (`make site PROFILE=tiny`, models trained for seconds) and the full profile "
+            "(the course recipe) build these pages; `sample-digits --model fm-time` trains the quick model "
+            "on demand."
+        ),
     ),
     "full": Profile(
         "full", "the write-up's exact recipe; the default when CUDA is present",

@@ -237,7 +237,7 @@ def extension_note(run: RunRecord) -> str:
     similarity, resemblance = run.metrics["similarity"], run.params["resemblance"]
     extra = shown[len(write_up):]
     if not extra:
-        return (f"At i_start = {write_up[-1]}, the write-up's last, the edit already resembles its input "
+        return (f"At i_start = {write_up[-1]}, the last of the write-up's values this model's timesteps reach, the edit already resembles its input "
                 f"(r = {similarity[str(write_up[-1])]:.2f} ≥ {resemblance:g}): nothing is added.")
     last = extra[-1]
     reached = similarity[str(last)] >= resemblance

@@ -335,7 +335,6 @@ def samples_per_epoch(page: Page, training: RunRecord, samples: RunRecord, n_col
                        col_titles=[str(d) for d in range(10)] if per_class else None),
             f"{what} after {partb_models.checkpoint_label(training, epoch)}.",
             [training, samples],
-            pixelated=True,
         )
 
 
