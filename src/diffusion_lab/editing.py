@@ -31,7 +31,15 @@ def sdedit(
     **loop_options,
 ) -> torch.Tensor:
     """SDEdit: noise `image` to timesteps[i_start] with the forward process, then denoise.
-    A small i_start means much noise and a free edit; a large one stays close to the image."""
+    A small i_start means much noise and a free edit; a large one stays close to the image.
+
+    Args:
+        image: (N, C, H, W) in the model's range ([-1, 1] for DeepFloyd IF, [0, 1] for the MNIST
+            UNets), any device and dtype: it is moved to the model's.
+        i_start: index into `timesteps` (descending), 0 <= i_start < len(timesteps).
+
+    Returns:
+        (N, C, H, W) on the model's device and dtype, the last x0 estimate (not clipped)."""
     timesteps = model.strided_timesteps() if timesteps is None else list(timesteps)
     x_t = schedule.forward(_to_model(model, image), timesteps[i_start], model.alphas_cumprod, generator)
     return iterative_denoise(model, x_t, timesteps, i_start, condition, generator, **loop_options)
@@ -152,6 +160,13 @@ def inpaint(
     *noised to t'* with fresh noise, so they match the noise level of the rest; the last t' is -1,
     where forward is the clean image, so the result equals `image` exactly outside the mask.
     i_start = 0 starts from pure noise; a later i_start starts from the noised image (SDEdit).
+
+    Args:
+        image: (N, C, H, W) in the model's range, as for `sdedit`.
+        mask: (N or 1, C or 1, H, W), exactly 0 (keep) or 1 (regenerate).
+
+    Returns:
+        (N, C, H, W) on the model's device and dtype; equal to `image` where mask == 0.
     """
     timesteps = model.strided_timesteps() if timesteps is None else list(timesteps)
     image = _to_model(model, image)

@@ -87,7 +87,11 @@ def visual_anagram(
     **sample_options,
 ) -> torch.Tensor:
     """n images that read as condition_1 as they are and as condition_2 through `view`
-    (CFG applied to each view's estimate before averaging)."""
+    (CFG applied to each view's estimate before averaging).
+
+    Returns:
+        (n, *model.sample_shape) in the model's range, on its device and dtype; `view` must map
+        that shape to itself (a rotation by 90 degrees needs square images)."""
     if guidance is not None and uncond is None:
         uncond = model.encode("")
     estimate = anagram_estimate(
@@ -152,7 +156,14 @@ def hybrid_image(
 ) -> torch.Tensor:
     """n images that read as condition_far from afar and condition_near up close; the kernel
     defaults to `hybrid_kernel` of the model's image size, and `kernels` gives each of the n
-    images its own (see `hybrid_estimate`)."""
+    images its own (see `hybrid_estimate`).
+
+    Args:
+        kernel_size, sigma: the low-pass Gaussian (odd size in pixels, sigma in pixels).
+        kernels: n pairs (kernel_size, sigma), one per image; when given, kernel_size and sigma are unused.
+
+    Returns:
+        (n, *model.sample_shape) in the model's range, on its device and dtype."""
     default_kernel, default_sigma = hybrid_kernel(model.sample_shape[-1])
     if guidance is not None and uncond is None:
         uncond = model.encode("")

@@ -73,22 +73,7 @@ def ddpm_training(ctx: BuildContext, conditional: bool, progress: bool = True,
     """B2.2 (time-conditioned) or B2.4 (class-conditioned) DDPM of the profile's recipe.
     before_training: called when the run is not cached, just before training starts (the CLI says
     there that it will train)."""
-    book = get_profile(ctx.profile).partb
-    recipe = book.class_ddpm if conditional else book.time_ddpm
-    params = {"recipe": recipe.to_dict(), "conditional": conditional}
-    start = ddpm_training(ctx, False, progress, before_training) if conditional and recipe.warm_start else None
-    if start is not None:
-        params["warm_start"] = start.key
-
-    def compute(scratch: Scratch):
-        if before_training is not None:
-            before_training()
-        warm_start = trained_state(start) if start is not None else None  # the weights its figures sample
-        result = training.train_ddpm(recipe, load_mnist(), ctx.device, scratch.seed, conditional, progress, warm_start)
-        return _save_training(scratch, result)
-
-    name = "partb/class-ddpm-training" if conditional else "partb/time-ddpm-training"
-    return cached_run(ctx, name, params, compute)
+    return _unet_training(ctx, "ddpm", conditional, progress, before_training)
 
 
 def pure_noise_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
@@ -105,12 +90,28 @@ def pure_noise_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
 def flow_training(ctx: BuildContext, conditional: bool, progress: bool = True,
                   before_training: Callable[[], None] | None = None) -> RunRecord:
     """The course's time-conditioned (conditional=False) or class-conditioned flow-matching UNet of
-    the profile's recipe; a warm-started class model starts from the time model's sampled weights.
-    before_training: as in `ddpm_training`."""
-    book = get_profile(ctx.profile).partb
-    recipe = book.class_flow if conditional else book.time_flow
+    the profile's recipe. before_training: as in `ddpm_training`."""
+    return _unet_training(ctx, "flow", conditional, progress, before_training)
+
+
+# kind -> the recipes' names in PartBRecipes, the `mnist.training` function that trains them, the
+# runs' names; pairs are (time-conditioned, class-conditioned).
+_UNET_RUNS = {
+    "ddpm": (("time_ddpm", "class_ddpm"), "train_ddpm",
+             ("partb/time-ddpm-training", "partb/class-ddpm-training")),
+    "flow": (("time_flow", "class_flow"), "train_flow_matching",
+             ("partb/time-flow-training", "partb/class-flow-training")),
+}
+
+
+def _unet_training(ctx: BuildContext, kind: str, conditional: bool, progress: bool,
+                   before_training: Callable[[], None] | None) -> RunRecord:
+    """A time- or class-conditioned UNet of `kind`; a warm-started class model starts from the
+    weights the figures of the time-conditioned model of the same kind sample."""
+    recipe_names, trainer, run_names = _UNET_RUNS[kind]
+    recipe = getattr(get_profile(ctx.profile).partb, recipe_names[conditional])
     params = {"recipe": recipe.to_dict(), "conditional": conditional}
-    start = flow_training(ctx, False, progress, before_training) if conditional and recipe.warm_start else None
+    start = _unet_training(ctx, kind, False, progress, before_training) if conditional and recipe.warm_start else None
     if start is not None:
         params["warm_start"] = start.key
 
@@ -118,9 +119,8 @@ def flow_training(ctx: BuildContext, conditional: bool, progress: bool = True,
         if before_training is not None:
             before_training()
         warm_start = trained_state(start) if start is not None else None
-        result = training.train_flow_matching(recipe, load_mnist(), ctx.device, scratch.seed, conditional, progress,
-                                              warm_start)
+        result = getattr(training, trainer)(recipe, load_mnist(), ctx.device, scratch.seed, conditional, progress,
+                                            warm_start)
         return _save_training(scratch, result)
 
-    name = "partb/class-flow-training" if conditional else "partb/time-flow-training"
-    return cached_run(ctx, name, params, compute)
+    return cached_run(ctx, run_names[conditional], params, compute)
