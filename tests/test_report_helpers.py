@@ -213,7 +213,8 @@ def test_sdedit_titles_follow_the_shown_i_starts_with_timestep_similarity_and_re
 
 def test_extension_note_says_what_was_added_and_why():
     assert pa.extension_note(sdedit_run([1, 3], {1: 0.2, 3: 0.93})) == (
-        "At i_start = 3, the write-up's last, the edit already resembles its input (r = 0.93 ≥ 0.9): "
+        "At i_start = 3, the last of the write-up's values this model's timesteps reach, the edit already "
+        "resembles its input (r = 0.93 ≥ 0.9): "
         "nothing is added.")
     assert pa.extension_note(sdedit_run([1, 3, 5, 7], {1: 0.2, 3: 0.5, 5: 0.8, 7: 0.91})) == (
         "i_start = 5 and 7 extend the write-up's list until an edit resembles its input (r ≥ 0.9): the first that "
