@@ -159,7 +159,8 @@ def hybrid_image(
     images its own (see `hybrid_estimate`).
 
     Args:
-        kernel_size, sigma: the low-pass Gaussian (odd size in pixels, sigma in pixels).
+        kernel_size: the low-pass Gaussian's size in pixels (odd).
+        sigma: its standard deviation in pixels.
         kernels: n pairs (kernel_size, sigma), one per image; when given, kernel_size and sigma are unused.
 
     Returns:
