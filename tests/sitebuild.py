@@ -7,6 +7,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The write-up's sections, in nav order, as built pages; the course's flow-matching pages after them.
+SECTION_PAGES = [
+    "part-a/stock-pipeline/index.html",
+    "part-a/sampling-loops/index.html",
+    "part-a/editing/index.html",
+    "part-a/illusions/index.html",
+    "part-b/unet/index.html",
+    "part-b/single-step-denoiser/index.html",
+    "part-b/time-conditioned-ddpm/index.html",
+    "part-b/class-conditioned-ddpm/index.html",
+]
+FLOW_PAGES = ["part-b/flow-matching/index.html", "part-b/ddpm-vs-flow/index.html"]
+
 
 def build_site(site_dir: Path, cache_dir: Path, profile: str = "tiny", backend: str = "mnist",
                **extra_env: str) -> subprocess.CompletedProcess:

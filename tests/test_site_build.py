@@ -3,20 +3,9 @@
 import re
 from pathlib import Path
 
-EXPECTED_PAGES = [
-    "index.html",
-    "part-a/stock-pipeline/index.html",
-    "part-a/sampling-loops/index.html",
-    "part-a/editing/index.html",
-    "part-a/illusions/index.html",
-    "part-b/unet/index.html",
-    "part-b/single-step-denoiser/index.html",
-    "part-b/time-conditioned-ddpm/index.html",
-    "part-b/class-conditioned-ddpm/index.html",
-    "part-b/flow-matching/index.html",
-    "part-b/ddpm-vs-flow/index.html",
-    "build/index.html",
-]
+from sitebuild import FLOW_PAGES, SECTION_PAGES
+
+EXPECTED_PAGES = ["index.html", *SECTION_PAGES, *FLOW_PAGES, "build/index.html"]
 
 
 def _pages(site: Path):

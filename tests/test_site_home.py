@@ -6,17 +6,9 @@ from pathlib import Path
 from diffusion_lab.experiments.parta_plan import plan_for
 from diffusion_lab.profiles import get_profile
 from diffusion_lab.report.deviations import WRITE_UP_MODEL, part_a_deviations, part_b_deviations
+from sitebuild import SECTION_PAGES
 
-CONTENT_PAGES = [
-    "part-a/stock-pipeline/index.html",
-    "part-a/sampling-loops/index.html",
-    "part-a/editing/index.html",
-    "part-a/illusions/index.html",
-    "part-b/unet/index.html",
-    "part-b/single-step-denoiser/index.html",
-    "part-b/time-conditioned-ddpm/index.html",
-    "part-b/class-conditioned-ddpm/index.html",
-]
+CONTENT_PAGES = SECTION_PAGES
 
 
 def _article(page: Path) -> str:
