@@ -137,3 +137,19 @@ def test_folding_batchnorm_keeps_the_function_and_leaves_the_original_alone():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 17
     torch.testing.assert_close(folded(x, t, c), model(x, t, c), atol=1e-4, rtol=1e-4)
+
+
+def test_the_unets_gelu_is_torchs_on_every_layout():
+    """unet.GELU computes a channels_last tensor through its contiguous (N, H, W, C) view: the same
+    values and gradients as nn.GELU to float rounding, and the layout is kept."""
+    from diffusion_lab.mnist.unet import GELU
+
+    for layout in (torch.channels_last, torch.contiguous_format):
+        x = torch.randn(3, 5, 7, 7, generator=torch.Generator().manual_seed(0)).to(memory_format=layout)
+        mine, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y, reference = GELU()(mine), torch.nn.GELU()(theirs)
+        assert torch.allclose(y, reference, atol=1e-6) and y.is_contiguous(memory_format=layout)
+        upstream = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+        y.backward(upstream)
+        reference.backward(upstream)
+        assert torch.allclose(mine.grad, theirs.grad, atol=1e-6)

@@ -20,6 +20,21 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
+class GELU(nn.GELU):
+    """nn.GELU (exact, erf form), elementwise on any layout: the same function, computed faster.
+
+    On a channels_last (N, C, H, W) tensor, torch's GELU and its backward take a strided path
+    about twice as slow as on contiguous memory; the (N, H, W, C) permutation of such a tensor is
+    contiguous, and an elementwise function does not care which view it is applied to (the
+    results agree to float rounding, about 5e-7: the contiguous kernel is vectorised). On this
+    project's 2-core CPU it makes a bf16 training step of the width-32 UNets about 8% faster."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return super().forward(x)
+
+
 class Conv(nn.Sequential):
     """Conv2d(3, 1, 1) + BN + GELU: keeps the resolution."""
 
@@ -27,7 +42,7 @@ class Conv(nn.Sequential):
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1),
             nn.BatchNorm2d(out_channels),
-            nn.GELU(),
+            GELU(),
         )
 
 
@@ -38,7 +53,7 @@ class DownConv(nn.Sequential):
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1),
             nn.BatchNorm2d(out_channels),
-            nn.GELU(),
+            GELU(),
         )
 
 
@@ -49,7 +64,7 @@ class UpConv(nn.Sequential):
         super().__init__(
             nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1),
             nn.BatchNorm2d(out_channels),
-            nn.GELU(),
+            GELU(),
         )
 
 
@@ -57,7 +72,7 @@ class Flatten(nn.Sequential):
     """AvgPool2d(7) + GELU: 7x7 -> 1x1."""
 
     def __init__(self):
-        super().__init__(nn.AvgPool2d(kernel_size=7), nn.GELU())
+        super().__init__(nn.AvgPool2d(kernel_size=7), GELU())
 
 
 class Unflatten(nn.Sequential):
@@ -67,7 +82,7 @@ class Unflatten(nn.Sequential):
         super().__init__(
             nn.ConvTranspose2d(in_channels, in_channels, kernel_size=7, stride=7, padding=0),
             nn.BatchNorm2d(in_channels),
-            nn.GELU(),
+            GELU(),
         )
 
 
@@ -98,7 +113,7 @@ class FCBlock(nn.Sequential):
     def __init__(self, in_features: int, out_features: int):
         super().__init__(
             nn.Linear(in_features, out_features),
-            nn.GELU(),
+            GELU(),
             nn.Linear(out_features, out_features),
         )
 
