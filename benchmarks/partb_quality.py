@@ -1,10 +1,12 @@
-"""Quality per CPU-minute of a Part B DDPM recipe: train a variant of a profile's recipe, sample it,
+"""Quality per CPU-minute of a Part B recipe (DDPM or flow matching): train a variant of a profile's recipe, sample it,
 and let the project's judge read the samples. Issue 10's table of recipe changes came from this.
 
     python benchmarks/partb_quality.py --name minsnr --model time \
         --set '{"min_snr_gamma": 5.0, "lr_schedule": "one_cycle"}' --steps 100
     python benchmarks/partb_quality.py --name warm --model class --warm-from time.pt \
         --set '{"warm_start": true}' --guidance 1 2 3 5
+    python benchmarks/partb_quality.py --name fm-logit --model fm-time \
+        --set '{"time_distribution": "logit_normal"}' --steps 50 --sampler euler
 
 --set overrides fields of the profile's recipe (mnist/recipes.py); --save keeps the trained weights
 (raw, and EMA if the recipe keeps one) for --warm-from. Each result is one JSON line on stdout and
@@ -27,6 +29,7 @@ import torch
 
 from diffusion_lab import metrics, seeding
 from diffusion_lab.experiments.judge_training import judge_training
+from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
 from diffusion_lab.experiments.partb_models import load_judge
 from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
 from diffusion_lab.mnist import training
@@ -39,7 +42,7 @@ from diffusion_lab.runcache.context import BuildContext
 def recipe_variant(profile: str, model: str, overrides: dict):
     """The profile's recipe for `model` with `overrides`; a single checkpoint at the last epoch."""
     book = get_profile(profile).partb
-    base = book.class_ddpm if model == "class" else book.time_ddpm
+    base = {"time": book.time_ddpm, "class": book.class_ddpm, "fm-time": book.time_flow, "fm-class": book.class_flow}[model]
     fields = {key: tuple(value) if isinstance(value, list) else value for key, value in overrides.items()}
     epochs = fields.get("epochs", base.epochs)
     fields.setdefault("checkpoint_epochs", (epochs,))
@@ -50,7 +53,8 @@ def recipe_variant(profile: str, model: str, overrides: dict):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", required=True)
-    parser.add_argument("--model", choices=("time", "class"), default="time")
+    parser.add_argument("--model", choices=("time", "class", "fm-time", "fm-class"), default="time")
+    parser.add_argument("--sampler", choices=("euler", "heun"), default="euler", help="flow models' ODE sampler")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--set", default="{}", help="JSON object of recipe fields to override")
     parser.add_argument("--samples", type=int, default=1000)
@@ -71,10 +75,12 @@ def main(argv=None) -> None:
     real = data.train_images[torch.randperm(60_000, generator=seeding.make_generator(args.seed, "floor"))[: args.samples]]
     floor = metrics.frechet_distance(judge.features(real), test_features)
 
-    conditional = args.model == "class"
+    conditional = args.model.endswith("class")
+    flow = args.model.startswith("fm-")
     recipe = recipe_variant(args.profile, args.model, json.loads(args.set))
     warm = torch.load(args.warm_from)["raw"] if args.warm_from else None
-    result = training.train_ddpm(recipe, data, ctx.device, args.seed, conditional, progress=True, warm_start=warm)
+    train = training.train_flow_matching if flow else training.train_ddpm
+    result = train(recipe, data, ctx.device, args.seed, conditional, progress=True, warm_start=warm)
     if args.save:
         torch.save({"raw": result.checkpoints[recipe.epochs], "ema": result.ema_checkpoints.get(recipe.epochs)},
                    args.save)
@@ -87,18 +93,28 @@ def main(argv=None) -> None:
         unet = training.make_ddpm_unet(recipe, conditional)
         unet.load_state_dict(state)
         for steps in args.steps:
-            sampler = partb_noise_model(unet.eval(), training.schedule_for(recipe), ctx.device, num_steps=steps)
+            if flow:
+                sampler = FlowModel(unet.eval(), ctx.device)
+                evaluations = steps * (2 if args.sampler == "heun" else 1)
+            else:
+                sampler = partb_noise_model(unet.eval(), training.schedule_for(recipe), ctx.device, num_steps=steps)
+                evaluations = len(sampler.strided_timesteps())
             for scale in (args.guidance if conditional else [None]):
                 labels = class_labels(args.samples // 10) if conditional else None
                 started = time.perf_counter()
-                samples = sample_digits(sampler, seeding.make_generator(args.seed, "samples"), labels=labels,
-                                        num_samples=None if conditional else args.samples, guidance_scale=scale,
-                                        progress=True).samples
+                generator = seeding.make_generator(args.seed, "samples")
+                count = None if conditional else args.samples
+                if flow:
+                    samples = sample_flow_digits(sampler, generator, num_steps=steps, sampler=args.sampler,
+                                                 labels=labels, num_samples=count, guidance_scale=scale).samples
+                else:
+                    samples = sample_digits(sampler, generator, labels=labels, num_samples=count,
+                                            guidance_scale=scale, progress=True).samples
                 verdicts = judge.verdicts(samples)
                 distance = metrics.frechet_distance(judge.features(samples), test_features)
                 row = {
                     "name": args.name, "model": args.model, "overrides": json.loads(args.set), "weights": kind,
-                    "steps": len(sampler.strided_timesteps()), "guidance": scale,
+                    "steps": evaluations, "sampler": args.sampler if flow else "ddpm", "guidance": scale,
                     "accuracy": judge.accuracy(samples, labels) if conditional else None,
                     "confident": verdicts["confident_fraction"], "smallest_share": min(verdicts["class_shares"]),
                     "frechet": distance, "frechet_ratio": distance / floor, "floor": floor,

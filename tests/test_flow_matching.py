@@ -150,9 +150,7 @@ def mnist():
 
 
 def _tiny_recipe(**changes) -> FlowMatchingRecipe:
-    ddpm = get_profile("tiny").partb.time_ddpm
-    fields = {f.name: getattr(ddpm, f.name) for f in dataclasses.fields(FlowMatchingRecipe)}
-    return dataclasses.replace(FlowMatchingRecipe(**fields), **changes)
+    return dataclasses.replace(get_profile("tiny").partb.time_flow, **changes)
 
 
 @pytest.mark.parametrize("conditional", [False, True])
@@ -188,3 +186,25 @@ def test_flow_models_train_at_the_ddpms_compute(profile):
         for name in ("num_hiddens", "batch_size", "precision", "lr_schedule", "warm_start"):
             assert getattr(ddpm, name) == getattr(flow, name), (profile, name)
         assert ddpm.epochs * (ddpm.train_subset or 60_000) == flow.epochs * (flow.train_subset or 60_000)
+
+
+def test_logit_normal_times_are_sigmoids_of_standard_normals():
+    """The same generator state gives t = sigmoid(z) for the z a standard normal draw would give."""
+    times = flow_matching.sample_times(20_000, torch.Generator().manual_seed(0), "logit_normal")
+    z = torch.randn(20_000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(times, torch.sigmoid(z))
+    assert 0.0 < times.min() and times.max() < 1.0
+    # more of the mass in the middle than U[0, 1): P(0.25 < t < 0.75) = P(|z| < log 3) = 0.73
+    assert abs(((times > 0.25) & (times < 0.75)).float().mean().item() - 0.7275) < 0.01
+
+
+def test_an_unknown_time_distribution_is_refused_when_the_recipe_is_made():
+    with pytest.raises(ValueError, match="time_distribution must be one of uniform, logit_normal"):
+        _tiny_recipe(time_distribution="beta")
+    with pytest.raises(ValueError, match="uniform, logit_normal"):
+        flow_matching.sample_times(4, torch.Generator(), "cosine")
+
+
+def test_the_course_rows_train_on_uniform_times():
+    for recipe in (get_profile("full").partb.time_flow, get_profile("full").partb.class_flow):
+        assert recipe.time_distribution == "uniform"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from diffusion_lab.mnist.flow_matching import TIME_DISTRIBUTIONS
+
 @dataclass(frozen=True)
 class DenoiserRecipe:
     """B1.2: a one-step denoiser trained on z = x + sigma * eps with an L2 loss."""
@@ -77,6 +79,14 @@ class DDPMRecipe(UNetRecipe):
 class FlowMatchingRecipe(UNetRecipe):
     """The course's flow-matching Part B: the same UNets regressing the velocity x_1 - x_0
     (`mnist.flow_matching`); sampled by `flow_sampling`."""
+
+    time_distribution: str = "uniform"  # the training times (flow_matching.sample_times); the course's: uniform
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.time_distribution not in TIME_DISTRIBUTIONS:
+            raise ValueError(f"time_distribution must be one of {', '.join(TIME_DISTRIBUTIONS)}, "
+                             f"got {self.time_distribution!r}")
 
 
 @dataclass(frozen=True)
