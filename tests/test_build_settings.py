@@ -184,30 +184,3 @@ def test_mkdocs_build_on_deepfloyd_without_weights_stops_on_the_weights(tmp_path
     assert "BACKEND=deepfloyd cannot run: DeepFloyd IF stage I weights 'DeepFloyd/IF-I-XL-v1.0'" in errors[0]
     assert "DIFFUSION_LAB_IF_STAGE1" in errors[0] and "DIFFUSION_LAB_IF_PROMPT_EMBEDS" in errors[0]
     assert not site.exists(), "the build went on past the missing weights"
-
-
-def _hooked_scripts(profile: str, env) -> list[str]:
-    """The gen-files scripts after the settings hook ran on mkdocs.yml's config for `profile`."""
-    import runpy
-
-    from mkdocs.config import load_config
-
-    env.setenv("DIFFUSION_LAB_PROFILE", profile)
-    config = load_config(str(Path(__file__).resolve().parents[1] / "mkdocs.yml"))
-    hook = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gen" / "settings_hook.py"))
-    root = Path(__file__).resolve().parents[1]
-    return [Path(script).relative_to(root).as_posix()
-            for script in hook["on_config"](config).plugins["gen-files"].config["scripts"]]
-
-
-def test_a_profile_that_leaves_flow_matching_out_gets_the_pages_saying_why(env):
-    from diffusion_lab.profiles import get_profile
-
-    assert get_profile("quick").flow_left_out and get_profile("tiny").flow_left_out is None
-    tiny, quick = _hooked_scripts("tiny", env), _hooked_scripts("quick", env)
-    assert "gen/part_b_flow.py" in tiny and "gen/part_b_compare.py" in tiny and "gen/flow_left_out.py" not in tiny
-    assert "gen/part_b_flow.py" not in quick and "gen/part_b_compare.py" not in quick
-    # in the flow pages' place, so the nav keeps its order
-    assert quick.index("gen/flow_left_out.py") == tiny.index("gen/part_b_flow.py")
-    assert [s for s in quick if s != "gen/flow_left_out.py"] == [s for s in tiny if s not in
-                                                                ("gen/part_b_flow.py", "gen/part_b_compare.py")]

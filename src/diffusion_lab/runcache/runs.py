@@ -14,6 +14,8 @@ import json
 import shutil
 import sys
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -190,6 +192,33 @@ def _compute(ctx: BuildContext, name: str, params: dict, seed: int, key: str, en
         raise
 
 
+class NotCached(LookupError):
+    """A run asked for under `lookup_only` is not in the cache."""
+
+
+_LOOKUP_ONLY: ContextVar[bool] = ContextVar("lookup_only", default=False)
+
+# Keys computed during this build, by this process or by the workers of experiments.prefetch:
+# reading one again is reading this build's own result, so it is listed as computed, and FORCE
+# computes it once, not once per page that reads it.
+COMPUTED_THIS_BUILD: set[str] = set()
+
+
+@contextmanager
+def lookup_only():
+    """Inside this block a run that is not cached raises NotCached instead of being computed."""
+    token = _LOOKUP_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LOOKUP_ONLY.reset(token)
+
+
+def computed_keys() -> list[str]:
+    """The keys of the runs this process computed (not read from the cache) so far."""
+    return [record.key for record in BUILD_LOG if not record.hit]
+
+
 def cached_run(
     ctx: BuildContext,
     name: str,
@@ -212,12 +241,16 @@ def cached_run(
     started = time.perf_counter()
     clean_dead_scratch(ctx.cache_dir)
 
-    if not ctx.force:
+    if not ctx.force or key in COMPUTED_THIS_BUILD:
         manifest, why = read_entry(entry, key)
         if manifest is not None:
-            return _log(_record(manifest, entry, True, time.perf_counter() - started, ctx, backend, function))
-        if why is not None:
+            hit = key not in COMPUTED_THIS_BUILD
+            return _log(_record(manifest, entry, hit, time.perf_counter() - started, ctx, backend, function))
+        if why is not None and not _LOOKUP_ONLY.get():
             print(f"run cache: recomputing {entry.name}: {why}", file=sys.stderr)
+    if _LOOKUP_ONLY.get():
+        raise NotCached(name)
 
     manifest = _compute(ctx, name, params, seed, key, entry, compute)
+    COMPUTED_THIS_BUILD.add(key)
     return _log(_record(manifest, entry, False, time.perf_counter() - started, ctx, backend, function))
