@@ -4,6 +4,7 @@ read by the pages as this build's own results."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
@@ -39,7 +40,7 @@ def fresh_build(monkeypatch):
     """An empty COMPUTED_THIS_BUILD and BUILD_LOG for the test, as at the start of a build."""
     monkeypatch.setattr(runs, "COMPUTED_THIS_BUILD", set())
     monkeypatch.setattr(runs, "BUILD_LOG", [])
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(prefetch, "_cores", lambda: 2)
 
 
 def test_lanes_run_in_parallel_workers_and_pages_read_their_results(ctx, monkeypatch, fresh_build):
@@ -75,7 +76,7 @@ def test_two_lanes_computing_the_same_run_is_an_error(ctx, monkeypatch, fresh_bu
 def test_nothing_runs_with_one_lane_or_one_core(ctx, monkeypatch, fresh_build):
     monkeypatch.setattr(prefetch, "STAGES", (((_job_a,), (_job_b,)),))
     assert prefetch.prefetch(ctx, lanes=1) == []
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(prefetch, "_cores", lambda: 1)
     assert prefetch.prefetch(ctx, lanes=2) == []
     with pytest.raises(runs.NotCached), runs.lookup_only():
         _job_a(ctx)
@@ -87,3 +88,64 @@ def test_the_real_stages_compute_every_run_once(ctx, fresh_build):
     keys = prefetch.prefetch(ctx, lanes=2)
     assert keys and len(keys) == len(set(keys))
     assert not any(prefetch._missing(ctx, job) for stage in prefetch.STAGES for lane in stage for job in lane)
+
+
+def _sleeping_job(ctx):
+    """Writes this worker's pid into $PREFETCH_TEST_PIDS, then works for a long time."""
+    folder = os.environ["PREFETCH_TEST_PIDS"]
+    with open(os.path.join(folder, str(os.getpid())), "w"):
+        pass
+    time.sleep(120)
+
+
+def _other_sleeping_job(ctx):
+    _sleeping_job(ctx)
+
+
+_KILLED_BUILD = """
+import sys
+sys.path.insert(0, {tests!r})
+import torch, test_prefetch
+from pathlib import Path
+from diffusion_lab.experiments import prefetch
+from diffusion_lab.runcache.context import BuildContext
+prefetch.STAGES = (((test_prefetch._sleeping_job,), (test_prefetch._other_sleeping_job,)),)
+prefetch._missing = lambda ctx, job: True
+prefetch._cores = lambda: 2
+ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0,
+                   cache_dir=Path({cache!r}), force=False)
+prefetch.prefetch(ctx, 2)
+"""
+
+
+def test_workers_end_when_the_build_is_killed(tmp_path):
+    import signal
+    import subprocess
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = _KILLED_BUILD.format(tests=os.path.dirname(__file__), cache=str(tmp_path / "cache"))
+    build = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PREFETCH_TEST_PIDS": str(pids)})
+    try:
+        deadline = time.monotonic() + 60
+        while len(os.listdir(pids)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = [int(name) for name in os.listdir(pids)]
+        assert len(workers) == 2, "the two lanes never started"
+    finally:
+        build.send_signal(signal.SIGKILL)
+        build.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived the killed build"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (ended, not yet reaped by init) counts as ended
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable
@@ -116,6 +117,17 @@ def _missing(ctx: BuildContext, job: Job) -> bool:
     return False
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: end this process when the build that started it is gone (killed, not just
+    interrupted), instead of computing on for nobody."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _run_lane(ctx: BuildContext, lane: tuple[Job, ...], threads: int | None = None) -> list[str]:
     """The lane's jobs in order (in a worker: with `threads` threads); returns the keys of the runs
     this process computed."""
@@ -124,10 +136,16 @@ def _run_lane(ctx: BuildContext, lane: tuple[Job, ...], threads: int | None = No
     before = set(runs.computed_keys())
     for job in lane:
         started = time.perf_counter()
+        print(f"prefetch: {job.__name__.lstrip('_')} ...", file=sys.stderr, flush=True)
         job(ctx)
         print(f"prefetch: {job.__name__.lstrip('_')} ready after {time.perf_counter() - started:.0f} s",
               file=sys.stderr, flush=True)
     return [key for key in runs.computed_keys() if key not in before]
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def prefetch(ctx: BuildContext, lanes: int) -> list[str]:
@@ -135,12 +153,13 @@ def prefetch(ctx: BuildContext, lanes: int) -> list[str]:
     worker processes that share the CPU's cores; a stage with work in one lane only runs it here,
     with every thread. Nothing happens for lanes < 2, on a GPU, or on a single core. Returns the keys
     computed."""
-    cores = os.cpu_count() or 1
+    cores = _cores()
     if lanes < 2 or ctx.device.type != "cpu" or cores < 2:
         return []
     lanes = min(lanes, cores)
     computed: list[str] = []
-    with ProcessPoolExecutor(max_workers=lanes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=lanes, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         for stage in STAGES:
             work = [tuple(job for job in lane if _missing(ctx, job)) for lane in stage]
             work = [lane for lane in work if lane]
