@@ -23,7 +23,7 @@ page.text("""
 Both versions of the course's Part B train the same UNets on MNIST; one regresses the noise of a DDPM
 (B2, B3), the other the velocity of a straight path (B4). Here each pair is trained at equal compute
 (the same width, batch, learning-rate schedule, precision and number of images seen, read from the
-training runs below) and sampled with a growing number of network evaluations per sample: the DDPM
+training runs below; where each loss looks hardest is its own) and sampled with a growing number of network evaluations per sample: the DDPM
 with Part A's strided loop on that many of its timesteps, flow matching with that many Euler steps or
 half as many Heun steps (two evaluations each). A guided step evaluates the conditional and
 unconditional halves in one batched network call, and counts once, for both models alike.

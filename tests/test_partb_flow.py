@@ -167,3 +167,14 @@ def test_the_comparisons_sentences_come_from_its_rows():
     assert "At 50 evaluations per sample, 1,000 samples took: DDPM, strided 50.0 s, flow, Euler 50.0 s." in text
     far = SimpleNamespace(metrics={"rows": [row("euler", 10, 0, 0.8, 60.0)], "frechet_floor": 10.0})
     assert "clears the bar at none of the measured counts" in flow_figures.comparison_findings(far, False, QUALITY_BAR)
+
+
+def test_the_comparison_says_where_each_loss_looks():
+    from diffusion_lab.profiles import get_profile
+    from diffusion_lab.report.flow_figures import loss_emphasis
+
+    quick, full = get_profile("quick").partb, get_profile("full").partb
+    assert loss_emphasis(quick.time_ddpm.to_dict()) == "Min-SNR-5 weights (floor 0.2)"
+    assert loss_emphasis(quick.time_flow.to_dict()) == "logit-normal t"
+    assert loss_emphasis(full.time_flow.to_dict()) == "uniform t"
+    assert loss_emphasis(full.time_ddpm.to_dict()) == "uniform weights"

@@ -154,7 +154,17 @@ def total_images_seen(run: RunRecord, chain: list[RunRecord]) -> int:
 
 
 COMPUTE_HEADERS = ["model", "width D", "batch", "learning-rate schedule", "precision", "training digits",
-                   "images seen (with its start)", "training wall time (s)"]
+                   "images seen (with its start)", "where the loss looks", "training wall time (s)"]
+
+
+def loss_emphasis(recipe: dict) -> str:
+    """Which noise levels a recipe's loss weighs most, in words: a DDPM's Min-SNR weights or a flow
+    model's distribution of training times; the course's uniform choice otherwise."""
+    if recipe.get("min_snr_gamma") is not None:
+        return f"Min-SNR-{recipe['min_snr_gamma']:g} weights (floor {recipe.get('min_snr_floor', 0.0):g})"
+    if recipe.get("time_distribution", "uniform") != "uniform":
+        return recipe["time_distribution"].replace("_", "-") + " t"
+    return "uniform t" if "time_distribution" in recipe else "uniform weights"
 
 
 def compute_rows(pairs: dict[str, tuple[RunRecord, list[RunRecord]]]) -> list[list[str]]:
@@ -165,7 +175,7 @@ def compute_rows(pairs: dict[str, tuple[RunRecord, list[RunRecord]]]) -> list[li
         wall = run.metrics["wall_time_s"] + sum(start.metrics["wall_time_s"] for start in chain)
         rows.append([label, str(recipe["num_hiddens"]), str(recipe["batch_size"]), recipe["lr_schedule"],
                      run.metrics["precision"], f"{recipe['train_subset'] or MNIST_TRAINING_DIGITS:,}",
-                     f"{total_images_seen(run, chain):,}", fmt(wall, 1)])
+                     f"{total_images_seen(run, chain):,}", loss_emphasis(recipe), fmt(wall, 1)])
     return rows
 
 
