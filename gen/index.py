@@ -8,6 +8,7 @@ from diffusion_lab.profiles import PROFILES, get_profile
 from diffusion_lab.report.deviations import model_facts, part_a_deviations, part_b_deviations, summary_line
 from diffusion_lab.report.gallery import gallery_markdown, take_headlines
 from diffusion_lab.report.page import NAV, NavEntry, render_template, write_file
+from diffusion_lab.report.try_it import home_section
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.provenance import git_commit
 from diffusion_lab.runcache.runs import BUILD_LOG
@@ -20,5 +21,5 @@ write_file("index.md", render_template(
     gallery=gallery_markdown(take_headlines(), "index.md"),
     part_a_summary=summary_line(part_a), part_b_summary=summary_line(part_b),
     runs=list(BUILD_LOG),
-))
+) + home_section("index.md"))
 NAV.insert(0, NavEntry("", "Home", "index.md"))

@@ -72,8 +72,11 @@ def _pure_noise(ctx):
     pure_noise_results(ctx)
 
 
-def _ddpm_measurements(ctx):
+def _ddpm_scores(ctx):
     time_ddpm_scores(ctx)
+
+
+def _guidance_sweep(ctx):
     guidance_sweep(ctx)
 
 
@@ -102,8 +105,8 @@ def _class_comparison(ctx):
 # same run. Balanced by the quick profile's measured run times.
 STAGES: tuple[tuple[tuple[Job, ...], ...], ...] = (
     ((_ddpm_models, _judge), (_flow_models, _denoisers)),
-    ((_ddpm_measurements,), (_flow_measurements, _pure_noise, _ddpm_figures)),
-    ((_time_comparison,), (_class_comparison,)),
+    ((_ddpm_scores, _ddpm_figures), (_flow_measurements, _pure_noise)),
+    ((_guidance_sweep,), (_time_comparison, _class_comparison)),
 )
 
 
