@@ -126,10 +126,12 @@ _FULL = PartBRecipes(
 # Min-SNR-5 loss weights with a floor of 0.2, which at 120,000 images raised the time-conditioned
 # model's confident samples from 60% to 71% and cut its Frechet distance from 35x to 22x the real
 # digits'; the class-conditioned model starts from the trained time-conditioned one.
-# The time-conditioned models see 110,000 images each (two epochs of 55,000), so that both pairs fit
-# the 15-minute build; measured at that size on 1,000 samples of the 100-step (DDPM) and 50-step Euler
-# (flow) samplers with benchmarks/partb_quality.py: DDPM 71.9% confident, distance 17.0x real (165,000 images: 73.7%,
-# 11.0x); flow matching with the course's uniform t 67.7%, 12.4x, with logit-normal t 76.1%, 9.1x.
+# The time-conditioned models see 100,000 images each (two epochs of 50,000) and the class-conditioned
+# ones 20,000 more, so that both pairs fit the 15-minute build (a cold build at 110,000 + 50,000 took
+# 17 minutes). Measured at 110,000 images on 1,000 samples of the 100-step (DDPM) and 50-step Euler
+# (flow) samplers with benchmarks/partb_quality.py: DDPM 71.9% confident, distance 17.0x real (165,000
+# images: 73.7%, 11.0x); flow matching with the course's uniform t 67.7%, 12.4x, with logit-normal t
+# 76.1%, 9.1x.
 _QUICK = PartBRecipes(
     profile="quick",
     denoiser=DenoiserRecipe(
@@ -149,13 +151,13 @@ _QUICK = PartBRecipes(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=5e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 5 of 20)", "epoch 2 of 2 (stands in for epoch 20 of 20)"),
-        train_subset=55_000, lr_schedule="one_cycle", warmup_fraction=0.2, min_snr_gamma=5.0, min_snr_floor=0.2,
+        train_subset=50_000, lr_schedule="one_cycle", warmup_fraction=0.2, min_snr_gamma=5.0, min_snr_floor=0.2,
     ),
     class_ddpm=DDPMRecipe(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 5 of 20)", "epoch 2 of 2 (stands in for epoch 20 of 20)"),
-        train_subset=25_000, lr_schedule="one_cycle", min_snr_gamma=5.0, min_snr_floor=0.2, warm_start=True,
+        train_subset=10_000, lr_schedule="one_cycle", min_snr_gamma=5.0, min_snr_floor=0.2, warm_start=True,
     ),
     # Flow matching at the DDPMs' compute: the same width, batch, schedule, precision and images seen
     # (the time model: as many as the time DDPM; the class model starts from it, as the class DDPM does).
@@ -163,13 +165,13 @@ _QUICK = PartBRecipes(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=5e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 and 5 of 10)", "epoch 2 of 2 (stands in for epoch 10 of 10)"),
-        train_subset=55_000, lr_schedule="one_cycle", warmup_fraction=0.2, time_distribution="logit_normal",
+        train_subset=50_000, lr_schedule="one_cycle", warmup_fraction=0.2, time_distribution="logit_normal",
     ),
     class_flow=FlowMatchingRecipe(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 and 5 of 10)", "epoch 2 of 2 (stands in for epoch 10 of 10)"),
-        train_subset=25_000, lr_schedule="one_cycle", warm_start=True, time_distribution="logit_normal",
+        train_subset=10_000, lr_schedule="one_cycle", warm_start=True, time_distribution="logit_normal",
     ),
     judge=JudgeRecipe(channels=32, feature_dim=128, batch_size=128, epochs=2, learning_rate=2e-3),
     notes=(
@@ -232,9 +234,9 @@ PROFILES: dict[str, Profile] = {
         Showcase(denoiser_digits=8, metric_images=500, time_samples=40, per_class_grid=4,
                  sweep_scales=(1.0, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
                  judge_samples=1000, score_steps=100),
-        # The comparison costs samples x evaluations (x 2 guided): 193,500 image-evaluations here, about
-        # 55 s at the 3,500 per second of the quick UNets on 2 cores; 500 samples up to 100 would take 240 s.
-        FlowShowcase(sampler="euler", steps=50, compare_evaluations=(1, 2, 5, 10, 20, 50), compare_samples=250,
+        # The comparison costs samples x evaluations (x 2 guided): 154,800 image-evaluations here, about
+        # 2 minutes in two one-thread workers (experiments.prefetch); 500 samples up to 100 would take 5.
+        FlowShowcase(sampler="euler", steps=50, compare_evaluations=(1, 2, 5, 10, 20, 50), compare_samples=200,
                      compare_grid_evaluations=(2, 10, 50)),
     ),
     "full": Profile(
