@@ -122,8 +122,10 @@ def _layer_text(module: nn.Module) -> str:
 
 
 def _own_class(module: nn.Module, model: nn.Module) -> bool:
-    """A block class of the model's own module (ConvBlock, FCBlock, ...), not a torch layer."""
-    return type(module).__module__ == type(model).__module__ and module is not model
+    """A block class of the model's own module (ConvBlock, FCBlock, ...), not a torch layer; a layer
+    the module redefines without children (its layout-agnostic GELU) is still a layer."""
+    return (type(module).__module__ == type(model).__module__ and module is not model
+            and next(module.children(), None) is not None)
 
 
 def _nesting(cls: type, modules: list[nn.Module], model: nn.Module) -> int:

@@ -198,9 +198,8 @@ class NotCached(LookupError):
 
 _LOOKUP_ONLY: ContextVar[bool] = ContextVar("lookup_only", default=False)
 
-# Keys computed during this build, by this process or by the workers of experiments.prefetch:
-# reading one again is reading this build's own result, so it is listed as computed, and FORCE
-# computes it once, not once per page that reads it.
+# Keys that other processes of this build computed (the workers of experiments.prefetch): reading
+# one is reading this build's own result, so it is listed as computed, and FORCE does not redo it.
 COMPUTED_THIS_BUILD: set[str] = set()
 
 
@@ -252,5 +251,4 @@ def cached_run(
         raise NotCached(name)
 
     manifest = _compute(ctx, name, params, seed, key, entry, compute)
-    COMPUTED_THIS_BUILD.add(key)
     return _log(_record(manifest, entry, False, time.perf_counter() - started, ctx, backend, function))
