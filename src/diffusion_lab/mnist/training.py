@@ -3,8 +3,9 @@ two flow-matching models of the course's current Part B.
 
 Randomness: every draw comes from a CPU generator derived from (seed, "<run>/<purpose>"):
 weight init, the training subset, the shuffle and the noise each have their own, so changing
-one never shifts another. On the CPU a seed gives bit-identical losses and weights; CUDA
-convolution backward passes are not bitwise deterministic.
+one never shifts another. On the CPU a seed and a thread count give bit-identical losses and
+weights (oneDNN may sum in another order with another count of threads); CUDA convolution
+backward passes are not bitwise deterministic.
 """
 
 from __future__ import annotations
