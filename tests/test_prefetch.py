@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -92,9 +93,7 @@ def test_the_real_stages_compute_every_run_once(ctx, fresh_build):
 
 def _sleeping_job(ctx):
     """Writes this worker's pid into $PREFETCH_TEST_PIDS, then works for a long time."""
-    folder = os.environ["PREFETCH_TEST_PIDS"]
-    with open(os.path.join(folder, str(os.getpid())), "w"):
-        pass
+    (Path(os.environ["PREFETCH_TEST_PIDS"]) / str(os.getpid())).touch()
     time.sleep(120)
 
 
