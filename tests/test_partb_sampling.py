@@ -39,7 +39,8 @@ def _sample(model, seed, **kwargs):
 @torch.no_grad()
 def _oracle(model, schedule, count, generator, labels=None, guidance_scale=5.0, batch_size=500):
     """e2836dc's `ddpm.sample` in fp32: per batch x_T, then t = T..1 with the conditional and
-    unconditional estimates in one batch [c; 0], and the fixed_large step in float64 scalars."""
+    unconditional estimates in one batch [c; 0] (at g = 1 the conditional alone), and the fixed_large
+    step in float64 scalars."""
     model = fold_batchnorm(model)
     samples = []
     for begin in range(0, count, batch_size):
@@ -52,6 +53,8 @@ def _oracle(model, schedule, count, generator, labels=None, guidance_scale=5.0, 
             t_net = torch.full((n,), t / schedule.num_timesteps)
             if labels is None:
                 eps_hat = model(x_t, t_net).float()
+            elif guidance_scale == 1.0:  # CFG at g = 1 is the conditional estimate: one pass
+                eps_hat = model(x_t, t_net, c).float()
             else:
                 eps_c, eps_u = model(torch.cat([x_t, x_t]), torch.cat([t_net, t_net]), c_pair).float().chunk(2)
                 eps_hat = eps_u + guidance_scale * (eps_c - eps_u)

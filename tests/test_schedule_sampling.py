@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from diffusers import DDPMScheduler
@@ -228,9 +230,12 @@ def test_cfg_with_scale_one_is_the_conditional_estimate():
     x = torch.randn(2, *model.sample_shape, generator=make_generator(5, "x"))
     cond = model.encode("an old man")
     plain = model.predict(x, 500, cond)
-    guided = guided_estimate(model, cond, model.encode(""), guidance=1.0)(x, 500)
+    calls = []
+    counting = SimpleNamespace(predict=lambda *args: calls.append(args) or model.predict(*args))
+    guided = guided_estimate(counting, cond, model.encode(""), guidance=1.0)(x, 500)
     torch.testing.assert_close(guided.eps, plain.eps, rtol=0, atol=1e-6)
     assert torch.equal(guided.variance, plain.variance)
+    assert len(calls) == 1 and calls[0][0].shape[0] == 2, "g = 1 needs no unconditional pass"
     # and at g = 7 it is eps_u + g (eps_c - eps_u), not (1 + g) eps_c - g eps_u
     uncond = model.predict(x, 500, model.encode(""))
     torch.testing.assert_close(

@@ -153,7 +153,7 @@ _QUICK = PartBRecipes(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=5e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 5 of 20)", "epoch 2 of 2 (stands in for epoch 20 of 20)"),
-        train_subset=50_000, lr_schedule="one_cycle", warmup_fraction=0.2, min_snr_gamma=5.0, min_snr_floor=0.2,
+        lr_schedule="one_cycle", warmup_fraction=0.2, min_snr_gamma=5.0, min_snr_floor=0.2,
     ),
     class_ddpm=DDPMRecipe(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,
@@ -167,7 +167,7 @@ _QUICK = PartBRecipes(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=5e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 and 5 of 10)", "epoch 2 of 2 (stands in for epoch 10 of 10)"),
-        train_subset=50_000, lr_schedule="one_cycle", warmup_fraction=0.2, time_distribution="logit_normal",
+        lr_schedule="one_cycle", warmup_fraction=0.2, time_distribution="logit_normal",
     ),
     class_flow=FlowMatchingRecipe(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,

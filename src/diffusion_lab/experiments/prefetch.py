@@ -105,8 +105,8 @@ def _class_comparison(ctx):
 # same run. Balanced by the quick profile's measured run times.
 STAGES: tuple[tuple[tuple[Job, ...], ...], ...] = (
     ((_ddpm_models, _judge), (_flow_models, _denoisers)),
-    ((_ddpm_scores, _ddpm_figures), (_flow_measurements, _pure_noise)),
-    ((_guidance_sweep,), (_time_comparison, _class_comparison)),
+    ((_ddpm_scores,), (_flow_measurements, _pure_noise)),
+    ((_guidance_sweep,), (_time_comparison, _class_comparison, _ddpm_figures)),
 )
 
 
