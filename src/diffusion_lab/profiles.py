@@ -159,7 +159,7 @@ _QUICK = PartBRecipes(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 5 of 20)", "epoch 2 of 2 (stands in for epoch 20 of 20)"),
-        train_subset=20_000, lr_schedule="one_cycle", min_snr_gamma=5.0, min_snr_floor=0.2, warm_start=True,
+        train_subset=30_000, lr_schedule="one_cycle", min_snr_gamma=5.0, min_snr_floor=0.2, warm_start=True,
     ),
     # Flow matching at the DDPMs' compute: the same width, batch, schedule, precision and images seen
     # (the time model: as many as the time DDPM; the class model starts from it, as the class DDPM does).
@@ -173,7 +173,7 @@ _QUICK = PartBRecipes(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,
         checkpoint_epochs=(1, 2),
         checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 and 5 of 10)", "epoch 2 of 2 (stands in for epoch 10 of 10)"),
-        train_subset=20_000, lr_schedule="one_cycle", warm_start=True, time_distribution="logit_normal",
+        train_subset=30_000, lr_schedule="one_cycle", warm_start=True, time_distribution="logit_normal",
     ),
     judge=JudgeRecipe(channels=32, feature_dim=128, batch_size=128, epochs=2, learning_rate=2e-3),
     notes=(
@@ -234,7 +234,7 @@ PROFILES: dict[str, Profile] = {
         "quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores",
         _QUICK,
         Showcase(denoiser_digits=8, metric_images=500, time_samples=40, per_class_grid=4,
-                 sweep_scales=(1.0, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
+                 sweep_scales=(1.0, 1.5, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
                  judge_samples=1000, score_steps=100),
         # The comparison costs samples x evaluations (x 2 guided): 154,800 image-evaluations here, about
         # 2 minutes in two one-thread workers (experiments.prefetch); 500 samples up to 100 would take 5.
