@@ -77,8 +77,9 @@ def guided_velocity(
     predict: ConditionalVelocity, condition: torch.Tensor, uncond: torch.Tensor, guidance: float | None,
 ) -> Velocity:
     """The velocity for `condition` (N, ...), with CFG at scale `guidance` against `uncond` (same
-    shape) when it is not None: u_u + g (u_c - u_u), both halves in one call of `predict`."""
-    if guidance is None:
+    shape) when it is not None: u_u + g (u_c - u_u), both halves in one call of `predict`; at g = 1
+    that is u_c, so the unconditional half is skipped (as `sampling.guided_estimate` does)."""
+    if guidance is None or guidance == 1.0:
         return lambda x, t: predict(x, t, condition)
 
     def velocity(x: torch.Tensor, t: float) -> torch.Tensor:

@@ -234,7 +234,7 @@ PROFILES: dict[str, Profile] = {
         "quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores",
         _QUICK,
         Showcase(denoiser_digits=8, metric_images=500, time_samples=40, per_class_grid=4,
-                 sweep_scales=(1.0, 1.5, 2.0, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
+                 sweep_scales=(1.0, 1.5, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
                  judge_samples=1000, score_steps=100),
         # The comparison costs samples x evaluations (x 2 guided): 154,800 image-evaluations here, about
         # 2 minutes in two one-thread workers (experiments.prefetch); 500 samples up to 100 would take 5.
