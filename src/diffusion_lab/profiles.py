@@ -126,14 +126,16 @@ _FULL = PartBRecipes(
 # Min-SNR-5 loss weights with a floor of 0.2, which at 120,000 images raised the time-conditioned
 # model's confident samples from 60% to 71% and cut its Frechet distance from 35x to 22x the real
 # digits'; the class-conditioned model starts from the trained time-conditioned one.
-# The time-conditioned models see 100,000 images each (two epochs of 50,000) and the class-conditioned
-# ones 40,000 more, so that both pairs fit the 15-minute build (a cold build at 110,000 + 50,000 took
-# 17 minutes). The class-conditioned DDPM, from a time model of 110,000 images, judged on 1,000
-# samples of the 30-step sweep: 30,000 images 96.1% accurate at g = 5 (88.0% at g = 2); 40,000 images
-# 99.1% (94.6%); 20,000 (in a build) 65.9%. Measured at 110,000 images on 1,000 samples of the 100-step (DDPM) and 50-step Euler
-# (flow) samplers with benchmarks/partb_quality.py: DDPM 71.9% confident, distance 17.0x real (165,000
-# images: 73.7%, 11.0x); flow matching with the course's uniform t 67.7%, 12.4x, with logit-normal t
-# 76.1%, 9.1x.
+# The time-conditioned models see all 60,000 digits twice (120,000 images) and the class-conditioned
+# ones 60,000 more, so that both pairs fit the 15-minute build (14 min 4 s cold). In a build (1,000
+# samples, one-thread workers): the time DDPM at 100,000 images read 68.8% confident and 23.4x real,
+# at 120,000 70.4% and 21.0x; the class DDPM after 40,000 more images 94.4% accurate at g = 2 (3.4x),
+# after 60,000 95.9% at g = 1.5 (1.6x) and 100% at g = 5. The sweep's g = 1 costs one network pass
+# per step, not two (sampling.guided_estimate). Measured at 110,000 images on 1,000 samples of the
+# 100-step (DDPM) and 50-step Euler (flow) samplers with benchmarks/partb_quality.py: DDPM 71.9%
+# confident, distance 17.0x real (165,000 images: 73.7%, 11.0x); predicting v instead of epsilon
+# (100,000 images) 70.6%, 25.6x, no better; flow matching with the course's uniform t 67.7%, 12.4x,
+# with logit-normal t 76.1%, 9.1x.
 _QUICK = PartBRecipes(
     profile="quick",
     denoiser=DenoiserRecipe(
