@@ -531,8 +531,10 @@ def test_how_trained_like_names_every_difference_and_claims_sameness_only_when_t
     assert "exactly" not in sentence
     assert sentence.startswith("it starts from the trained time-conditioned model's weights")
     assert "learning rate 0.002 (the time-conditioned one: 0.005)" in sentence
-    assert (f"training digits {quick.class_ddpm.train_subset:,} (the time-conditioned one: "
-            f"{quick.time_ddpm.train_subset:,})") in sentence
+    # a recipe without a subset trains on all 60,000 digits, and the sentence says so in numbers
+    assert pb.training_digit_count(replace(quick.time_ddpm, train_subset=None)) == 60_000
+    assert (f"training digits {pb.training_digit_count(quick.class_ddpm):,} (the time-conditioned one: "
+            f"{pb.training_digit_count(quick.time_ddpm):,})") in sentence
     assert "width" not in sentence and "p_uncond" not in sentence and "Min-SNR" not in sentence
     changed = replace(quick.class_ddpm, warm_start=False, ema_decay=0.99, beta2=0.03)
     sentence = pb.how_trained_like(changed, quick.time_ddpm, "time-conditioned")
