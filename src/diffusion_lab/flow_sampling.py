@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from diffusion_lab import seeding
-from diffusion_lab.sampling import guide
+from diffusion_lab.sampling import guide, needs_unconditional
 
 Velocity = Callable[[torch.Tensor, float], torch.Tensor]
 # (x (2N, ...), t, conditions (2N, ...)) -> u (2N, ...): one network call for both halves of CFG.
@@ -77,9 +77,9 @@ def guided_velocity(
     predict: ConditionalVelocity, condition: torch.Tensor, uncond: torch.Tensor, guidance: float | None,
 ) -> Velocity:
     """The velocity for `condition` (N, ...), with CFG at scale `guidance` against `uncond` (same
-    shape) when it is not None: u_u + g (u_c - u_u), both halves in one call of `predict`; at g = 1
-    that is u_c, so the unconditional half is skipped (as `sampling.guided_estimate` does)."""
-    if guidance is None or guidance == 1.0:
+    shape) when it is not None: u_u + g (u_c - u_u), both halves in one call of `predict`; u_c alone
+    where `sampling.needs_unconditional` says the unconditional half is not needed (g = 1)."""
+    if not needs_unconditional(guidance):
         return lambda x, t: predict(x, t, condition)
 
     def velocity(x: torch.Tensor, t: float) -> torch.Tensor:

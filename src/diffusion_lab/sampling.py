@@ -32,6 +32,13 @@ def guide(conditional: torch.Tensor, unconditional: torch.Tensor, guidance: floa
     return unconditional + guidance * (conditional - unconditional)
 
 
+def needs_unconditional(guidance: float | None) -> bool:
+    """Whether CFG at `guidance` needs the unconditional estimate: not without guidance (None), and
+    not at g = 1, where u + g (c - u) is the conditional estimate itself (diffusers' IFPipeline
+    skips that pass too); the saved pass is half the network evaluations."""
+    return guidance is not None and guidance != 1.0
+
+
 def cfg(conditional: ModelOutput, unconditional: ModelOutput, guidance: float) -> ModelOutput:
     """eps = eps_u + g (eps_c - eps_u), with the variance of the conditional pass (as IFPipeline)."""
     return ModelOutput(eps=guide(conditional.eps, unconditional.eps, guidance), variance=conditional.variance)
@@ -41,10 +48,9 @@ def guided_estimate(
     model: NoiseModel, condition: Any, uncond: Any = None, guidance: float | None = None
 ) -> NoiseEstimate:
     """The model's estimate for `condition`, with CFG at scale `guidance` when it is not None
-    (`uncond` defaults to the condition of the empty prompt). At g = 1 CFG is the conditional
-    estimate itself, so the unconditional pass is skipped (half the network evaluations; diffusers'
-    IFPipeline skips it too)."""
-    if guidance is None or guidance == 1.0:
+    (`uncond` defaults to the condition of the empty prompt); one pass where `needs_unconditional`
+    says CFG needs no unconditional estimate."""
+    if not needs_unconditional(guidance):
         return lambda x_t, t: model.predict(x_t, t, condition)
     if uncond is None:
         uncond = model.encode("")
