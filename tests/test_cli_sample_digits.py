@@ -169,6 +169,30 @@ def test_steps_is_the_number_of_network_evaluations(model, steps, taken, stride,
         assert (f"no stride takes exactly {steps} steps" in sampler) == (taken != steps)
 
 
+@pytest.mark.parametrize("model", ["class", "time"])
+def test_corrector_snr_adds_a_langevin_evaluation_after_every_step_but_the_last(model, tmp_path, trained, capsys,
+                                                                                 monkeypatch):
+    calls = []
+    predict = MnistBackend.predict
+
+    def counted(self, x_t, t, condition):
+        calls.append(int(t))
+        return predict(self, x_t, t, condition)
+
+    monkeypatch.setattr(MnistBackend, "predict", counted)
+    _no_training(monkeypatch)
+    options = ["--model", model, *(["--per-class", "1"] if model == "class" else ["--num", "10"]), "--steps", "5"]
+    plain, _ = _sample(trained, tmp_path / "plain.npz", capsys, *options)
+    calls.clear()
+    corrected, err = _sample(trained, tmp_path / "pc.npz", capsys, *options, "--corrector-snr", "0.16")
+    # the predictor at 16, 12, 8, 4, 0 (stride 4) and a corrector at each t' it lands on but -1
+    assert calls == [16, 12, 12, 8, 8, 4, 4, 0, 0]
+    assert "a Langevin corrector step (r = 0.16) after each but the last: 9 network evaluations per sample" in \
+        _line(err, "sampler:")
+    assert corrected["images"].shape == plain["images"].shape
+    assert not np.allclose(corrected["images"], plain["images"])
+
+
 def test_steps_on_the_course_schedule_never_exceed_n_and_are_exact_when_n_divides_t():
     """--steps N on T = 300: the smallest stride whose strided loop takes at most N steps."""
     from diffusion_lab.experiments.partb_sampling import partb_noise_model
@@ -287,10 +311,15 @@ def test_heun_and_euler_draw_different_digits_from_the_same_noise(tmp_path, trai
         (["--model", "time", "--num", str(MAX_NUM + 1)], f"must be at most {MAX_NUM}"),
         (["--model", "time", "--num", str(MAX_NUM + 1)], "over the 1 GiB limit"),
         (["--model", "time", "--guidance", "3"], "--guidance belongs to --model class or fm-class, not --model time "
-                                                 "(which takes --num)"),
+                                                 "(which takes --num and --corrector-snr)"),
         (["--model", "time", "--per-class", "2"], "--per-class belongs to --model class or fm-class, not --model time"),
-        (["--num", "7"], "--num belongs to --model time or fm-time, not --model class (which takes --per-class and "
-                         "--guidance)"),
+        (["--num", "7"], "--num belongs to --model time or fm-time, not --model class (which takes --per-class, "
+                         "--guidance and --corrector-snr)"),
+        (["--model", "time", "--corrector-snr", "0"], "--corrector-snr: must lie in (0, 1]"),
+        (["--corrector-snr", "2"], "--corrector-snr: must lie in (0, 1]"),
+        (["--corrector-snr", "inf"], "--corrector-snr: must be a finite number"),
+        (["--model", "fm-time", "--corrector-snr", "0.16"], "--corrector-snr belongs to --model class or time, not "
+                                                            "--model fm-time"),
         (["--sampler", "heun"], "--sampler belongs to --model fm-class or fm-time, not --model class"),
         (["--model", "time", "--sampler", "euler"], "--sampler belongs to --model fm-class or fm-time, not --model time"),
         (["--model", "fm-class", "--sampler", "rk4"], "argument --sampler: invalid choice: 'rk4'"),

@@ -487,9 +487,10 @@ def _time_runs(rows):
     return training, scores
 
 
-def _score(epoch, weights, confident, shares, distance):
+def _score(epoch, weights, confident, shares, distance, steps=300, corrector_snr=None):
     return {"epoch": epoch, "weights": weights, "confident_fraction": confident, "class_shares": shares,
-            "frechet_distance": distance, "steps": 300}
+            "frechet_distance": distance, "steps": steps, "corrector_snr": corrector_snr,
+            "evaluations": 2 * steps - 1 if corrector_snr else steps}
 
 
 def test_time_score_rows_and_the_bar_read_the_sampled_weights_of_the_last_checkpoint():
@@ -501,7 +502,7 @@ def test_time_score_rows_and_the_bar_read_the_sampled_weights_of_the_last_checkp
     ])
     reference = _reference()
     rows = pb.time_score_rows(scores, reference, training)
-    assert rows[0] == ["epoch 1 of 2", "trained", "30.0%", "3.0% (digit 1)", "100.00", "50.0×", "300"]
+    assert rows[0] == ["epoch 1 of 2", "trained", "300 steps", "30.0%", "3.0% (digit 1)", "100.00", "50.0×"]
     assert rows[-1][0] == "real training digits (1,000)" and len(rows) == 5
     text = pb.unguided_bar_text(scores, reference, training, QualityBar())
     assert text.startswith("The bar for unconditional samples is **met** by the EMA weights after epoch 2 of 2")
@@ -510,6 +511,27 @@ def test_time_score_rows_and_the_bar_read_the_sampled_weights_of_the_last_checkp
     text = pb.unguided_bar_text(scores, reference, training, QualityBar())
     assert "is **not met**" in text and "69.0% read with confidence ≥ 0.9 (bar: 70.0%), **not met**" in text
     assert png_size(pb.class_share_chart(scores, reference, training, QualityBar()))[0] > 0
+
+
+def test_the_unguided_bar_is_judged_once_per_sampler_of_the_last_checkpoint():
+    even = [0.1] * 10
+    training, scores = _time_runs([
+        _score(1, "ema", 0.9, even, 2.0, steps=50, corrector_snr=0.16),  # an earlier checkpoint never judges
+        _score(2, "ema", 0.75, even, 40.0, steps=100), _score(2, "ema", 0.72, even, 8.0, steps=50, corrector_snr=0.16),
+    ])
+    reference = _reference()
+    assert [row[2] for row in pb.time_score_rows(scores, reference, training)[:3]] == [
+        "50 steps + 49 Langevin (r = 0.16)", "100 steps", "50 steps + 49 Langevin (r = 0.16)"]
+    first, second = pb.unguided_bar_text(scores, reference, training, QualityBar()).split("\n\n")
+    assert first.startswith("The bar for unconditional samples is **not met** by the EMA weights after epoch 2 of 2, "
+                            "sampled with 100 steps:")
+    assert "the Fréchet distance is 20.0× the real digits' (bar: 5×), **not met**" in first
+    assert second.startswith("The bar for unconditional samples is **met** by the EMA weights after epoch 2 of 2, "
+                             "sampled with 50 steps + 49 Langevin (r = 0.16):")
+    text = pb.scores_sampler_text(make_run("partb/time-ddpm-scores", params={"steps": 100, "corrector_snr": 0.16}), 300)
+    assert "`sample-digits --model time --steps 100`" in text
+    assert "`sample-digits --model time --steps 50 --corrector-snr 0.16`" in text
+    assert "Langevin" not in pb.scores_sampler_text(make_run("partb/time-ddpm-scores", params={"steps": None}), 300)
 
 
 def test_optimizer_text_follows_the_recipe():

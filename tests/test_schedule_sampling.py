@@ -16,7 +16,9 @@ from torch import nn
 from diffusion_lab import schedule
 from diffusion_lab.backends.base import ModelOutput, NoiseModel, UnknownPrompt
 from diffusion_lab.mnist.ddpm import DDPMSchedule
-from diffusion_lab.sampling import FrameRecorder, guided_estimate, iterative_denoise, one_step_denoise, sample
+from diffusion_lab.sampling import (
+    FrameRecorder, LangevinCorrector, guided_estimate, iterative_denoise, one_step_denoise, sample,
+)
 from diffusion_lab.schedule import X0Clip
 from diffusion_lab.seeding import make_generator
 
@@ -273,6 +275,67 @@ def test_loop_refuses_missing_generator_and_variance():
     no_variance.variance_type = "learned_range"
     with pytest.raises(ValueError, match="predicted variance"):
         iterative_denoise(no_variance, x, IF_TIMESTEPS, 0, no_variance.encode(""), make_generator(0, "x"))
+
+
+def _gaussian_eps(x_t, t, data_var=0.25):
+    """The exact noise estimate when the data are N(0, data_var): x_t ~ N(0, v), v = data_var abar + 1 - abar."""
+    abar = float(IF_ABAR[t])
+    return (1 - abar) ** 0.5 * x_t / (data_var * abar + 1 - abar)
+
+
+@pytest.mark.parametrize("start_scale", [1.0, 2.0, 0.5])
+def test_langevin_steps_hold_the_marginal_and_pull_a_wrong_noise_level_back_to_it(start_scale):
+    t = 400
+    abar = float(IF_ABAR[t])
+    marginal_std = (0.25 * abar + 1 - abar) ** 0.5
+    generator = make_generator(0, "langevin")
+    x = start_scale * marginal_std * torch.randn(512, 3, 8, 8, generator=generator)
+    for _ in range(40):
+        noise = torch.randn(x.shape, generator=generator)
+        x = schedule.langevin_step(x, _gaussian_eps(x, t), t, IF_ABAR, 0.3, noise)
+    # the step's discretisation widens the stationary law by about r^2 / 2 = 4.5% in variance
+    assert x.std().item() / marginal_std == pytest.approx(1.0, abs=0.06)
+    assert abs(x.mean().item()) < 0.02
+
+
+def test_langevin_step_size_makes_the_noise_snr_times_the_drift():
+    """delta = 2 a_t (r |z| / |s|)^2, so |sqrt(2 delta) z| / |delta s| = 1 / (r sqrt(a_t)) for each image."""
+    t, snr = 300, 0.16
+    x = torch.randn(4, 3, 8, 8, generator=make_generator(1, "x"))
+    eps = torch.randn(4, 3, 8, 8, generator=make_generator(2, "eps"))
+    noise = torch.randn(4, 3, 8, 8, generator=make_generator(3, "z"))
+    alpha = float(IF_ABAR[t] / IF_ABAR[t - 1])
+    moved = schedule.langevin_step(x, eps, t, IF_ABAR, snr, noise) - x
+    drift_direction = -eps / float(1 - IF_ABAR[t]) ** 0.5
+    for image in range(4):
+        # split the move into its drift (along the score) and noise (along z) parts by least squares
+        basis = torch.stack([drift_direction[image].flatten(), noise[image].flatten()], dim=1).double()
+        delta, root = torch.linalg.lstsq(basis, moved[image].flatten().double()[:, None]).solution.flatten().tolist()
+        assert root == pytest.approx((2 * delta) ** 0.5, rel=1e-4)
+        ratio = root * noise[image].norm() / (delta * drift_direction[image].norm())
+        assert ratio.item() == pytest.approx(1 / (snr * alpha**0.5), rel=1e-4)
+    with pytest.raises(ValueError, match="> 0"):
+        schedule.langevin_step(x, eps, t, IF_ABAR, 0.0, noise)
+
+
+def test_corrector_evaluates_once_more_at_every_step_but_the_last_and_changes_the_samples():
+    model = TinyNoiseModel(variance_type="fixed_small")
+    calls = []
+    predict = model.predict
+    model.predict = lambda x_t, t, condition: calls.append(int(t)) or predict(x_t, t, condition)
+    cond = model.encode("a campfire")
+    timesteps = list(IF_TIMESTEPS)
+    plain = sample(model, 2, cond, make_generator(0, "pc"))
+    calls.clear()
+    corrected = sample(model, 2, cond, make_generator(0, "pc"), corrector=LangevinCorrector(0.16, steps=2))
+    again = sample(model, 2, cond, make_generator(0, "pc"), corrector=LangevinCorrector(0.16, steps=2))
+    expected = [timesteps[0]] + [t for t in timesteps[1:] for _ in range(3)]
+    assert calls[: len(expected)] == expected
+    assert LangevinCorrector(0.16, steps=2).evaluations(len(timesteps)) == 2 * (len(timesteps) - 1)
+    assert torch.equal(corrected, again) and not torch.allclose(corrected, plain, atol=1e-3)
+    for bad in ({"snr": 0.0}, {"snr": -1.0}, {"snr": 0.16, "steps": 0}):
+        with pytest.raises(ValueError):
+            LangevinCorrector(**bad)
 
 
 def test_stand_in_is_a_noise_model():

@@ -58,6 +58,11 @@ class Showcase:
     sample_batch: int  # images per network call; a guided batch draws half as many images
     judge_samples: int  # samples the judge scores per model and checkpoint, and real digits it compares them with
     score_steps: int | None  # the scores' sampler: None = Part B's on all T steps, else Part A's on this many
+    # Beside it, the scores also sample with half as many steps and a Langevin corrector step of this
+    # signal-to-noise ratio after each (sampling.LangevinCorrector): as many network evaluations. None: not.
+    # Every profile uses 0.16, the default of Song et al.'s predictor-corrector sampler, not a value
+    # tuned on the judge.
+    score_corrector_snr: float | None = None
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -228,7 +233,7 @@ PROFILES: dict[str, Profile] = {
         "tiny", "tests and CI: every page renders, the pictures are noise", "seconds", _TINY,
         Showcase(denoiser_digits=4, metric_images=64, time_samples=8, per_class_grid=1,
                  sweep_scales=(0.0, 1.0, COURSE_GUIDANCE), sweep_stride=2, gif_frame_every=5, sample_batch=100,
-                 judge_samples=30, score_steps=10),
+                 judge_samples=30, score_steps=10, score_corrector_snr=0.16),
         FlowShowcase(sampler="euler", steps=5, compare_evaluations=(1, 2, 4, 20), compare_samples=30,
                      compare_grid_evaluations=(2, 20)),
     ),
@@ -237,7 +242,7 @@ PROFILES: dict[str, Profile] = {
         _QUICK,
         Showcase(denoiser_digits=8, metric_images=500, time_samples=40, per_class_grid=4,
                  sweep_scales=(1.0, 1.5, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
-                 judge_samples=1000, score_steps=100),
+                 judge_samples=1000, score_steps=100, score_corrector_snr=0.16),
         # The comparison costs samples x evaluations (x 2 guided): 154,800 image-evaluations here, about
         # 2 minutes in two one-thread workers (experiments.prefetch); 500 samples up to 100 would take 5.
         FlowShowcase(sampler="euler", steps=50, compare_evaluations=(1, 2, 5, 10, 20, 50), compare_samples=200,
@@ -248,7 +253,7 @@ PROFILES: dict[str, Profile] = {
         "not measured yet on a GPU (issue 14); hours on a CPU", _FULL,
         Showcase(denoiser_digits=8, metric_images=2000, time_samples=40, per_class_grid=4,
                  sweep_scales=(0.0, 0.5, 1.0, 3.0, COURSE_GUIDANCE, 7.0, 10.0), sweep_stride=1, gif_frame_every=10, sample_batch=1000,
-                 judge_samples=1000, score_steps=None),
+                 judge_samples=1000, score_steps=None, score_corrector_snr=0.16),
         FlowShowcase(sampler="euler", steps=50, compare_evaluations=(1, 2, 5, 10, 20, 50, 100, 300),
                      compare_samples=1000, compare_grid_evaluations=(2, 10, 50, 300), compare_seeds=3),
     ),

@@ -10,6 +10,7 @@ shape first, then one draw shaped like x per step with t > 0.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -23,6 +24,27 @@ NoiseEstimate = Callable[[torch.Tensor, int], ModelOutput]
 Projection = Callable[[torch.Tensor, int], torch.Tensor]
 # Called as callback(i, t, x_t) before the step at timesteps[i].
 StepCallback = Callable[[int, int, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class LangevinCorrector:
+    """Predictor-corrector sampling (Song et al. 2021): after each reverse step to t' >= 0, `steps`
+    Langevin steps at t' (`schedule.langevin_step`) with signal-to-noise ratio `snr`, each one more
+    network evaluation and one more noise draw. They pull x_t' back towards the noise level the
+    network was trained on, which a reverse step with an imperfect network drifts from."""
+
+    snr: float
+    steps: int = 1
+
+    def __post_init__(self):
+        if not self.snr > 0:
+            raise ValueError(f"the corrector's signal-to-noise ratio must be > 0, got {self.snr}")
+        if self.steps < 1:
+            raise ValueError(f"the corrector takes at least one step, got {self.steps}")
+
+    def evaluations(self, num_steps: int) -> int:
+        """Network evaluations the corrector adds to a loop of `num_steps` reverse steps (none after the last)."""
+        return self.steps * max(num_steps - 1, 0)
 
 
 def guide(conditional: torch.Tensor, unconditional: torch.Tensor, guidance: float) -> torch.Tensor:
@@ -141,6 +163,7 @@ def iterative_denoise(
     uncond: Any = None,
     estimate: NoiseEstimate | None = None,
     x0_clip: schedule.X0Clip | None = None,
+    corrector: LangevinCorrector | None = None,
     project: Projection | None = None,
     noise_view: Callable[[torch.Tensor], torch.Tensor] | None = None,
     callback: StepCallback | None = None,
@@ -163,6 +186,7 @@ def iterative_denoise(
         estimate: the noise estimate; by default the model's at `condition`, with CFG when
             `guidance` is set.
         x0_clip: diffusers' clip_sample / thresholding of x0_hat (None: as the course, no clipping).
+        corrector: Langevin steps at t' after every step but the last (None: none, as the course).
         project: applied to x after every step as project(x_t', t').
         noise_view: applied to each noise draw (tests use it to flip).
         callback: callback(i, t, x_t) before the steps i_start, i_start + k, ... (k = callback_every).
@@ -202,8 +226,18 @@ def iterative_denoise(
             x0_clip=x0_clip,
             scalar_dtype=scalar_dtype,
         ).prev_sample
+        if corrector is not None and t_prev >= 0:
+            x = _correct(x, t_prev, estimate, corrector, model.alphas_cumprod, generator, noise_view, scalar_dtype)
         if project is not None:
             x = project(x, t_prev)
+    return x
+
+
+def _correct(x, t, estimate, corrector, alphas_cumprod, generator, noise_view, scalar_dtype) -> torch.Tensor:
+    for _ in range(corrector.steps):
+        eps = estimate(x, t).eps
+        noise = draw_noise(x.shape, generator, eps.device, eps.dtype, noise_view)
+        x = schedule.langevin_step(x, eps, t, alphas_cumprod, corrector.snr, noise, scalar_dtype)
     return x
 
 
@@ -218,7 +252,7 @@ def sample(
     **loop_options,
 ) -> torch.Tensor:
     """n samples from pure noise: x_T ~ N(0, I) at timesteps[0], then `iterative_denoise`
-    (guidance, uncond, estimate, x0_clip, callback, scalar_dtype, progress pass through).
+    (guidance, uncond, estimate, x0_clip, corrector, callback, scalar_dtype, progress pass through).
 
     Args:
         model: the noise model.

@@ -258,3 +258,47 @@ def step(
     if noise is not None and coeffs.t > 0:
         prev_sample = prev_sample + step_std(coeffs, variance_type, predicted_variance) * noise
     return StepOutput(prev_sample=prev_sample, x0_hat=x0_hat)
+
+
+# --- Langevin correction --------------------------------------------------------------------------
+
+
+def langevin_step(
+    x_t: torch.Tensor,
+    eps: torch.Tensor,
+    t: int,
+    alphas_cumprod: torch.Tensor,
+    snr: float,
+    noise: torch.Tensor,
+    scalar_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """One Langevin corrector step that stays at timestep t (Song et al. 2021, "Score-based generative
+    modeling through SDEs", Algorithm 5 for the VP SDE).
+
+    With the score s = -eps / sqrt(1 - abar_t) and, per image, the step size
+    delta = 2 a_t (snr ||z|| / ||s||)^2 (a_t = abar_t / abar_{t-1}, the one-step alpha), the step is
+    x_t + delta s + sqrt(2 delta) z. The step size makes the noise's norm `snr` times the drift's,
+    so the correction is equally strong at every noise level.
+
+    Args:
+        x_t: (N, C, H, W) images at timestep t, in the model's data range plus noise.
+        eps: (N, C, H, W) the noise estimate for x_t.
+        t: the timestep, in [0, T).
+        alphas_cumprod: (T,) float64 abar_0..abar_{T-1}.
+        snr: the signal-to-noise ratio r above, > 0 (Song et al.'s VP default: 0.16).
+        noise: z, (N, C, H, W) standard normal.
+        scalar_dtype: the precision of abar_t and a_t.
+
+    Returns:
+        (N, C, H, W), still at timestep t.
+    """
+    if snr <= 0:
+        raise ValueError(f"the Langevin signal-to-noise ratio must be > 0, got {snr}")
+    t = int(t)
+    abar_t = abar_at(alphas_cumprod, t, scalar_dtype)
+    alpha_t = abar_t / abar_at(alphas_cumprod, t - 1, scalar_dtype)
+    score = -eps.float() / (1 - abar_t) ** 0.5
+    score_norm = score.flatten(1).norm(dim=1)
+    noise_norm = noise.float().flatten(1).norm(dim=1)
+    delta = (2 * alpha_t * (snr * noise_norm / score_norm) ** 2).view(-1, *([1] * (x_t.dim() - 1)))
+    return (x_t.float() + delta * score + (2 * delta) ** 0.5 * noise.float()).to(x_t.dtype)

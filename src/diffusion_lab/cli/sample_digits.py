@@ -13,7 +13,8 @@ course's current Part B), sampled with `--steps` steps (default: the profile's, 
   seed draws other digits from the same model; it never trains one.
 
 The sampler is Part B's (all T timesteps, fixed_large variance) unless `--steps N` asks for Part A's
-strided loop (posterior variance) on at most N of them (`partb_sampling.partb_noise_model`); a
+strided loop (posterior variance) on at most N of them (`partb_sampling.partb_noise_model`), and
+`--corrector-snr R` adds a Langevin corrector step after each (`sampling.LangevinCorrector`); a
 flow model's is `flow_sampling`'s ODE solver from t = 0 to 1.
 Every option is checked, against the profile's recipe too, before any model is trained.
 """
@@ -32,6 +33,7 @@ from diffusion_lab.cli.arguments import (
     add_common,
     build_context,
     check_output,
+    corrector_snr,
     guidance_scale,
     num_digits,
     num_steps,
@@ -46,7 +48,7 @@ SAMPLING_NOISE = "cli/sample-digits"  # the name the sampling generator derives 
 DEFAULT_PER_CLASS = 10
 DEFAULT_NUM = 100
 # The options that only some models take; None in args means "not given".
-MODEL_OPTIONS = {"class": ("--per-class", "--guidance"), "time": ("--num",),
+MODEL_OPTIONS = {"class": ("--per-class", "--guidance", "--corrector-snr"), "time": ("--num", "--corrector-snr"),
                  "fm-class": ("--per-class", "--guidance", "--sampler"), "fm-time": ("--num", "--sampler")}
 MODEL_NAMES = {"class": "class-conditioned DDPM", "time": "time-conditioned DDPM",
                "fm-class": "class-conditioned flow-matching model", "fm-time": "time-conditioned flow-matching model"}
@@ -60,7 +62,8 @@ def _check_model_options(args) -> None:
     for option in sorted({option for options in MODEL_OPTIONS.values() for option in options}):
         if option not in MODEL_OPTIONS[args.model] and getattr(args, option[2:].replace("-", "_")) is not None:
             owners = " or ".join(model for model, options in MODEL_OPTIONS.items() if option in options)
-            takes = " and ".join(MODEL_OPTIONS[args.model])
+            *first, last = MODEL_OPTIONS[args.model]
+            takes = f"{', '.join(first)} and {last}" if first else last
             raise UsageError(f"{option} belongs to --model {owners}, not --model {args.model} (which takes {takes})")
 
 
@@ -108,18 +111,21 @@ def _once(line: str):
     return say
 
 
-def _sampler_line(model, asked_steps: int | None) -> str:
+def _sampler_line(model, asked_steps: int | None, corrector) -> str:
     from diffusion_lab.backends.mnist import VARIANCE_WORDS
 
     steps = model.strided_timesteps()
     variance = VARIANCE_WORDS[model.variance_type]
+    langevin = "" if corrector is None else (f", a Langevin corrector step (r = {corrector.snr:g}) after each but "
+                                             f"the last: {len(steps) + corrector.evaluations(len(steps))} network "
+                                             "evaluations per sample")
     if asked_steps is None:
-        return f"sampler: Part B's, all {len(steps)} of T = {model.num_timesteps} timesteps, {variance}"
+        return f"sampler: Part B's, all {len(steps)} of T = {model.num_timesteps} timesteps, {variance}{langevin}"
     listed = ", ".join(map(str, steps)) if len(steps) <= 3 else f"{steps[0]}, {steps[1]}, ..., {steps[-1]}"
     fewer = (f" (no stride takes exactly {asked_steps} steps; {model.stride} is the smallest that takes at most "
              f"{asked_steps})") if len(steps) != asked_steps else ""
     return (f"sampler: Part A's strided loop, {len(steps)} of T = {model.num_timesteps} timesteps "
-            f"{listed} (stride {model.stride}){fewer}, {variance}")
+            f"{listed} (stride {model.stride}){fewer}, {variance}{langevin}")
 
 
 def _flow_sampler_line(sampler: str, steps: int, default: bool) -> str:
@@ -146,6 +152,7 @@ def run(args) -> None:
         PARTB_SCALAR_DTYPE, images_per_batch, partb_noise_model, sample_digits,
     )
     from diffusion_lab.mnist.ddpm import class_labels
+    from diffusion_lab.sampling import LangevinCorrector
     from diffusion_lab.seeding import make_generator
 
     conditional = args.model in CONDITIONAL_MODELS
@@ -163,9 +170,10 @@ def run(args) -> None:
         model = FlowModel(partb_models.load_flow(ctx, trained), ctx.device)
         print(_flow_sampler_line(sampler, steps, args.sampler is None and args.steps is None), file=sys.stderr)
     else:
+        corrector = None if args.corrector_snr is None else LangevinCorrector(args.corrector_snr)
         model = partb_noise_model(partb_models.load_ddpm(ctx, trained), partb_models.ddpm_schedule(trained),
                                   ctx.device, num_steps=args.steps)
-        print(_sampler_line(model, args.steps), file=sys.stderr)
+        print(_sampler_line(model, args.steps, corrector), file=sys.stderr)
 
     labels = class_labels(args.per_class or DEFAULT_PER_CLASS) if conditional else None
     guidance = (COURSE_GUIDANCE if args.guidance is None else args.guidance) if conditional else None
@@ -181,7 +189,7 @@ def run(args) -> None:
     else:
         result = sample_digits(
             model, generator, labels=labels, guidance_scale=guidance, num_samples=None if conditional else count,
-            batch_size=batch_size,
+            batch_size=batch_size, corrector=corrector,
             # Part A's loop takes float32 step coefficients (as the guidance sweep); Part B's float64.
             scalar_dtype=PARTB_SCALAR_DTYPE if args.steps is None else torch.float32, progress=True,
         )
@@ -212,6 +220,10 @@ def add_command(commands) -> None:
                              "the T timesteps, at most N steps and exactly N when N divides T (the steps taken are "
                              "printed), instead of Part B's sampler on all T (default); a flow-matching model: N ODE "
                              f"steps, 1..{MAX_FLOW_STEPS} (default: the profile's, the course's 50)")
+    parser.add_argument("--corrector-snr", type=corrector_snr, default=None, metavar="R",
+                        help="--model class or time: after each reverse step but the last, a Langevin corrector step "
+                             "with signal-to-noise ratio R in (0, 1] (Song et al.'s predictor-corrector sampler; "
+                             "their default 0.16), one more network evaluation each (default: none, as the course)")
     parser.add_argument("--sampler", choices=("euler", "heun"), default=None,
                         help="--model fm-class or fm-time: the ODE solver, euler (one network evaluation a step; "
                              "default: the profile's, the course's euler) or heun (two a step)")

@@ -20,7 +20,7 @@ from diffusion_lab.experiments.partb_models import (
     load_judge,
     weight_kinds,
 )
-from diffusion_lab.experiments.partb_sampling import images_per_batch, partb_noise_model, sample_digits
+from diffusion_lab.experiments.partb_sampling import images_per_batch, partb_noise_model, sample_digits, score_samplers
 from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.data import load_mnist
@@ -151,7 +151,7 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
     reference = judge_reference(ctx)
     show = showcase(ctx)
     params = {"training": trained.key, "reference": reference.key, "samples": show.judge_samples,
-              "steps": show.score_steps, "batch": show.sample_batch}
+              "steps": show.score_steps, "corrector_snr": show.score_corrector_snr, "batch": show.sample_batch}
 
     def compute(scratch: Scratch):
         judge = load_judge(ctx, judge_training(ctx))
@@ -160,19 +160,24 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
         rows = []
         for epoch in checkpoint_epochs(trained):
             for weights in weight_kinds(trained):
-                # Part B's sampler on all T steps, or Part A's on score_steps, as `sample-digits --steps` runs it
-                sampler = partb_noise_model(load_ddpm(ctx, trained, epoch, weights), schedule, ctx.device,
-                                            num_steps=show.score_steps)
-                result = sample_digits(sampler, scratch.generator(f"epoch-{epoch}"), num_samples=show.judge_samples,
-                                       batch_size=show.sample_batch, progress=True)
-                rows.append({
-                    "epoch": epoch,
-                    "weights": weights,
-                    **judge.verdicts(result.samples),
-                    "frechet_distance": metrics.frechet_distance(judge.features(result.samples), test_features),
-                    "steps": len(sampler.strided_timesteps()),
-                    "wall_time_s": result.wall_time_s,
-                })
+                unet = load_ddpm(ctx, trained, epoch, weights)
+                for num_steps, corrector in score_samplers(show.score_steps, show.score_corrector_snr,
+                                                           schedule.num_timesteps):
+                    # as `sample-digits --model time --steps S [--corrector-snr R]` runs it
+                    sampler = partb_noise_model(unet, schedule, ctx.device, num_steps=num_steps)
+                    result = sample_digits(sampler, scratch.generator(f"epoch-{epoch}"),
+                                           num_samples=show.judge_samples, batch_size=show.sample_batch,
+                                           corrector=corrector, progress=True)
+                    rows.append({
+                        "epoch": epoch,
+                        "weights": weights,
+                        **judge.verdicts(result.samples),
+                        "frechet_distance": metrics.frechet_distance(judge.features(result.samples), test_features),
+                        "steps": len(sampler.strided_timesteps()),
+                        "corrector_snr": None if corrector is None else corrector.snr,
+                        "evaluations": result.network_evaluations // show.judge_samples,
+                        "wall_time_s": result.wall_time_s,
+                    })
         return {"rows": rows}
 
     return cached_run(ctx, "partb/time-ddpm-scores", params, compute)

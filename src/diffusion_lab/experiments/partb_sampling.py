@@ -75,6 +75,22 @@ class SampleResult:
     network_evaluations: int
 
 
+def score_samplers(num_steps: int | None, corrector_snr: float | None, num_timesteps: int
+                   ) -> list[tuple[int | None, sampling.LangevinCorrector | None]]:
+    """The (num_steps, corrector) pairs a profile's scores sample with (`partb_noise_model`'s num_steps):
+    `num_steps` as given (None = all T), and, where `corrector_snr` is set, half as many steps with a
+    Langevin step after each, which costs about as many network evaluations."""
+    samplers = [(num_steps, None)]
+    if corrector_snr is not None:
+        samplers.append((-(-(num_steps or num_timesteps) // 2), sampling.LangevinCorrector(corrector_snr)))
+    return samplers
+
+
+def evaluations_per_sample(num_steps: int, corrector: sampling.LangevinCorrector | None) -> int:
+    """Network evaluations per image (per pass) of a loop of `num_steps` reverse steps with `corrector`."""
+    return num_steps + (corrector.evaluations(num_steps) if corrector is not None else 0)
+
+
 def sample_digits(
     model: MnistBackend,
     generator: torch.Generator,
@@ -84,6 +100,7 @@ def sample_digits(
     guidance_scale: float | None = None,
     batch_size: int = 500,
     frame_every: int | None = None,
+    corrector: sampling.LangevinCorrector | None = None,
     scalar_dtype: torch.dtype = PARTB_SCALAR_DTYPE,
     progress: bool = False,
 ) -> SampleResult:
@@ -91,6 +108,7 @@ def sample_digits(
     `num_samples` unconditional ones (a time-conditioned model takes no labels and no guidance).
 
     frame_every: also keep x_t before every this many steps of the loop, and the final samples.
+    corrector: Langevin steps after every reverse step but the last (`sampling.LangevinCorrector`).
     """
     if (labels is None) == (num_samples is None):
         raise ValueError("give either labels or num_samples")
@@ -107,14 +125,14 @@ def sample_digits(
         x = sampling.sample(
             model, len(batch), model.encode_digits(batch.tolist()), generator, guidance=guidance,
             uncond=uncond if guidance is not None else None, callback=recorder, callback_every=frame_every or 1,
-            scalar_dtype=scalar_dtype, progress=progress,
+            corrector=corrector, scalar_dtype=scalar_dtype, progress=progress,
         ).float().cpu()
         samples.append(x)
         if recorder is not None:
             frames.append(torch.stack([frame.float() for _, _, frame in recorder.frames] + [x]))
             frame_timesteps = [t + 1 for t in recorder.timesteps] + [0]
     wall = time.perf_counter() - started
-    passes = 2 if guidance is not None else 1
+    passes = 2 if sampling.needs_unconditional(guidance) else 1
     return SampleResult(
         samples=torch.cat(samples),
         frames=torch.cat(frames, dim=1) if frames else None,
@@ -123,5 +141,5 @@ def sample_digits(
         guidance_scale=guidance,
         wall_time_s=wall,
         images_per_s=count / wall,
-        network_evaluations=passes * len(timesteps) * count,
+        network_evaluations=passes * evaluations_per_sample(len(timesteps), corrector) * count,
     )

@@ -216,36 +216,61 @@ def guided_bar_text(sweep: RunRecord, reference: RunRecord, bar: QualityBar) -> 
 # --- B2: the judge reads unconditional samples -----------------------------------------------------
 
 
-TIME_SCORE_HEADERS = ["checkpoint", "weights", "confident ≥ 0.9", "smallest digit share", "Fréchet distance",
-                      "× real digits'", "sampler steps"]
+TIME_SCORE_HEADERS = ["checkpoint", "weights", "sampler", "confident ≥ 0.9", "smallest digit share",
+                      "Fréchet distance", "× real digits'"]
 WEIGHT_WORDS = {"raw": "trained", "ema": "EMA"}
 
 
+def sampler_words(row: dict) -> str:
+    """How a scores row was sampled: "100 steps", or "50 steps + 49 Langevin (r = 0.16)"."""
+    words = f"{row['steps']} steps"
+    if row.get("corrector_snr") is None:
+        return words
+    return f"{words} + {row['evaluations'] - row['steps']} Langevin (r = {row['corrector_snr']:g})"
+
+
+def _row_label(row: dict, training: RunRecord, with_sampler: bool) -> str:
+    label = f"{short_checkpoint_label(training, row['epoch'])}, {WEIGHT_WORDS[row['weights']]}"
+    return f"{label}, {sampler_words(row)}" if with_sampler else label
+
+
+def _several_samplers(scores: RunRecord) -> bool:
+    return len({sampler_words(row) for row in scores.metrics["rows"]}) > 1
+
+
 def time_score_rows(scores: RunRecord, reference: RunRecord, training: RunRecord) -> list[list[str]]:
-    """One row per (checkpoint, weights) of the scores run, then the real digits' row."""
+    """One row per (checkpoint, weights, sampler) of the scores run, then the real digits' row."""
     rows = []
     for row in scores.metrics["rows"]:
         shares = row["class_shares"]
         smallest = min(range(10), key=shares.__getitem__)
-        rows.append([short_checkpoint_label(training, row["epoch"]), WEIGHT_WORDS[row["weights"]],
+        rows.append([short_checkpoint_label(training, row["epoch"]), WEIGHT_WORDS[row["weights"]], sampler_words(row),
                      percent(row["confident_fraction"]), f"{percent(shares[smallest])} (digit {smallest})",
-                     fmt(row["frechet_distance"]), f"{frechet_ratio(row['frechet_distance'], reference):.1f}×",
-                     str(row["steps"])])
+                     fmt(row["frechet_distance"]), f"{frechet_ratio(row['frechet_distance'], reference):.1f}×"])
     real = reference.metrics
     shares = real["class_shares"]
     smallest = min(range(10), key=shares.__getitem__)
-    rows.append([f"real training digits ({reference.params['count']:,})", "–", percent(real["confident_fraction"]),
-                 f"{percent(shares[smallest])} (digit {smallest})", fmt(real["frechet_floor"]), "1.0×", "–"])
+    rows.append([f"real training digits ({reference.params['count']:,})", "–", "–", percent(real["confident_fraction"]),
+                 f"{percent(shares[smallest])} (digit {smallest})", fmt(real["frechet_floor"]), "1.0×"])
     return rows
 
 
 def scores_sampler_text(scores: RunRecord, num_timesteps: int) -> str:
-    """Which sampler drew the scored samples, and the CLI call that draws the same way."""
+    """Which samplers drew the scored samples, and the CLI calls that draw the same way."""
     steps = scores.params["steps"]
     if steps is None:
-        return f"Part B's sampler on all {num_timesteps} steps (what `sample-digits --model time` runs by default)"
-    return (f"Part A's strided loop on {steps} of the {num_timesteps} steps, posterior variance "
-            f"(`sample-digits --model time --steps {steps}` samples the same way)")
+        text = f"Part B's sampler on all {num_timesteps} steps (what `sample-digits --model time` runs by default)"
+    else:
+        text = (f"Part A's strided loop on {steps} of the {num_timesteps} steps, posterior variance "
+                f"(`sample-digits --model time --steps {steps}` samples the same way)")
+    snr = scores.params.get("corrector_snr")
+    if snr is None:
+        return text
+    half = -(-(steps or num_timesteps) // 2)
+    return (f"{text}; and with half as many steps, each followed by a Langevin corrector step at signal-to-noise "
+            f"ratio r = {snr:g} (Song et al. 2021's predictor-corrector sampler), "
+            f"which costs as many network evaluations (`sample-digits --model time --steps {half} "
+            f"--corrector-snr {snr:g}`)")
 
 
 def scores_noise_text(training: RunRecord) -> str:
@@ -255,37 +280,42 @@ def scores_noise_text(training: RunRecord) -> str:
     return " The trained weights and their average are sampled from the same noise, so their rows differ by the weights alone."
 
 
-def final_score(scores: RunRecord, training: RunRecord) -> dict:
-    """The scores row of the weights the figures sample, at the last checkpoint."""
+def final_scores(scores: RunRecord, training: RunRecord) -> list[dict]:
+    """The scores rows of the weights the figures sample at the last checkpoint, one per sampler."""
     last = partb_models.checkpoint_epochs(training)[-1]
     weights = partb_models.sampled_weights(training)
-    return next(row for row in scores.metrics["rows"] if row["epoch"] == last and row["weights"] == weights)
+    return [row for row in scores.metrics["rows"] if row["epoch"] == last and row["weights"] == weights]
 
 
 def unguided_bar_text(scores: RunRecord, reference: RunRecord, training: RunRecord, bar: QualityBar) -> str:
-    """Each part of the bar for unconditional samples, met or not, for the samples the figures show."""
-    row = final_score(scores, training)
-    ratio = frechet_ratio(row["frechet_distance"], reference)
-    smallest = min(row["class_shares"])
-    parts = [
-        (row["confident_fraction"] >= bar.confident,
-         f"{percent(row['confident_fraction'])} read with confidence ≥ 0.9 (bar: {percent(bar.confident)})"),
-        (smallest >= bar.smallest_share,
-         f"the rarest digit is {percent(smallest)} of the samples (bar: {percent(bar.smallest_share)})"),
-        (ratio <= bar.unguided_frechet_ratio,
-         f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.unguided_frechet_ratio:g}×)"),
-    ]
-    met = all(ok for ok, _ in parts)
-    listed = "; ".join(f"{text}, {'met' if ok else '**not met**'}" for ok, text in parts)
+    """Each part of the bar for unconditional samples, met or not, for the weights the figures show,
+    one paragraph per sampler that scored them."""
     weights = WEIGHT_WORDS[partb_models.sampled_weights(training)]
-    return (f"The bar for unconditional samples is **{'met' if met else 'not met'}** by the {weights} weights "
-            f"after {last_checkpoint_label(training)}: {listed}.")
+    several = _several_samplers(scores)
+    paragraphs = []
+    for row in final_scores(scores, training):
+        ratio = frechet_ratio(row["frechet_distance"], reference)
+        smallest = min(row["class_shares"])
+        parts = [
+            (row["confident_fraction"] >= bar.confident,
+             f"{percent(row['confident_fraction'])} read with confidence ≥ 0.9 (bar: {percent(bar.confident)})"),
+            (smallest >= bar.smallest_share,
+             f"the rarest digit is {percent(smallest)} of the samples (bar: {percent(bar.smallest_share)})"),
+            (ratio <= bar.unguided_frechet_ratio,
+             f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.unguided_frechet_ratio:g}×)"),
+        ]
+        met = all(ok for ok, _ in parts)
+        listed = "; ".join(f"{text}, {'met' if ok else '**not met**'}" for ok, text in parts)
+        sampler = f", sampled with {sampler_words(row)}" if several else ""
+        paragraphs.append(f"The bar for unconditional samples is **{'met' if met else 'not met'}** by the {weights} "
+                          f"weights after {last_checkpoint_label(training)}{sampler}: {listed}.")
+    return "\n\n".join(paragraphs)
 
 
 def class_share_chart(scores: RunRecord, reference: RunRecord, training: RunRecord, bar: QualityBar) -> bytes:
-    """The share of each digit the judge reads, per (checkpoint, weights), beside the real digits'."""
-    series = {f"{short_checkpoint_label(training, row['epoch'])}, {WEIGHT_WORDS[row['weights']]}": row["class_shares"]
-              for row in scores.metrics["rows"]}
+    """The share of each digit the judge reads, per (checkpoint, weights, sampler), beside the real digits'."""
+    several = _several_samplers(scores)
+    series = {_row_label(row, training, several): row["class_shares"] for row in scores.metrics["rows"]}
     series["real digits"] = reference.metrics["class_shares"]
     return grouped_bars(series, [str(d) for d in range(10)], "digit the judge reads", "share of samples",
                         reference_line=(bar.smallest_share, f"bar: every digit ≥ {percent(bar.smallest_share)}"))
