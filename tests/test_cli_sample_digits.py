@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from diffusion_lab.backends.mnist import MnistBackend
 from diffusion_lab.cli import main
@@ -191,6 +192,22 @@ def test_corrector_snr_adds_a_langevin_evaluation_after_every_step_but_the_last(
         _line(err, "sampler:")
     assert corrected["images"].shape == plain["images"].shape
     assert not np.allclose(corrected["images"], plain["images"])
+
+
+def test_the_pages_scores_sample_every_checkpoint_and_the_last_also_with_the_corrector(trained):
+    from diffusion_lab.experiments import partb
+    from diffusion_lab.profiles import get_profile
+    from diffusion_lab.runcache.context import BuildContext
+
+    ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0, cache_dir=trained,
+                       force=False)
+    show = get_profile("tiny").showcase
+    rows = partb.time_ddpm_scores(ctx).metrics["rows"]
+    steps, half = show.score_steps, -(-show.score_steps // 2)
+    assert [(r["epoch"], r["steps"], r["corrector_snr"], r["evaluations"]) for r in rows] == [
+        (1, steps, None, steps), (2, steps, None, steps), (2, half, show.score_corrector_snr, 2 * half - 1)]
+    same_noise = [r for r in rows if r["epoch"] == 2]
+    assert same_noise[0]["frechet_distance"] != same_noise[1]["frechet_distance"]
 
 
 def test_steps_on_the_course_schedule_never_exceed_n_and_are_exact_when_n_divides_t():

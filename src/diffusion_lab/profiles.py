@@ -58,7 +58,7 @@ class Showcase:
     sample_batch: int  # images per network call; a guided batch draws half as many images
     judge_samples: int  # samples the judge scores per model and checkpoint, and real digits it compares them with
     score_steps: int | None  # the scores' sampler: None = Part B's on all T steps, else Part A's on this many
-    # Beside it, the scores also sample with half as many steps and a Langevin corrector step of this
+    # Beside it, the last checkpoint is also scored with half as many steps and a Langevin corrector step of this
     # signal-to-noise ratio after each (sampling.LangevinCorrector): as many network evaluations. None: not.
     # Every profile uses 0.16, the default of Song et al.'s predictor-corrector sampler, not a value
     # tuned on the judge.

@@ -146,7 +146,9 @@ def judge_reference(ctx: BuildContext) -> RunRecord:
 def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
     """B2.3 judged: `judge_samples` unconditional samples of every kept checkpoint, with its raw
     weights and, where the recipe keeps one, their EMA (the same noise for both), read by the judge:
-    confident fraction, share of each digit, Frechet distance to the test set."""
+    confident fraction, share of each digit, Frechet distance to the test set. Every checkpoint is
+    sampled with the profile's `score_steps`; the last one also with the Langevin-corrected sampler
+    (`score_samplers`) where the profile sets `score_corrector_snr`."""
     trained = ddpm_training(ctx, conditional=False)
     reference = judge_reference(ctx)
     show = showcase(ctx)
@@ -157,12 +159,14 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
         judge = load_judge(ctx, judge_training(ctx))
         test_features = reference.load("test_features.pt")
         schedule = ddpm_schedule(trained)
+        samplers = score_samplers(show.score_steps, show.score_corrector_snr, schedule.num_timesteps)
+        epochs = checkpoint_epochs(trained)
         rows = []
-        for epoch in checkpoint_epochs(trained):
+        for epoch in epochs:
             for weights in weight_kinds(trained):
                 unet = load_ddpm(ctx, trained, epoch, weights)
-                for num_steps, corrector in score_samplers(show.score_steps, show.score_corrector_snr,
-                                                           schedule.num_timesteps):
+                # the corrected sampler only where the bar is judged, the last checkpoint (it costs as much again)
+                for num_steps, corrector in samplers if epoch == epochs[-1] else samplers[:1]:
                     # as `sample-digits --model time --steps S [--corrector-snr R]` runs it
                     sampler = partb_noise_model(unet, schedule, ctx.device, num_steps=num_steps)
                     result = sample_digits(sampler, scratch.generator(f"epoch-{epoch}"),

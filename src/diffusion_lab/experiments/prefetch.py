@@ -108,8 +108,8 @@ def _class_comparison(ctx):
 # same run. Balanced by the quick profile's measured run times.
 STAGES: tuple[tuple[tuple[Job, ...], ...], ...] = (
     ((_ddpm_models, _judge), (_flow_models, _denoisers)),
-    ((_ddpm_scores,), (_flow_measurements, _pure_noise, _time_ddpm_figures, _time_comparison)),
-    ((_guidance_sweep, _class_ddpm_figures), (_class_comparison,)),
+    ((_ddpm_scores,), (_flow_measurements, _pure_noise, _time_ddpm_figures)),
+    ((_guidance_sweep, _class_ddpm_figures), (_time_comparison, _class_comparison)),
 )
 
 
