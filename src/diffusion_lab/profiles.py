@@ -132,7 +132,7 @@ _FULL = PartBRecipes(
 # model's confident samples from 60% to 71% and cut its Frechet distance from 35x to 22x the real
 # digits'; the class-conditioned model starts from the trained time-conditioned one.
 # The time-conditioned models see all 60,000 digits twice (120,000 images) and the class-conditioned
-# ones 60,000 more, so that both pairs fit the 15-minute build (13 min 23 s cold). In a build (1,000
+# ones 60,000 more, so that both pairs fit the 15-minute build (12 min 52 s cold at cb9be40, 13 min 23 s at f20bfad). In a build (1,000
 # samples, one-thread workers): the time DDPM at 100,000 images read 68.8% confident and 23.4x real,
 # at 120,000 70.4% and 21.0x; the class DDPM after 40,000 more images 94.4% accurate at g = 2 (3.4x),
 # after 60,000 95.9% at g = 1.5 (1.6x) and 100% at g = 5. The sweep's g = 1 costs one network pass
