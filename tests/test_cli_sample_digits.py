@@ -139,14 +139,8 @@ def test_train_seed_trains_another_model_and_says_so_first(tmp_path, trained, ca
     assert np.array_equal(again["images"], other["images"])
 
 
-@pytest.mark.parametrize("model", ["class", "time"])
-@pytest.mark.parametrize(
-    "steps, taken, stride",
-    [(None, T, 1), (T, T, 1), (5, 5, 4), (7, 7, 3), (15, 10, 2), (1, 1, T)],
-)
-def test_steps_is_the_number_of_network_evaluations(model, steps, taken, stride, tmp_path, trained, capsys,
-                                                    monkeypatch):
-    """One batch of samples: one network call a step (CFG's two passes are one batch)."""
+def _count_network_calls(monkeypatch) -> list[int]:
+    """The timesteps of every network call from now on (training refused): a list that fills as sampling runs."""
     calls = []
     predict = MnistBackend.predict
 
@@ -156,6 +150,18 @@ def test_steps_is_the_number_of_network_evaluations(model, steps, taken, stride,
 
     monkeypatch.setattr(MnistBackend, "predict", counted)
     _no_training(monkeypatch)
+    return calls
+
+
+@pytest.mark.parametrize("model", ["class", "time"])
+@pytest.mark.parametrize(
+    "steps, taken, stride",
+    [(None, T, 1), (T, T, 1), (5, 5, 4), (7, 7, 3), (15, 10, 2), (1, 1, T)],
+)
+def test_steps_is_the_number_of_network_evaluations(model, steps, taken, stride, tmp_path, trained, capsys,
+                                                    monkeypatch):
+    """One batch of samples: one network call a step (CFG's two passes are one batch)."""
+    calls = _count_network_calls(monkeypatch)
     options = ["--model", model, *(["--per-class", "1"] if model == "class" else ["--num", "10"])]
     data, err = _sample(trained, tmp_path / "s.npz", capsys, *options, *(["--steps", str(steps)] if steps else []))
     assert data["images"].shape == (10, 28, 28)
@@ -173,15 +179,7 @@ def test_steps_is_the_number_of_network_evaluations(model, steps, taken, stride,
 @pytest.mark.parametrize("model", ["class", "time"])
 def test_corrector_snr_adds_a_langevin_evaluation_after_every_step_but_the_last(model, tmp_path, trained, capsys,
                                                                                  monkeypatch):
-    calls = []
-    predict = MnistBackend.predict
-
-    def counted(self, x_t, t, condition):
-        calls.append(int(t))
-        return predict(self, x_t, t, condition)
-
-    monkeypatch.setattr(MnistBackend, "predict", counted)
-    _no_training(monkeypatch)
+    calls = _count_network_calls(monkeypatch)
     options = ["--model", model, *(["--per-class", "1"] if model == "class" else ["--num", "10"]), "--steps", "5"]
     plain, _ = _sample(trained, tmp_path / "plain.npz", capsys, *options)
     calls.clear()

@@ -125,25 +125,26 @@ _FULL = PartBRecipes(
     notes="The course recipe (SPEC.md; the flow-matching models: the course's current Part B), unchanged.",
 )
 
-# Measured on the 2-core AMX CPU this project is built on with benchmarks/partb_quality.py (issue 10's
-# note has the table): the course's UNets at width 32, the width oneDNN runs fastest per image
+# Measured on the 2-core AMX CPU this project is built on with benchmarks/partb_quality.py (issue
+# 10's note has the table): the course's UNets at width 32, the width oneDNN runs fastest per image
 # (32: 554 training images/s, 48: 321, 64: 253); batches of 64, a one-cycle learning rate and
 # Min-SNR-5 loss weights with a floor of 0.2, which at 120,000 images raised the time-conditioned
 # model's confident samples from 60% to 71% and cut its Frechet distance from 35x to 22x the real
 # digits'; the class-conditioned model starts from the trained time-conditioned one.
 # The time-conditioned models see all 60,000 digits twice (120,000 images) and the class-conditioned
-# ones 60,000 more, so that both pairs fit the 15-minute build (12 min 52 s cold at cb9be40, 13 min 23 s at f20bfad). In a build (1,000
-# samples, one-thread workers): the time DDPM at 100,000 images read 68.8% confident and 23.4x real,
-# at 120,000 70.4% and 21.0x; the class DDPM after 40,000 more images 94.4% accurate at g = 2 (3.4x),
-# after 60,000 95.9% at g = 1.5 (1.6x) and 100% at g = 5. The sweep's g = 1 costs one network pass
-# per step, not two (sampling.guided_estimate). Measured at 110,000 images on 1,000 samples of the
-# 100-step (DDPM) and 50-step Euler (flow) samplers with benchmarks/partb_quality.py: DDPM 71.9%
-# confident, distance 17.0x real (165,000 images: 73.7%, 11.0x); predicting v instead of epsilon
-# (100,000 images) 70.6%, 25.6x, no better; flow matching with the course's uniform t 67.7%, 12.4x,
-# with logit-normal t 76.1%, 9.1x. Sampling the 120,000-image time DDPM with 50 steps and a Langevin
-# corrector step after each (Showcase.score_corrector_snr, the same network evaluations) read 73.0%
-# and 15.6x in a build, against 70.4% and 21.0x with 100 steps; an EMA of its weights (decay 0.999,
-# warm-up capped) 70.7% and 19.7x against the raw weights' 72.1% and 22.4x (benchmark, 100 steps).
+# ones 60,000 more, so that both pairs fit the 15-minute build (12 min 52 s cold at cb9be40, 13 min
+# 23 s at f20bfad). In a build (1,000 samples, one-thread workers): the time DDPM at 100,000 images
+# read 68.8% confident and 23.4x real, at 120,000 70.4% and 21.0x; the class DDPM after 40,000 more
+# images 94.4% accurate at g = 2 (3.4x), after 60,000 95.9% at g = 1.5 (1.6x) and 100% at g = 5. The
+# sweep's g = 1 costs one network pass per step, not two (sampling.guided_estimate). Measured at
+# 110,000 images on 1,000 samples of the 100-step (DDPM) and 50-step Euler (flow) samplers with
+# benchmarks/partb_quality.py: DDPM 71.9% confident, distance 17.0x real (165,000 images: 73.7%,
+# 11.0x); predicting v instead of epsilon (100,000 images) 70.6%, 25.6x, no better; flow matching
+# with the course's uniform t 67.7%, 12.4x, with logit-normal t 76.1%, 9.1x. Sampling the
+# 120,000-image time DDPM with 50 steps and a Langevin corrector step after each
+# (Showcase.score_corrector_snr, the same network evaluations) read 73.0% and 15.6x in a build,
+# against 70.4% and 21.0x with 100 steps; an EMA of its weights (decay 0.999, warm-up capped) 70.7%
+# and 19.7x against the raw weights' 72.1% and 22.4x (benchmark, 100 steps).
 _QUICK = PartBRecipes(
     profile="quick",
     denoiser=DenoiserRecipe(
