@@ -322,7 +322,8 @@ def grouped_bars(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    # below the axes, so that no label covers a bar however tall it grows
+    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     return _figure_bytes(fig)
 
