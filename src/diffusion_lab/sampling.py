@@ -5,7 +5,8 @@ function `estimate(x_t, t) -> ModelOutput`, so guidance, visual anagrams and hyb
 estimates plugged into the one loop below, not copies of it.
 
 The random draws follow diffusers' IFPipeline + DDPMScheduler.step order: x_T of the full batch
-shape first, then one draw shaped like x per step with t > 0.
+shape first, then one draw shaped like x per step with t > 0. A Langevin corrector (predictor-
+corrector sampling) draws once more per corrector step, after its reverse step's draw.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ StepCallback = Callable[[int, int, torch.Tensor], None]
 class LangevinCorrector:
     """Predictor-corrector sampling (Song et al. 2021): after each reverse step to t' >= 0, `steps`
     Langevin steps at t' (`schedule.langevin_step`) with signal-to-noise ratio `snr`, each one more
-    network evaluation and one more noise draw. They pull x_t' back towards the noise level the
-    network was trained on, which a reverse step with an imperfect network drifts from."""
+    network evaluation and one more noise draw. They pull x_t' back towards the distribution the
+    network was trained on at t', which the loop leaves when it starts from N(0, I) at a schedule's
+    last timestep that still holds signal (the course's abar_T = 0.048) or steps with an imperfect
+    network."""
 
     snr: float
     steps: int = 1
