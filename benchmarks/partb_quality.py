@@ -5,6 +5,7 @@ and let the project's judge read the samples. Issue 10's table of recipe changes
         --set '{"min_snr_gamma": 5.0, "lr_schedule": "one_cycle"}' --steps 100
     python benchmarks/partb_quality.py --name warm --model class --warm-from time.pt \
         --set '{"warm_start": true}' --guidance 1 2 3 5
+    python benchmarks/partb_quality.py --name pc --model time --steps 50 --corrector-snr 0.16
     python benchmarks/partb_quality.py --name fm-logit --model fm-time \
         --set '{"time_distribution": "logit_normal"}' --steps 50 --sampler euler
 
@@ -31,11 +32,12 @@ from diffusion_lab import metrics, seeding
 from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
 from diffusion_lab.experiments.partb_models import load_judge
-from diffusion_lab.experiments.partb_sampling import partb_noise_model, sample_digits
+from diffusion_lab.experiments.partb_sampling import evaluations_per_sample, partb_noise_model, sample_digits
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.ddpm import class_labels
 from diffusion_lab.profiles import get_profile
+from diffusion_lab.sampling import LangevinCorrector
 from diffusion_lab.runcache.context import BuildContext
 
 
@@ -61,6 +63,8 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, nargs="*", default=[None],
                         help="samplers to score: none = Part B's on all T steps, N = Part A's on N steps")
     parser.add_argument("--guidance", type=float, nargs="*", default=[2.0, 5.0])
+    parser.add_argument("--corrector-snr", type=float, default=None,
+                        help="DDPM models: a Langevin corrector step of this signal-to-noise ratio after each step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-from", type=Path, help="a --save file whose raw weights start the class model")
     parser.add_argument("--save", type=Path)
@@ -98,7 +102,8 @@ def main(argv=None) -> None:
                 evaluations = steps * (2 if args.sampler == "heun" else 1)
             else:
                 sampler = partb_noise_model(unet.eval(), training.schedule_for(recipe), ctx.device, num_steps=steps)
-                evaluations = len(sampler.strided_timesteps())
+                corrector = None if args.corrector_snr is None else LangevinCorrector(args.corrector_snr)
+                evaluations = evaluations_per_sample(len(sampler.strided_timesteps()), corrector)
             for scale in (args.guidance if conditional else [None]):
                 labels = class_labels(args.samples // 10) if conditional else None
                 started = time.perf_counter()
@@ -109,12 +114,13 @@ def main(argv=None) -> None:
                                                  labels=labels, num_samples=count, guidance_scale=scale).samples
                 else:
                     samples = sample_digits(sampler, generator, labels=labels, num_samples=count,
-                                            guidance_scale=scale, progress=True).samples
+                                            guidance_scale=scale, corrector=corrector, progress=True).samples
                 verdicts = judge.verdicts(samples)
                 distance = metrics.frechet_distance(judge.features(samples), test_features)
                 row = {
                     "name": args.name, "model": args.model, "overrides": json.loads(args.set), "weights": kind,
                     "steps": evaluations, "sampler": args.sampler if flow else "ddpm", "guidance": scale,
+                    "corrector_snr": None if flow else args.corrector_snr,
                     "accuracy": judge.accuracy(samples, labels) if conditional else None,
                     "confident": verdicts["confident_fraction"], "smallest_share": min(verdicts["class_shares"]),
                     "frechet": distance, "frechet_ratio": distance / floor, "floor": floor,
