@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from diffusion_lab.experiments import partb_models
+from diffusion_lab.experiments.partb_sampling import score_samplers
 from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, UNetRecipe
 from diffusion_lab.profiles import COURSE_GUIDANCE, QualityBar
 from diffusion_lab.report.figures import gif_bytes, grouped_bars, image_grid, line_plot, tile
@@ -263,10 +264,11 @@ def scores_sampler_text(scores: RunRecord, num_timesteps: int) -> str:
     else:
         text = (f"Part A's strided loop on {steps} of the {num_timesteps} steps, posterior variance "
                 f"(`sample-digits --model time --steps {steps}` samples the same way)")
-    snr = scores.params.get("corrector_snr")
-    if snr is None:
+    samplers = score_samplers(steps, scores.params.get("corrector_snr"), num_timesteps)
+    if len(samplers) == 1:
         return text
-    half = -(-(steps or num_timesteps) // 2)
+    half, corrector = samplers[1]
+    snr = corrector.snr
     return (f"{text}; and with half as many steps, each followed by a Langevin corrector step at signal-to-noise "
             f"ratio r = {snr:g} (Song et al. 2021's predictor-corrector sampler), "
             f"which costs as many network evaluations (`sample-digits --model time --steps {half} "
