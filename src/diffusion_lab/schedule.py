@@ -277,8 +277,8 @@ def langevin_step(
 
     With the score s = -eps / sqrt(1 - abar_t) and, per image, the step size
     delta = 2 a_t (snr ||z|| / ||s||)^2 (a_t = abar_t / abar_{t-1}, the one-step alpha), the step is
-    x_t + delta s + sqrt(2 delta) z. The step size makes the noise's norm `snr` times the drift's,
-    so the correction is equally strong at every noise level.
+    x_t + delta s + sqrt(2 delta) z. The step size makes the drift's norm r sqrt(a_t) times the
+    noise's, so the correction is equally strong at every noise level.
 
     Args:
         x_t: (N, C, H, W) images at timestep t, in the model's data range plus noise.

@@ -276,8 +276,8 @@ SHOWCASE_SETTINGS: dict[str, Setting] = {
     "judge_samples": Setting("samples the judge scores per model and checkpoint", B2),
     "score_steps": Setting("steps of the scored samples' sampler", B2,
                            lambda v: "all T (Part B's sampler)" if v is None else f"{v} (Part A's strided sampler)"),
-    "score_corrector_snr": Setting("the scores also sample with half the steps and a Langevin corrector of this "
-                                   "signal-to-noise ratio", B2, lambda v: "no" if v is None else f"r = {v:g}"),
+    "score_corrector_snr": Setting("the last checkpoint's scores also sample with half the steps and a Langevin "
+                                   "corrector of this signal-to-noise ratio", B2, lambda v: "no" if v is None else f"r = {v:g}"),
 }
 
 

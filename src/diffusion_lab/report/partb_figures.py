@@ -271,7 +271,7 @@ def scores_sampler_text(scores: RunRecord, num_timesteps: int) -> str:
     snr = corrector.snr
     return (f"{text}; and with half as many steps, each followed by a Langevin corrector step at signal-to-noise "
             f"ratio r = {snr:g} (Song et al. 2021's predictor-corrector sampler), "
-            f"which costs as many network evaluations (`sample-digits --model time --steps {half} "
+            f"which costs about as many network evaluations (`sample-digits --model time --steps {half} "
             f"--corrector-snr {snr:g}`)")
 
 
