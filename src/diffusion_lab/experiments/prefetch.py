@@ -5,6 +5,8 @@ for two threads to share one convolution well (measured on this project's 2-core
 process with 2 threads trains 660 images/s; two processes with 1 thread each, 440 each, 880 in
 all). So a build first runs the independent chains of heavy runs below in `lanes` worker
 processes of one thread each, stage after stage; the page scripts then find them in the cache.
+On CUDA the same lanes share the GPU: a width-64 UNet at batch 64-128 leaves it idle between
+kernel launches most of the time, and a second process's kernels fill those gaps.
 
 A run's result does not depend on which process computed it, except through the thread count:
 oneDNN may sum a convolution's gradient in another order with another number of threads, so a
@@ -156,11 +158,11 @@ def _cores() -> int:
 
 def prefetch(ctx: BuildContext, lanes: int) -> list[str]:
     """Compute the runs of `STAGES` that are not cached, stage by stage, a stage's lanes in parallel
-    worker processes that share the CPU's cores; a stage with work in one lane only runs it here,
-    with every thread. Nothing happens for lanes < 2, on a GPU, or on a single core. Returns the keys
-    computed."""
+    worker processes that share the CPU's cores (and, on CUDA, the GPU); a stage with work in one
+    lane only runs it here, with every thread. Nothing happens for lanes < 2 or on a single core.
+    Returns the keys computed."""
     cores = _cores()
-    if lanes < 2 or ctx.device.type != "cpu" or cores < 2:
+    if lanes < 2 or cores < 2:
         return []
     lanes = min(lanes, cores)
     computed: list[str] = []
