@@ -4,6 +4,7 @@ from diffusion_lab.experiments import judge_training, partb, partb_training
 from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR, get_profile
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.gallery import headline
+from diffusion_lab.report.gpu_measurements import guided_on_gpu_text
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     GUIDANCE_SWEEP_HEADERS,
@@ -63,6 +64,8 @@ each digit per guidance scale. *Judge accuracy* is the share it labels with the 
 to be; the Fréchet distance is in units of {reference.params['count']:,} real training digits' (the last row).
 
 {guided_bar_text(sweep, reference, QUALITY_BAR)}
+
+{guided_on_gpu_text(page.path)}
 """)
 page.table(
     GUIDANCE_SWEEP_HEADERS,

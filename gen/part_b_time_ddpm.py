@@ -3,6 +3,7 @@
 from diffusion_lab.experiments import judge_training, partb, partb_training
 from diffusion_lab.profiles import QUALITY_BAR, get_profile
 from diffusion_lab.report.gallery import headline
+from diffusion_lab.report.gpu_measurements import unguided_on_gpu_text
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     TIME_SCORE_HEADERS, TRAINING_COST_HEADERS, class_share_chart, loss_curve, optimizer_text, reverse_process_gif,
@@ -62,6 +63,8 @@ same number of real training digits ({reference.params['count']:,}) gives its fl
 scores {scores.params['samples']:,} samples.{scores_noise_text(trained)}
 
 {unguided_bar_text(scores, reference, trained, QUALITY_BAR)}
+
+{unguided_on_gpu_text(page.path)}
 """)
 page.table(TIME_SCORE_HEADERS, time_score_rows(scores, reference, trained),
            "What the judge reads in the time-conditioned UNet's samples at each kept checkpoint, and in real digits. "

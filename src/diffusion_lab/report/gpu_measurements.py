@@ -1,0 +1,316 @@
+"""Measurements made on a lent GPU machine, kept in the repository and shown on the Build page,
+apart from this build's own runs.
+
+A session folder, `measurements/<date>-<device>-<what>/`, holds what `benchmarks/gpu_session.sh`
+brought back, unedited (runs.json, train_speed.json, if_fp16.json, gpu_usage.csv, the logs), and a
+session.json saying what ran where. Every number shown is computed here from those files; the
+Part B judge tables reuse the functions that draw this build's own pages.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from diffusion_lab.experiments.parta_inputs import REPO_ROOT
+from diffusion_lab.profiles import QUALITY_BAR, QualityBar
+from diffusion_lab.report.partb_figures import (
+    GUIDANCE_SWEEP_HEADERS,
+    TIME_SCORE_HEADERS,
+    frechet_ratio,
+    guidance_sweep_rows,
+    guided_bar_text,
+    percent,
+    time_score_rows,
+    unguided_bar_text,
+)
+
+MEASUREMENTS = REPO_ROOT / "measurements"
+SESSION_FILE = "session.json"
+BUILD_PAGE_SECTION = "build.md#measured-on-a-gpu-not-by-this-build"
+# gpu_session.sh's log lines around the site build: "[27 s] site build (...), at most 423 s" and
+# "[450 s] site build exit 124 ...".
+_BUILD_START = re.compile(r"^\[(\d+) s\] site build \(")
+_BUILD_END = re.compile(r"^\[(\d+) s\] site build exit (\d+)")
+VARIANT_WORDS = {
+    "eager_fp32": "eager fp32",
+    "eager_bf16": "eager bf16 + channels_last (what training runs)",
+    "cuda_graph": "CUDA graph of the whole step",
+    "compile": "torch.compile",
+}
+# The write-up's three Part B models (B1, B2, B3); the flow-matching pair came later.
+WRITE_UP_MODELS = ("time_ddpm", "class_ddpm", "denoiser")
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    """One run of the session's cache, as its manifest recorded it; the report's score functions
+    read only `params` and `metrics`, as they do of a RunRecord."""
+
+    name: str
+    compute_s: float
+    device: str
+    params: dict
+    metrics: dict
+
+
+@dataclass(frozen=True)
+class BuildPart:
+    """One call's site build: its seconds and exit status (124: cut at the call's time limit)."""
+
+    seconds: int
+    exit_status: int
+
+
+@dataclass
+class GpuSession:
+    """A session folder, read."""
+
+    folder: Path
+    info: dict
+    runs: list[MeasuredRun]
+    train_speed: dict | None = None
+    if_fp16: dict | None = None
+    build_parts: list[BuildPart] = field(default_factory=list)
+    memory_peak_mib: float | None = None
+    mean_utilization: float | None = None
+
+    def run(self, name: str) -> MeasuredRun | None:
+        """The session's run of that name (the first, where several share it)."""
+        return next((run for run in self.runs if run.name == name), None)
+
+
+class MeasurementError(ValueError):
+    """A session folder that cannot be read: says which file and why."""
+
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise MeasurementError(f"{path}: {error}; restore it from git or remove the session folder") from error
+
+
+def build_parts(log: str) -> list[BuildPart]:
+    """The site builds a gpu_session.sh log records, from its start and exit lines."""
+    parts, started = [], None
+    for line in log.splitlines():
+        if (start := _BUILD_START.match(line)) is not None:
+            started = int(start.group(1))
+        elif (end := _BUILD_END.match(line)) is not None and started is not None:
+            parts.append(BuildPart(int(end.group(1)) - started, int(end.group(2))))
+            started = None
+    return parts
+
+
+def gpu_usage(path: Path) -> tuple[float | None, float | None]:
+    """(peak memory used in MiB, mean utilization in %) of nvidia-smi's CSV samples
+    ("timestamp, 7203 MiB, 43 %"); (None, None) without samples."""
+    memory, load = [], []
+    with path.open(newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) == 3:
+                memory.append(float(row[1].split()[0]))
+                load.append(float(row[2].split()[0]))
+    if not memory:
+        return None, None
+    return max(memory), sum(load) / len(load)
+
+
+def load_session(folder: Path) -> GpuSession:
+    info = _json(folder / SESSION_FILE)
+    runs = [MeasuredRun(row["name"], row["compute_s"], row["device"], row["params"], row["metrics"] or {})
+            for row in _json(folder / "runs.json")]
+    session = GpuSession(folder, info, runs)
+    if (folder / "train_speed.json").is_file():
+        session.train_speed = _json(folder / "train_speed.json")
+    if (folder / "if_fp16.json").is_file():
+        session.if_fp16 = _json(folder / "if_fp16.json")
+    for call in info.get("calls", []):
+        session.build_parts += build_parts((folder / call["log"]).read_text())
+    if (folder / "gpu_usage.csv").is_file():
+        session.memory_peak_mib, session.mean_utilization = gpu_usage(folder / "gpu_usage.csv")
+    return session
+
+
+def load_sessions(root: Path = MEASUREMENTS) -> list[GpuSession]:
+    """Every session folder under `root`, oldest first; none when there is no such folder."""
+    if not root.is_dir():
+        return []
+    return [load_session(folder) for folder in sorted(root.iterdir()) if (folder / SESSION_FILE).is_file()]
+
+
+# --- Markdown ------------------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]) + "\n"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.0f} s" if value >= 10 else f"{value:.1f} s"
+
+
+def build_section(session: GpuSession) -> str:
+    """How long the session's site build and its runs took, and the GPU's memory and load."""
+    lines = []
+    if session.build_parts:
+        parts = "; then ".join(
+            f"{part.seconds} s" + (" until the call's time limit cut it" if part.exit_status == 124
+                                   else f" ({'finished' if part.exit_status == 0 else f'exit {part.exit_status}'})")
+            for part in session.build_parts)
+        total = sum(part.seconds for part in session.build_parts)
+        lines.append(f"- `mkdocs build --strict`: {parts}; {total} s in all, the later parts resuming from the run "
+                     "cache the earlier ones left.")
+    total_compute = sum(run.compute_s for run in session.runs)
+    lines.append(f"- {len(session.runs)} runs, {_seconds(total_compute)} of compute in all (Part B's heavy runs "
+                 "in two processes side by side, so more than the wall time).")
+    if session.memory_peak_mib is not None:
+        lines.append(f"- GPU memory in use at most {session.memory_peak_mib / 1024:.1f} GiB; mean utilization "
+                     f"{session.mean_utilization:.0f}% (nvidia-smi every 0.5 s).")
+    totals: dict[str, list[float]] = {}
+    for run in session.runs:
+        totals.setdefault(run.name, []).append(run.compute_s)
+    rows = [[f"`{name}`", len(times), _seconds(sum(times))]
+            for name, times in sorted(totals.items(), key=lambda item: -sum(item[1]))]
+    return "\n".join(lines) + "\n\n" + _table(["run", "runs", "compute"], rows)
+
+
+def _flow_rows(session: GpuSession, reference: MeasuredRun) -> list[list[str]]:
+    rows = []
+    for name, model in (("partb/time-flow-scores", "time-conditioned"), ("partb/class-flow-scores", "class-conditioned")):
+        run = session.run(name)
+        if run is None:
+            continue
+        row = run.metrics["row"]
+        accuracy = percent(row["judge_accuracy"]) if "judge_accuracy" in row else "–"
+        rows.append([model, f"epoch {row['epoch']}", accuracy, percent(row["confident_fraction"]),
+                     percent(min(row["class_shares"])),
+                     f"{frechet_ratio(row['frechet_distance'], reference):.1f}×"])
+    return rows
+
+
+def judge_section(session: GpuSession, bar: QualityBar = QUALITY_BAR) -> str:
+    """The Part B judge's tables of the session's runs, with each bar met or not, as the pages state them."""
+    reference = session.run("partb/judge-reference")
+    if reference is None:
+        return "The session has no judge reference run, so no judge scores.\n"
+    parts = []
+    scores, training = session.run("partb/time-ddpm-scores"), session.run("partb/time-ddpm-training")
+    if scores is not None and training is not None:
+        parts += ["Time-conditioned DDPM, unconditional samples:", "",
+                  _table(TIME_SCORE_HEADERS, time_score_rows(scores, reference, training)),
+                  unguided_bar_text(scores, reference, training, bar), ""]
+    sweep = session.run("partb/guidance-sweep")
+    if sweep is not None:
+        parts += ["Class-conditioned DDPM, per guidance scale:", "",
+                  _table(GUIDANCE_SWEEP_HEADERS, guidance_sweep_rows(sweep, reference)),
+                  guided_bar_text(sweep, reference, bar), ""]
+    flow = _flow_rows(session, reference)
+    if flow:
+        parts += ["Flow matching, the last checkpoint (class-conditioned at the course's guidance):", "",
+                  _table(["model", "checkpoint", "judge accuracy", "confident ≥ 0.9", "rarest digit", "× real digits'"],
+                         flow)]
+    return "\n".join(parts)
+
+
+def training_speed_section(speed: dict) -> str:
+    """Images/s and the projected wall time of each model's whole recipe, per implementation variant."""
+    rows_by_model: dict[str, dict[str, dict]] = {}
+    for row in speed["rows"]:
+        rows_by_model.setdefault(row["model"], {})[row["variant"]] = row
+    variants = [variant for variant in VARIANT_WORDS if any(variant in rows for rows in rows_by_model.values())]
+
+    def cell(row: dict | None) -> str:
+        if row is None or row.get("status") != "ok":
+            return "–"
+        # projected_s includes the compile (setup) time
+        setup = f", {row['setup_s']:.0f} s of it compiling" if row.get("setup_s", 0) >= 1 else ""
+        return f"{row['images_per_s']:,.0f} img/s; {_seconds(row['projected_s'])}{setup}"
+
+    table = _table(["model (recipe steps)"] + [VARIANT_WORDS[v] for v in variants],
+                   [[f"{model} ({next(iter(rows.values()))['recipe_steps']:,})"] + [cell(rows.get(v)) for v in variants]
+                    for model, rows in rows_by_model.items()])
+    totals = []
+    for variant in variants:
+        chosen = [rows_by_model[model].get(variant) for model in WRITE_UP_MODELS if model in rows_by_model]
+        if chosen and all(row is not None and row.get("status") == "ok" for row in chosen):
+            total = sum(row["projected_s"] for row in chosen)
+            totals.append(f"{VARIANT_WORDS[variant]} {_seconds(total)}")
+    summary = ("The write-up's three models (time- and class-conditioned DDPM, denoiser) would train in: "
+               + "; ".join(totals) + ".") if totals else ""
+    return (f"{speed['device']}, torch {speed['torch']}; each cell: training images/s of real optimizer steps "
+            "at the recipe's batch size, and that model's whole recipe projected from it.\n\n" + table + "\n" + summary + "\n")
+
+
+def if_fp16_section(check: dict) -> str:
+    """The project's DeepFloyd loop against IFPipeline on the tiny random-weight IF, per seed."""
+    rows = [[seed["seed"], f"{seed['ours_vs_pipeline']['max']:.3g}", f"{seed['ours_fp32_vs_pipeline_fp32']['max']:.3g}",
+             f"{seed['pipeline_fp32_vs_pipeline']['max']:.3g}", f"{seed['pipeline_other_seed_vs_pipeline']['max']:.3g}"]
+            for seed in check["seeds"]]
+    equal = sum(seed["ours_vs_pipeline"]["bitwise_equal"] for seed in check["seeds"])
+    return (f"{check['device_name']}, torch {check['torch']}, diffusers {check['diffusers']}, {check['dtype']}: the "
+            f"project's sampling loop equals `IFPipeline` bitwise for {equal} of {len(check['seeds'])} seeds "
+            "(images in [-1, 1]; max absolute differences).\n\n"
+            + _table(["seed", f"ours − pipeline, {check['dtype']}", "ours − pipeline, fp32",
+                      f"pipeline fp32 − pipeline {check['dtype']}", "pipeline, another seed"], rows))
+
+
+def session_markdown(session: GpuSession, bar: QualityBar = QUALITY_BAR) -> str:
+    info = session.info
+    folder = session.folder.relative_to(REPO_ROOT).as_posix() if session.folder.is_relative_to(REPO_ROOT) \
+        else session.folder.name
+    parts = [f"### {info['device']}, {info['date']}", "",
+             f"{info['what']}: the tree of commit `{info['tree']}`, with `{info['script']}`. "
+             f"Its files are in `{folder}/`.", "",
+             "#### The full profile's build", "", build_section(session),
+             "#### Judge scores of the full profile", "", judge_section(session, bar)]
+    if session.train_speed is not None:
+        parts += ["#### Part B training speed, the course's recipe", "", training_speed_section(session.train_speed)]
+    if session.if_fp16 is not None:
+        parts += ["#### The DeepFloyd IF loop in fp16 on CUDA", "", if_fp16_section(session.if_fp16)]
+    return "\n".join(parts)
+
+
+def gpu_measurements_markdown(sessions: list[GpuSession], bar: QualityBar = QUALITY_BAR) -> str:
+    """The Build page's section of GPU measurements, or "" when the repository holds none."""
+    if not sessions:
+        return ""
+    return ("## Measured on a GPU, not by this build\n\nThese numbers were recorded on a GPU machine and are kept in "
+            "the repository; this build did not compute them and does not change them.\n\n"
+            + "\n".join(session_markdown(session, bar) for session in sessions))
+
+
+def _measured_intro(session: GpuSession, from_page: str) -> str:
+    link = posixpath.relpath(BUILD_PAGE_SECTION, posixpath.dirname(from_page) or ".")
+    info = session.info
+    return (f"**Measured on a GPU.** The `{info['profile']}` profile, built on an {info['device']} on {info['date']} "
+            f"([Build page]({link}); not computed by this build, and unchanged by it):")
+
+
+def unguided_on_gpu_text(from_page: str, sessions: list[GpuSession] | None = None,
+                         bar: QualityBar = QUALITY_BAR) -> str:
+    """What the latest GPU session's time-conditioned DDPM reached against the bar, for the B2 page
+    at `from_page`; "" when no session has its scores."""
+    for session in reversed(load_sessions() if sessions is None else sessions):
+        reference, scores = session.run("partb/judge-reference"), session.run("partb/time-ddpm-scores")
+        training = session.run("partb/time-ddpm-training")
+        if None not in (reference, scores, training):
+            return f"{_measured_intro(session, from_page)}\n\n{unguided_bar_text(scores, reference, training, bar)}"
+    return ""
+
+
+def guided_on_gpu_text(from_page: str, sessions: list[GpuSession] | None = None,
+                       bar: QualityBar = QUALITY_BAR) -> str:
+    """What the latest GPU session's class-conditioned DDPM reached against the bar, for the B3 page
+    at `from_page`; "" when no session has its guidance sweep."""
+    for session in reversed(load_sessions() if sessions is None else sessions):
+        reference, sweep = session.run("partb/judge-reference"), session.run("partb/guidance-sweep")
+        if None not in (reference, sweep):
+            return f"{_measured_intro(session, from_page)} {guided_bar_text(sweep, reference, bar)}"
+    return ""
