@@ -51,6 +51,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_partb.py
+	$(PY) benchmarks/bench_partb_train.py
 
 # Quality per CPU-minute of a Part B recipe variant (minutes): QUALITY_ARGS are partb_quality.py's options.
 QUALITY_ARGS ?= --name quick-time --model time --steps 100

@@ -58,7 +58,9 @@ IF_CHECK=$!
 SITE_S=$(( $(left) - BENCH_S - PACK_S ))
 log "site build ($PROFILE, mnist), at most ${SITE_S} s"
 timeout "$SITE_S" $PY -m mkdocs build --strict > "$OUT/build.log" 2>&1
-log "site build exit $? (124: cut at its time limit; the runs finished before are in the cache)"
+status=$?
+[ "$status" -eq 124 ] && why="cut at its time limit; the runs finished before are in the cache" || why="finished"
+log "site build exit $status ($why)"
 wait $IF_CHECK
 { echo "--- if_cuda_equality"; cat /tmp/if_fp16.log; } >> "$OUT/session.log"
 

@@ -254,7 +254,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "full": Profile(
         "full", "the write-up's exact recipe; the default when CUDA is present",
-        "not measured yet on a GPU (issue 14); hours on a CPU", _FULL,
+        "minutes on one GPU (a cold site on an H200: measurements/); hours on a CPU", _FULL,
         Showcase(denoiser_digits=8, metric_images=2000, time_samples=40, per_class_grid=4,
                  sweep_scales=(0.0, 0.5, 1.0, 3.0, COURSE_GUIDANCE, 7.0, 10.0), sweep_stride=1, gif_frame_every=10, sample_batch=1000,
                  judge_samples=1000, score_steps=None, score_corrector_snr=0.16),

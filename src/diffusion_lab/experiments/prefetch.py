@@ -6,7 +6,9 @@ process with 2 threads trains 660 images/s; two processes with 1 thread each, 44
 all). So a build first runs the independent chains of heavy runs below in `lanes` worker
 processes of one thread each, stage after stage; the page scripts then find them in the cache.
 On CUDA the same lanes share the GPU: a width-64 UNet at batch 64-128 leaves it idle between
-kernel launches most of the time, and a second process's kernels fill those gaps.
+kernel launches, and a second process's kernels fill those gaps. Measured on an H200 (the full
+profile, measurements/2026-11-30-h200-full): the four UNets trained in 140-150 s each, two at a
+time, about as long as each takes alone (141-166 s projected by benchmarks/bench_partb_train.py).
 
 A run's result does not depend on which process computed it, except through the thread count:
 oneDNN may sum a convolution's gradient in another order with another number of threads, so a
