@@ -477,6 +477,7 @@ def test_guided_bar_text_says_met_only_when_one_scale_clears_both_parts():
         _sweep_row(1.0, 0.90, 4.0), _sweep_row(COURSE_GUIDANCE, 0.98, 40.0)]})
     text = pb.guided_bar_text(split, reference, bar)
     assert "**not met**: no guidance scale" in text
+    assert "(the most accurate within it: g = 1, 90.0% at 2.0×)" in text
     assert f"**not met**: 98.0% accuracy at g = {COURSE_GUIDANCE:g}" in text
 
 

@@ -204,6 +204,12 @@ def guided_bar_text(sweep: RunRecord, reference: RunRecord, bar: QualityBar) -> 
     else:
         first = (f"**not met**: no guidance scale of the sweep reaches {percent(bar.guided_accuracy)} accuracy within "
                  f"{bar.guided_frechet_ratio:g}× the real digits' distance")
+        near = [row for row in rows if frechet_ratio(row["frechet_distance"], reference) <= bar.guided_frechet_ratio]
+        if near:
+            closest = max(near, key=lambda row: row["judge_accuracy"])
+            first += (f" (the most accurate within it: g = {closest['guidance_scale']:g}, "
+                      f"{percent(closest['judge_accuracy'])} at "
+                      f"{frechet_ratio(closest['frechet_distance'], reference):.1f}×)")
     if course is None:
         second = f"the sweep has no g = {COURSE_GUIDANCE:g}"
     else:
