@@ -106,7 +106,9 @@ def uses(monkeypatch):
 
 
 def _run_rows(markdown: str) -> list[str]:
-    return [line for line in markdown.splitlines() if line.startswith("| `")]
+    """The rows of the Build page's table of this build's runs (not of the GPU measurements after it)."""
+    runs_table = markdown.split("\n## Measured on a GPU")[0]
+    return [line for line in runs_table.splitlines() if line.startswith("| `")]
 
 
 def test_each_run_is_one_row_with_every_figure_and_table_that_shows_it(ctx, uses):
