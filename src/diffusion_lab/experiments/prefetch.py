@@ -109,11 +109,15 @@ def _class_comparison(ctx):
 
 # Stages run one after the other; a stage's lanes run side by side, each job of a lane in order.
 # A job only reads runs of earlier stages or of its own lane, so no two workers ever compute the
-# same run. Balanced by the quick profile's measured run times.
+# same run. Balanced by the quick profile's measured run times (one-thread workers, cold build of
+# 4c73430): DDPM models 433 s + judge 103 | flow models 469 + denoisers 71; DDPM scores 228 |
+# flow measurements 87 + pure noise 16 + time DDPM figures 13 + guidance sweep 87; then class
+# comparison 75 | time comparison 28 + class DDPM figures 23. The sweep sat in the third stage
+# before, where it made that stage 110 s while the second stage's short lane idled 112 s.
 STAGES: tuple[tuple[tuple[Job, ...], ...], ...] = (
     ((_ddpm_models, _judge), (_flow_models, _denoisers)),
-    ((_ddpm_scores,), (_flow_measurements, _pure_noise, _time_ddpm_figures)),
-    ((_guidance_sweep, _class_ddpm_figures), (_time_comparison, _class_comparison)),
+    ((_ddpm_scores,), (_flow_measurements, _pure_noise, _time_ddpm_figures, _guidance_sweep)),
+    ((_class_comparison,), (_time_comparison, _class_ddpm_figures)),
 )
 
 
