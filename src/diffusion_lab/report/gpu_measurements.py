@@ -18,10 +18,16 @@ from pathlib import Path
 
 from diffusion_lab.experiments.parta_inputs import REPO_ROOT
 from diffusion_lab.profiles import QUALITY_BAR, QualityBar
+from diffusion_lab.report.flow_figures import (
+    CLASS_FLOW_SCORE_HEADERS,
+    FLOW_SCORE_HEADERS,
+    flow_bar_text,
+    flow_score_rows,
+)
+from diffusion_lab.report.page import markdown_table
 from diffusion_lab.report.partb_figures import (
     GUIDANCE_SWEEP_HEADERS,
     TIME_SCORE_HEADERS,
-    frechet_ratio,
     guidance_sweep_rows,
     guided_bar_text,
     percent,
@@ -147,11 +153,6 @@ def load_sessions(root: Path = MEASUREMENTS) -> list[GpuSession]:
 # --- Markdown ------------------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]) + "\n"
-
-
 def _seconds(value: float) -> str:
     return f"{value:,.0f} s" if value >= 10 else f"{value:.1f} s"
 
@@ -178,21 +179,19 @@ def build_section(session: GpuSession) -> str:
         totals.setdefault(run.name, []).append(run.compute_s)
     rows = [[f"`{name}`", len(times), _seconds(sum(times))]
             for name, times in sorted(totals.items(), key=lambda item: -sum(item[1]))]
-    return "\n".join(lines) + "\n\n" + _table(["run", "runs", "compute"], rows)
+    return "\n".join(lines) + "\n\n" + markdown_table(["run", "runs", "compute"], rows)
 
 
-def _flow_rows(session: GpuSession, reference: MeasuredRun) -> list[list[str]]:
-    rows = []
-    for name, model in (("partb/time-flow-scores", "time-conditioned"), ("partb/class-flow-scores", "class-conditioned")):
-        run = session.run(name)
-        if run is None:
-            continue
-        row = run.metrics["row"]
-        accuracy = percent(row["judge_accuracy"]) if "judge_accuracy" in row else "–"
-        rows.append([model, f"epoch {row['epoch']}", accuracy, percent(row["confident_fraction"]),
-                     percent(min(row["class_shares"])),
-                     f"{frechet_ratio(row['frechet_distance'], reference):.1f}×"])
-    return rows
+def _flow_parts(session: GpuSession, reference: MeasuredRun, bar: QualityBar) -> list[str]:
+    """The flow page's score table and bar text for each flow model the session scored."""
+    parts = []
+    for kind, headers in (("time", FLOW_SCORE_HEADERS), ("class", CLASS_FLOW_SCORE_HEADERS)):
+        scores, training = session.run(f"partb/{kind}-flow-scores"), session.run(f"partb/{kind}-flow-training")
+        if scores is not None and training is not None:
+            parts += [f"Flow matching, {kind}-conditioned:", "",
+                      markdown_table(headers, flow_score_rows(scores, reference, training)),
+                      flow_bar_text(scores, reference, bar), ""]
+    return parts
 
 
 def judge_section(session: GpuSession, bar: QualityBar = QUALITY_BAR) -> str:
@@ -204,19 +203,14 @@ def judge_section(session: GpuSession, bar: QualityBar = QUALITY_BAR) -> str:
     scores, training = session.run("partb/time-ddpm-scores"), session.run("partb/time-ddpm-training")
     if scores is not None and training is not None:
         parts += ["Time-conditioned DDPM, unconditional samples:", "",
-                  _table(TIME_SCORE_HEADERS, time_score_rows(scores, reference, training)),
+                  markdown_table(TIME_SCORE_HEADERS, time_score_rows(scores, reference, training)),
                   unguided_bar_text(scores, reference, training, bar), ""]
     sweep = session.run("partb/guidance-sweep")
     if sweep is not None:
         parts += ["Class-conditioned DDPM, per guidance scale:", "",
-                  _table(GUIDANCE_SWEEP_HEADERS, guidance_sweep_rows(sweep, reference)),
+                  markdown_table(GUIDANCE_SWEEP_HEADERS, guidance_sweep_rows(sweep, reference)),
                   guided_bar_text(sweep, reference, bar), ""]
-    flow = _flow_rows(session, reference)
-    if flow:
-        parts += ["Flow matching, the last checkpoint (class-conditioned at the course's guidance):", "",
-                  _table(["model", "checkpoint", "judge accuracy", "confident ≥ 0.9", "rarest digit", "× real digits'"],
-                         flow)]
-    return "\n".join(parts)
+    return "\n".join(parts + _flow_parts(session, reference, bar))
 
 
 def training_speed_section(speed: dict) -> str:
@@ -233,7 +227,7 @@ def training_speed_section(speed: dict) -> str:
         setup = f", {row['setup_s']:.0f} s of it compiling" if row.get("setup_s", 0) >= 1 else ""
         return f"{row['images_per_s']:,.0f} img/s; {_seconds(row['projected_s'])}{setup}"
 
-    table = _table(["model (recipe steps)"] + [VARIANT_WORDS[v] for v in variants],
+    table = markdown_table(["model (recipe steps)"] + [VARIANT_WORDS[v] for v in variants],
                    [[f"{model} ({next(iter(rows.values()))['recipe_steps']:,})"] + [cell(rows.get(v)) for v in variants]
                     for model, rows in rows_by_model.items()])
     totals = []
@@ -257,7 +251,7 @@ def if_fp16_section(check: dict) -> str:
     return (f"{check['device_name']}, torch {check['torch']}, diffusers {check['diffusers']}, {check['dtype']}: the "
             f"project's sampling loop equals `IFPipeline` bitwise for {equal} of {len(check['seeds'])} seeds "
             "(images in [-1, 1]; max absolute differences).\n\n"
-            + _table(["seed", f"ours − pipeline, {check['dtype']}", "ours − pipeline, fp32",
+            + markdown_table(["seed", f"ours − pipeline, {check['dtype']}", "ours − pipeline, fp32",
                       f"pipeline fp32 − pipeline {check['dtype']}", "pipeline, another seed"], rows))
 
 

@@ -73,6 +73,13 @@ class RunUse:
 RUN_USES: dict[str, list[RunUse]] = {}
 
 
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], align: Sequence[str] | None = None) -> str:
+    """A Markdown table, one line per row, ending in a newline; `align` is each column's "---" / "---:"."""
+    align = align or ["---"] * len(headers)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]) + "\n"
+
+
 @lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
     return jinja2.Environment(
@@ -212,11 +219,8 @@ class Page:
         runs = [runs] if isinstance(runs, RunRecord) else list(runs)
         self._tables += 1
         self._record_uses(runs, "table", self._tables)
-        align = align or ["---"] * len(headers)
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
-        lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
         self._parts.append(
-            "\n".join(lines) + "\n/// table-caption\n" + caption + "\n///\n\n"
+            markdown_table(headers, rows, align) + "/// table-caption\n" + caption + "\n///\n\n"
             + provenance_block(runs, self.ctx, self.backend_label, self.path)
         )
         return self
