@@ -6,6 +6,7 @@ and let the project's judge read the samples. Issue 10's table of recipe changes
     python benchmarks/partb_quality.py --name warm --model class --warm-from time.pt \
         --set '{"warm_start": true}' --guidance 1 2 3 5
     python benchmarks/partb_quality.py --name pc --model time --steps 50 --corrector-snr 0.16
+    python benchmarks/partb_quality.py --name matched --model time --steps 100 --start matched
     python benchmarks/partb_quality.py --name fm-logit --model fm-time \
         --set '{"time_distribution": "logit_normal"}' --steps 50 --sampler euler
 
@@ -32,7 +33,9 @@ from diffusion_lab import metrics, seeding
 from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
 from diffusion_lab.experiments.partb_models import load_judge
-from diffusion_lab.experiments.partb_sampling import evaluations_per_sample, partb_noise_model, sample_digits
+from diffusion_lab.experiments.partb_sampling import (
+    START_KINDS, evaluations_per_sample, partb_noise_model, sample_digits, sampling_start,
+)
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.ddpm import class_labels
@@ -65,6 +68,8 @@ def main(argv=None) -> None:
     parser.add_argument("--guidance", type=float, nargs="*", default=[2.0, 5.0])
     parser.add_argument("--corrector-snr", type=float, default=None,
                         help="DDPM models: a Langevin corrector step of this signal-to-noise ratio after each step")
+    parser.add_argument("--start", choices=START_KINDS, default="noise",
+                        help="DDPM models: where sampling starts (forward_process.MatchedStart for matched)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-from", type=Path, help="a --save file whose raw weights start the class model")
     parser.add_argument("--save", type=Path)
@@ -81,6 +86,9 @@ def main(argv=None) -> None:
 
     conditional = args.model.endswith("class")
     flow = args.model.startswith("fm-")
+    if conditional and args.start != "noise":
+        parser.error("--start matched is for the time model: a class model's x_T would need its class's moments")
+    start = None if flow else sampling_start(args.start)
     recipe = recipe_variant(args.profile, args.model, json.loads(args.set))
     warm = torch.load(args.warm_from)["raw"] if args.warm_from else None
     train = training.train_flow_matching if flow else training.train_ddpm
@@ -114,13 +122,14 @@ def main(argv=None) -> None:
                                                  labels=labels, num_samples=count, guidance_scale=scale).samples
                 else:
                     samples = sample_digits(sampler, generator, labels=labels, num_samples=count,
-                                            guidance_scale=scale, corrector=corrector, progress=True).samples
+                                            guidance_scale=scale, corrector=corrector, start=start,
+                                            progress=True).samples
                 verdicts = judge.verdicts(samples)
                 distance = metrics.frechet_distance(judge.features(samples), test_features)
                 row = {
                     "name": args.name, "model": args.model, "overrides": json.loads(args.set), "weights": kind,
                     "steps": evaluations, "sampler": args.sampler if flow else "ddpm", "guidance": scale,
-                    "corrector_snr": None if flow else args.corrector_snr,
+                    "corrector_snr": None if flow else args.corrector_snr, "start": None if flow else args.start,
                     "accuracy": judge.accuracy(samples, labels) if conditional else None,
                     "confident": verdicts["confident_fraction"], "smallest_share": min(verdicts["class_shares"]),
                     "frechet": distance, "frechet_ratio": distance / floor, "floor": floor,

@@ -6,8 +6,8 @@ from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.gpu_measurements import unguided_on_gpu_text
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
-    TIME_SCORE_HEADERS, TRAINING_COST_HEADERS, class_share_chart, loss_curve, optimizer_text, reverse_process_gif,
-    samples_per_epoch, scores_noise_text, scores_sampler_text, time_score_rows, training_cost_rows,
+    TIME_SCORE_HEADERS, TRAINING_COST_HEADERS, class_share_chart, loss_curve, matched_start_text, optimizer_text,
+    reverse_process_gif, samples_per_epoch, scores_noise_text, scores_sampler_text, time_score_rows, training_cost_rows,
     training_digit_count, unguided_bar_text,
 )
 from diffusion_lab.runcache.context import BuildContext
@@ -61,6 +61,8 @@ dimensions) of the samples with those of the test set, as FID does with Inceptio
 same number of real training digits ({reference.params['count']:,}) gives its floor,
 **{reference.metrics['frechet_floor']:.2f}**, the unit of the "× real digits'" column. Every row
 scores {scores.params['samples']:,} samples.{scores_noise_text(trained)}
+
+{matched_start_text(scores, reference, trained)}
 
 {unguided_bar_text(scores, reference, trained, QUALITY_BAR)}
 

@@ -192,7 +192,7 @@ def test_corrector_snr_adds_a_langevin_evaluation_after_every_step_but_the_last(
     assert not np.allclose(corrected["images"], plain["images"])
 
 
-def test_the_pages_scores_sample_every_checkpoint_and_the_last_also_with_the_corrector(trained):
+def test_the_pages_scores_sample_every_checkpoint_and_the_last_also_with_each_addition(trained):
     from diffusion_lab.experiments import partb
     from diffusion_lab.profiles import get_profile
     from diffusion_lab.runcache.context import BuildContext
@@ -202,10 +202,30 @@ def test_the_pages_scores_sample_every_checkpoint_and_the_last_also_with_the_cor
     show = get_profile("tiny").showcase
     rows = partb.time_ddpm_scores(ctx).metrics["rows"]
     steps, half = show.score_steps, -(-show.score_steps // 2)
-    assert [(r["epoch"], r["steps"], r["corrector_snr"], r["evaluations"]) for r in rows] == [
-        (1, steps, None, steps), (2, steps, None, steps), (2, half, show.score_corrector_snr, 2 * half - 1)]
+    assert [(r["epoch"], r["steps"], r["corrector_snr"], r["start"], r["evaluations"]) for r in rows] == [
+        (1, steps, None, "noise", steps), (2, steps, None, "noise", steps),
+        (2, half, show.score_corrector_snr, "noise", 2 * half - 1), (2, steps, None, "matched", steps)]
     same_noise = [r for r in rows if r["epoch"] == 2]
-    assert same_noise[0]["frechet_distance"] != same_noise[1]["frechet_distance"]
+    distances = {r["frechet_distance"] for r in same_noise}
+    assert len(distances) == 3, "each sampler draws other samples"
+
+
+def test_start_matched_draws_other_digits_from_the_same_noise_and_says_so(tmp_path, trained, capsys):
+    plain, _ = _sample(trained, tmp_path / "plain.npz", capsys, "--model", "time", "--num", "10", "--steps", "5")
+    matched, err = _sample(trained, tmp_path / "matched.npz", capsys, "--model", "time", "--num", "10", "--steps", "5",
+                           "--start", "matched")
+    assert "from the matched start" in _line(err, "sampler:")
+    assert matched["images"].shape == plain["images"].shape == (10, 28, 28)
+    assert not np.allclose(matched["images"], plain["images"])
+
+
+def test_the_cli_offers_the_starts_the_sampler_knows():
+    from diffusion_lab.cli import build_parser
+    from diffusion_lab.experiments.partb_sampling import START_KINDS
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    start = next(a for a in commands.choices["sample-digits"]._actions if a.dest == "start")
+    assert tuple(start.choices) == START_KINDS
 
 
 def test_steps_on_the_course_schedule_never_exceed_n_and_are_exact_when_n_divides_t():
@@ -326,7 +346,10 @@ def test_heun_and_euler_draw_different_digits_from_the_same_noise(tmp_path, trai
         (["--model", "time", "--num", str(MAX_NUM + 1)], f"must be at most {MAX_NUM}"),
         (["--model", "time", "--num", str(MAX_NUM + 1)], "over the 1 GiB limit"),
         (["--model", "time", "--guidance", "3"], "--guidance belongs to --model class or fm-class, not --model time "
-                                                 "(which takes --num and --corrector-snr)"),
+                                                 "(which takes --num, --corrector-snr and --start)"),
+        (["--start", "matched"], "--start belongs to --model time, not --model class"),
+        (["--model", "fm-time", "--start", "matched"], "--start belongs to --model time, not --model fm-time"),
+        (["--model", "time", "--start", "mean"], "argument --start: invalid choice: 'mean'"),
         (["--model", "time", "--per-class", "2"], "--per-class belongs to --model class or fm-class, not --model time"),
         (["--num", "7"], "--num belongs to --model time or fm-time, not --model class (which takes --per-class, "
                          "--guidance and --corrector-snr)"),

@@ -488,9 +488,9 @@ def _time_runs(rows):
     return training, scores
 
 
-def _score(epoch, weights, confident, shares, distance, steps=300, corrector_snr=None):
+def _score(epoch, weights, confident, shares, distance, steps=300, corrector_snr=None, start="noise"):
     return {"epoch": epoch, "weights": weights, "confident_fraction": confident, "class_shares": shares,
-            "frechet_distance": distance, "steps": steps, "corrector_snr": corrector_snr,
+            "frechet_distance": distance, "steps": steps, "corrector_snr": corrector_snr, "start": start,
             "evaluations": 2 * steps - 1 if corrector_snr else steps}
 
 
@@ -533,6 +533,37 @@ def test_the_unguided_bar_is_judged_once_per_sampler_of_the_last_checkpoint():
     assert "`sample-digits --model time --steps 100`" in text
     assert "`sample-digits --model time --steps 50 --corrector-snr 0.16`" in text
     assert "Langevin" not in pb.scores_sampler_text(make_run("partb/time-ddpm-scores", params={"steps": None}), 300)
+
+
+def test_the_matched_start_row_is_named_judged_and_set_beside_its_twin(monkeypatch):
+    from diffusion_lab.mnist.ddpm import DDPMSchedule
+
+    monkeypatch.setattr(pb.partb_models, "ddpm_schedule", lambda run: DDPMSchedule(300))
+    even = [0.1] * 10
+    training, scores = _time_runs([
+        _score(2, "ema", 0.70, even, 40.0, steps=100), _score(2, "ema", 0.72, even, 24.0, steps=50, corrector_snr=0.16),
+        _score(2, "ema", 0.74, even, 8.0, steps=100, start="matched"),
+    ])
+    reference = _reference()
+    assert [row[2] for row in pb.time_score_rows(scores, reference, training)[:3]] == [
+        "100 steps", "50 steps + 49 Langevin (r = 0.16)", "100 steps, matched start"]
+    *_, matched = pb.unguided_bar_text(scores, reference, training, QualityBar()).split("\n\n")
+    assert matched.startswith("The bar for unconditional samples is **met** by the EMA weights after epoch 2 of 2, "
+                              "sampled with 100 steps, matched start:")
+    text = pb.matched_start_text(scores, reference, training)
+    assert "\\(\\bar\\alpha_T = 0.048\\)" in text and "= 22% of it" in text
+    # compared with the row of the same steps from N(0, I), not with the corrector's
+    assert text.endswith("With 100 steps it moves the Fréchet distance from 20.0× to 4.0× the real digits' and the "
+                         "confident share from 70.0% to 74.0%.")
+    training, scores = _time_runs([_score(2, "ema", 0.70, even, 40.0, steps=100)])
+    assert pb.matched_start_text(scores, reference, training) == ""
+    params = {"steps": 100, "corrector_snr": None, "matched_start": True}
+    text = pb.scores_sampler_text(make_run("partb/time-ddpm-scores", params=params), 300)
+    assert "Langevin" not in text and "`sample-digits --model time --steps 100 --start matched`" in text
+    params = {"steps": None, "corrector_snr": 0.16, "matched_start": True}
+    text = pb.scores_sampler_text(make_run("partb/time-ddpm-scores", params=params), 300)
+    assert "`sample-digits --model time --steps 150 --corrector-snr 0.16`" in text
+    assert "`sample-digits --model time --start matched`" in text
 
 
 def test_optimizer_text_follows_the_recipe():

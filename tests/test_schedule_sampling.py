@@ -14,6 +14,7 @@ from diffusers import DDPMScheduler
 from torch import nn
 
 from diffusion_lab import schedule
+from diffusion_lab.forward_process import MatchedStart, add_noise
 from diffusion_lab.backends.base import ModelOutput, NoiseModel, UnknownPrompt
 from diffusion_lab.mnist.ddpm import DDPMSchedule
 from diffusion_lab.sampling import (
@@ -340,3 +341,71 @@ def test_corrector_evaluates_once_more_at_every_step_but_the_last_and_changes_th
 
 def test_stand_in_is_a_noise_model():
     assert isinstance(TinyNoiseModel(), NoiseModel)
+
+
+# --- the matched start ---------------------------------------------------------------------------
+
+
+def _digits_like(n=400, size=4, seed=0) -> torch.Tensor:
+    """(n, 1, size, size) images in [0, 1] with a mean image and correlated pixels, like digits."""
+    generator = make_generator(seed, "matched-start-images")
+    strokes = torch.rand(n, 1, 1, size, generator=generator) * torch.rand(n, 1, size, 1, generator=generator)
+    return (strokes + 0.2 * torch.rand(n, 1, size, size, generator=generator)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("abar", [0.048, 0.5, 0.999])
+def test_the_matched_start_has_the_mean_and_covariance_of_q_x_t(abar):
+    images = _digits_like()
+    start = MatchedStart(images)
+    flat = images.reshape(len(images), -1).double()
+    mean, cov = flat.mean(0), torch.cov(flat.T)
+    eye = torch.eye(flat.shape[1], dtype=torch.float64)
+    scale = start.scale(abar)
+    assert torch.equal(scale, scale.tril())
+    torch.testing.assert_close(scale @ scale.T, abar * cov + (1 - abar) * eye)
+    # x = sqrt(abar) mu + L eps: an affine map of eps, so its moments are exactly those above
+    eps = torch.randn(3, 1, 4, 4, generator=make_generator(0, "eps"), dtype=torch.float64)
+    torch.testing.assert_close(start(torch.zeros_like(eps), abar).reshape(3, -1), (abar**0.5 * mean).expand(3, -1))
+    torch.testing.assert_close(start(eps, abar).reshape(3, -1) - abar**0.5 * mean, eps.reshape(3, -1) @ scale.T)
+    # and the forward process's own x_t agree with it in the mean, over many draws
+    x_t = add_noise(images.repeat(50, 1, 1, 1), torch.randn(50 * len(images), 1, 4, 4, generator=make_generator(1, "e")),
+                    0, torch.tensor([abar], dtype=torch.float64))
+    assert (x_t.reshape(len(x_t), -1).double().mean(0) - abar**0.5 * mean).abs().max() < 0.02
+
+
+def test_the_matched_start_at_abar_0_is_the_noise_itself_and_keeps_dtype():
+    start = MatchedStart(_digits_like())
+    eps = torch.randn(5, 1, 4, 4, generator=make_generator(0, "eps"))
+    assert torch.equal(start(eps, 0.0), eps)
+    assert start(eps.to(torch.bfloat16), 0.5).dtype == torch.bfloat16
+
+
+def test_the_matched_start_refuses_what_it_cannot_match():
+    with pytest.raises(ValueError, match=r"needs \(N, C, H, W\) images with N >= 2"):
+        MatchedStart(torch.zeros(1, 1, 4, 4))
+    start = MatchedStart(_digits_like())
+    with pytest.raises(ValueError, match=r"eps must be \(N, 1, 4, 4\), got \(2, 1, 8, 8\)"):
+        start(torch.zeros(2, 1, 8, 8), 0.5)
+    with pytest.raises(ValueError, match=r"abar_t must lie in \[0, 1\], got 1.5"):
+        start.scale(1.5)
+
+
+def test_sample_starts_from_start_of_its_first_draw_and_draws_the_rest_as_before():
+    model = TinyNoiseModel(variance_type="fixed_small", alphas_cumprod=DDPMSchedule(300).zero_based_alphas_cumprod,
+                           channels=1, size=4)
+    model.strided_timesteps = lambda: list(MNIST_TIMESTEPS)
+    condition = model.encode("")
+    first = {}
+
+    def record(i, t, x_t):
+        first.setdefault("x", x_t.clone())
+
+    plain = sample(model, 3, condition, make_generator(0, "s"), callback=record)
+    eps = first.pop("x")
+    same = sample(model, 3, condition, make_generator(0, "s"), start=lambda e, abar: e)
+    assert torch.equal(same, plain)
+    start = MatchedStart(_digits_like())
+    matched = sample(model, 3, condition, make_generator(0, "s"), start=start, callback=record)
+    abar_first = float(model.alphas_cumprod[MNIST_TIMESTEPS[0]])
+    torch.testing.assert_close(first["x"], start(eps, abar_first))
+    assert not torch.allclose(matched, plain)

@@ -25,6 +25,8 @@ NoiseEstimate = Callable[[torch.Tensor, int], ModelOutput]
 Projection = Callable[[torch.Tensor, int], torch.Tensor]
 # Called as callback(i, t, x_t) before the step at timesteps[i].
 StepCallback = Callable[[int, int, torch.Tensor], None]
+# Called as start(eps, abar_T) on the first draw, eps ~ N(0, I); returns x_T (forward_process.MatchedStart).
+Start = Callable[[torch.Tensor, float], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,7 @@ def sample(
     *,
     timesteps: list[int] | None = None,
     noise_view: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    start: Start | None = None,
     **loop_options,
 ) -> torch.Tensor:
     """n samples from pure noise: x_T ~ N(0, I) at timesteps[0], then `iterative_denoise`
@@ -264,13 +267,20 @@ def sample(
         generator: the source of x_T (drawn first, for the whole batch) and of every step's noise.
         timesteps: descending, defaults to `model.strided_timesteps()`.
         noise_view: applied to each noise draw.
+        start: maps that first draw to x_T as start(eps, abar at timesteps[0])
+            (`forward_process.MatchedStart`); None keeps x_T = eps, as the course.
         **loop_options: passed to `iterative_denoise`.
 
     Returns:
         samples: (n, *model.sample_shape), e.g. (n, 1, 28, 28) for MNIST, about the model's data
             range (MNIST: [0, 1]; IF: [-1, 1]), unclipped.
     """
+    timesteps = schedule.check_timesteps(
+        model.strided_timesteps() if timesteps is None else timesteps, len(model.alphas_cumprod)
+    )
     x_T = draw_noise((n, *model.sample_shape), generator, model.device, model.dtype, noise_view)
+    if start is not None:
+        x_T = start(x_T, float(model.alphas_cumprod[timesteps[0]]))
     return iterative_denoise(
         model, x_T, timesteps, 0, condition, generator, noise_view=noise_view, **loop_options
     )

@@ -14,8 +14,9 @@ course's current Part B), sampled with `--steps` steps (default: the profile's, 
 
 The sampler is Part B's (all T timesteps, fixed_large variance) unless `--steps N` asks for Part A's
 strided loop (posterior variance) on at most N of them (`partb_sampling.partb_noise_model`), and
-`--corrector-snr R` adds a Langevin corrector step after each (`sampling.LangevinCorrector`); a
-flow model's is `flow_sampling`'s ODE solver from t = 0 to 1.
+`--corrector-snr R` adds a Langevin corrector step after each (`sampling.LangevinCorrector`), and
+`--start matched` (time model) draws x_T with the mean and covariance of q(x_T) instead of from
+N(0, I) (`forward_process.MatchedStart`); a flow model's is `flow_sampling`'s ODE solver from t = 0 to 1.
 Every option is checked, against the profile's recipe too, before any model is trained.
 """
 
@@ -48,7 +49,7 @@ SAMPLING_NOISE = "cli/sample-digits"  # the name the sampling generator derives 
 DEFAULT_PER_CLASS = 10
 DEFAULT_NUM = 100
 # The options that only some models take; None in args means "not given".
-MODEL_OPTIONS = {"class": ("--per-class", "--guidance", "--corrector-snr"), "time": ("--num", "--corrector-snr"),
+MODEL_OPTIONS = {"class": ("--per-class", "--guidance", "--corrector-snr"), "time": ("--num", "--corrector-snr", "--start"),
                  "fm-class": ("--per-class", "--guidance", "--sampler"), "fm-time": ("--num", "--sampler")}
 MODEL_NAMES = {"class": "class-conditioned DDPM", "time": "time-conditioned DDPM",
                "fm-class": "class-conditioned flow-matching model", "fm-time": "time-conditioned flow-matching model"}
@@ -111,7 +112,7 @@ def _once(line: str):
     return say
 
 
-def _sampler_line(model, asked_steps: int | None, corrector) -> str:
+def _sampler_line(model, asked_steps: int | None, corrector, start: str | None = None) -> str:
     from diffusion_lab.backends.mnist import VARIANCE_WORDS
 
     steps = model.strided_timesteps()
@@ -119,6 +120,8 @@ def _sampler_line(model, asked_steps: int | None, corrector) -> str:
     langevin = "" if corrector is None else (f", a Langevin corrector step (r = {corrector.snr:g}) after each but "
                                              f"the last: {len(steps) + corrector.evaluations(len(steps))} network "
                                              "evaluations per sample")
+    if start == "matched":
+        langevin += ", from the matched start (x_T with the mean and covariance of q(x_T) on the training digits)"
     if asked_steps is None:
         return f"sampler: Part B's, all {len(steps)} of T = {model.num_timesteps} timesteps, {variance}{langevin}"
     listed = ", ".join(map(str, steps)) if len(steps) <= 3 else f"{steps[0]}, {steps[1]}, ..., {steps[-1]}"
@@ -149,7 +152,7 @@ def run(args) -> None:
     from diffusion_lab.experiments import partb, partb_models, partb_training
     from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
     from diffusion_lab.experiments.partb_sampling import (
-        PARTB_SCALAR_DTYPE, images_per_batch, partb_noise_model, sample_digits,
+        PARTB_SCALAR_DTYPE, images_per_batch, partb_noise_model, sample_digits, sampling_start,
     )
     from diffusion_lab.mnist.ddpm import class_labels
     from diffusion_lab.sampling import LangevinCorrector
@@ -173,7 +176,7 @@ def run(args) -> None:
         corrector = None if args.corrector_snr is None else LangevinCorrector(args.corrector_snr)
         model = partb_noise_model(partb_models.load_ddpm(ctx, trained), partb_models.ddpm_schedule(trained),
                                   ctx.device, num_steps=args.steps)
-        print(_sampler_line(model, args.steps, corrector), file=sys.stderr)
+        print(_sampler_line(model, args.steps, corrector, args.start), file=sys.stderr)
 
     labels = class_labels(args.per_class or DEFAULT_PER_CLASS) if conditional else None
     guidance = (COURSE_GUIDANCE if args.guidance is None else args.guidance) if conditional else None
@@ -189,7 +192,7 @@ def run(args) -> None:
     else:
         result = sample_digits(
             model, generator, labels=labels, guidance_scale=guidance, num_samples=None if conditional else count,
-            batch_size=batch_size, corrector=corrector,
+            batch_size=batch_size, corrector=corrector, start=sampling_start(args.start or "noise"),
             # Part A's loop takes float32 step coefficients (as the guidance sweep); Part B's float64.
             scalar_dtype=PARTB_SCALAR_DTYPE if args.steps is None else torch.float32, progress=True,
         )
@@ -224,6 +227,10 @@ def add_command(commands) -> None:
                         help="--model class or time: after each reverse step but the last, a Langevin corrector step "
                              "with signal-to-noise ratio R in (0, 1] (Song et al.'s predictor-corrector sampler; "
                              "their default 0.16), one more network evaluation each (default: none, as the course)")
+    parser.add_argument("--start", choices=("noise", "matched"), default=None,
+                        help="--model time: where the loop starts, noise (x_T ~ N(0, I), the course's; default) or "
+                             "matched (x_T with the mean and covariance of q(x_T) on the training digits: the course's "
+                             "schedule leaves 22%% of the digit in x_T)")
     parser.add_argument("--sampler", choices=("euler", "heun"), default=None,
                         help="--model fm-class or fm-time: the ODE solver, euler (one network evaluation a step; "
                              "default: the profile's, the course's euler) or heun (two a step)")

@@ -20,7 +20,9 @@ from diffusion_lab.experiments.partb_models import (
     load_judge,
     weight_kinds,
 )
-from diffusion_lab.experiments.partb_sampling import images_per_batch, partb_noise_model, sample_digits, score_samplers
+from diffusion_lab.experiments.partb_sampling import (
+    images_per_batch, partb_noise_model, sample_digits, sampling_start, score_samplers,
+)
 from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.data import load_mnist
@@ -148,37 +150,42 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
     weights and, where the recipe keeps one, their EMA (the same noise for both), read by the judge:
     confident fraction, share of each digit, Frechet distance to the test set. Every checkpoint is
     sampled with the profile's `score_steps`; the last one also with the Langevin-corrected sampler
-    (`score_samplers`) where the profile sets `score_corrector_snr`."""
+    and from the matched start (`score_samplers`) where the profile sets `score_corrector_snr` and
+    `score_matched_start`."""
     trained = ddpm_training(ctx, conditional=False)
     reference = judge_reference(ctx)
     show = showcase(ctx)
     params = {"training": trained.key, "reference": reference.key, "samples": show.judge_samples,
-              "steps": show.score_steps, "corrector_snr": show.score_corrector_snr, "batch": show.sample_batch}
+              "steps": show.score_steps, "corrector_snr": show.score_corrector_snr,
+              "matched_start": show.score_matched_start, "batch": show.sample_batch}
 
     def compute(scratch: Scratch):
         judge = load_judge(ctx, judge_training(ctx))
         test_features = reference.load("test_features.pt")
         schedule = ddpm_schedule(trained)
-        samplers = score_samplers(show.score_steps, show.score_corrector_snr, schedule.num_timesteps)
+        samplers = score_samplers(show.score_steps, show.score_corrector_snr, show.score_matched_start,
+                                  schedule.num_timesteps)
+        starts = {kind: sampling_start(kind) for kind in {how.start for how in samplers}}
         epochs = checkpoint_epochs(trained)
         rows = []
         for epoch in epochs:
             for weights in weight_kinds(trained):
                 unet = load_ddpm(ctx, trained, epoch, weights)
-                # the corrected sampler only where the bar is judged, the last checkpoint (it costs as much again)
-                for num_steps, corrector in samplers if epoch == epochs[-1] else samplers[:1]:
-                    # as `sample-digits --model time --steps S [--corrector-snr R]` runs it
-                    sampler = partb_noise_model(unet, schedule, ctx.device, num_steps=num_steps)
+                # the added samplers only where the bar is judged, the last checkpoint (each costs as much again)
+                for how in samplers if epoch == epochs[-1] else samplers[:1]:
+                    # as `sample-digits --model time --steps S [--corrector-snr R] [--start matched]` runs it
+                    sampler = partb_noise_model(unet, schedule, ctx.device, num_steps=how.steps)
                     result = sample_digits(sampler, scratch.generator(f"epoch-{epoch}"),
                                            num_samples=show.judge_samples, batch_size=show.sample_batch,
-                                           corrector=corrector, progress=True)
+                                           corrector=how.corrector, start=starts[how.start], progress=True)
                     rows.append({
                         "epoch": epoch,
                         "weights": weights,
                         **judge.verdicts(result.samples),
                         "frechet_distance": metrics.frechet_distance(judge.features(result.samples), test_features),
                         "steps": len(sampler.strided_timesteps()),
-                        "corrector_snr": None if corrector is None else corrector.snr,
+                        "corrector_snr": None if how.corrector is None else how.corrector.snr,
+                        "start": how.start,
                         "evaluations": result.network_evaluations // show.judge_samples,
                         "wall_time_s": result.wall_time_s,
                     })

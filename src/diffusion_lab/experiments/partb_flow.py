@@ -7,8 +7,6 @@ the training run's key among its parameters, so retraining invalidates it too.
 
 from __future__ import annotations
 
-import torch
-
 from diffusion_lab import metrics
 from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.experiments.partb import judge_reference, showcase

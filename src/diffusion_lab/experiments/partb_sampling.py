@@ -15,6 +15,8 @@ import torch
 
 from diffusion_lab import sampling
 from diffusion_lab.backends.mnist import MnistBackend
+from diffusion_lab.forward_process import MatchedStart
+from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.ddpm import DDPMSchedule
 from diffusion_lab.mnist.precision import memory_format, resolve_precision
 from diffusion_lab.mnist.unet import fold_batchnorm
@@ -75,15 +77,40 @@ class SampleResult:
     network_evaluations: int
 
 
-def score_samplers(num_steps: int | None, corrector_snr: float | None, num_timesteps: int
-                   ) -> list[tuple[int | None, sampling.LangevinCorrector | None]]:
-    """The (num_steps, corrector) pairs a profile's scores sample with (`partb_noise_model`'s num_steps):
-    `num_steps` as given (None = all T), and, where `corrector_snr` is set, half as many steps with a
-    Langevin step after each, which costs about as many network evaluations."""
-    samplers = [(num_steps, None)]
+@dataclass(frozen=True)
+class ScoreSampler:
+    """One way the scores draw samples: `partb_noise_model`'s num_steps (None = all T), a Langevin
+    corrector or none, and the start: "noise" (x_T ~ N(0, I), the course's) or "matched"
+    (`forward_process.MatchedStart` on the training digits' moments)."""
+
+    steps: int | None
+    corrector: sampling.LangevinCorrector | None = None
+    start: str = "noise"
+
+
+START_KINDS = ("noise", "matched")
+
+
+def score_samplers(num_steps: int | None, corrector_snr: float | None, matched_start: bool,
+                   num_timesteps: int) -> list[ScoreSampler]:
+    """The samplers a profile's scores draw with: `num_steps` as given (None = all T); where
+    `corrector_snr` is set, half as many steps with a Langevin step after each, which costs about as
+    many network evaluations; where `matched_start` is set, `num_steps` from the matched start, the
+    same number of evaluations. Each addition is a sampler of its own, so each shows its own effect."""
+    samplers = [ScoreSampler(num_steps)]
     if corrector_snr is not None:
-        samplers.append((-(-(num_steps or num_timesteps) // 2), sampling.LangevinCorrector(corrector_snr)))
+        samplers.append(ScoreSampler(-(-(num_steps or num_timesteps) // 2), sampling.LangevinCorrector(corrector_snr)))
+    if matched_start:
+        samplers.append(ScoreSampler(num_steps, start="matched"))
     return samplers
+
+
+def sampling_start(kind: str) -> MatchedStart | None:
+    """The `sampling.sample` start of a START_KINDS name: None for "noise", else the MatchedStart of
+    all 60,000 MNIST training digits (the data the models learn; about 1 s to compute)."""
+    if kind not in START_KINDS:
+        raise ValueError(f"unknown start {kind!r}: choose one of {', '.join(START_KINDS)}")
+    return None if kind == "noise" else MatchedStart(load_mnist().train_images)
 
 
 def evaluations_per_sample(num_steps: int, corrector: sampling.LangevinCorrector | None) -> int:
@@ -101,6 +128,7 @@ def sample_digits(
     batch_size: int = 500,
     frame_every: int | None = None,
     corrector: sampling.LangevinCorrector | None = None,
+    start: sampling.Start | None = None,
     scalar_dtype: torch.dtype = PARTB_SCALAR_DTYPE,
     progress: bool = False,
 ) -> SampleResult:
@@ -109,6 +137,7 @@ def sample_digits(
 
     frame_every: also keep x_t before every this many steps of the loop, and the final samples.
     corrector: Langevin steps after every reverse step but the last (`sampling.LangevinCorrector`).
+    start: maps each batch's first draw to x_T (`sampling.sample`; `sampling_start`); None: x_T = that draw.
     """
     if (labels is None) == (num_samples is None):
         raise ValueError("give either labels or num_samples")
@@ -125,7 +154,7 @@ def sample_digits(
         x = sampling.sample(
             model, len(batch), model.encode_digits(batch.tolist()), generator, guidance=guidance,
             uncond=uncond if guidance is not None else None, callback=recorder, callback_every=frame_every or 1,
-            corrector=corrector, scalar_dtype=scalar_dtype, progress=progress,
+            corrector=corrector, start=start, scalar_dtype=scalar_dtype, progress=progress,
         ).float().cpu()
         samples.append(x)
         if recorder is not None:

@@ -278,6 +278,8 @@ SHOWCASE_SETTINGS: dict[str, Setting] = {
                            lambda v: "all T (Part B's sampler)" if v is None else f"{v} (Part A's strided sampler)"),
     "score_corrector_snr": Setting("the last checkpoint's scores also sample with half the steps and a Langevin "
                                    "corrector of this signal-to-noise ratio", B2, lambda v: "no" if v is None else f"r = {v:g}"),
+    "score_matched_start": Setting("the last checkpoint's scores also sample from the matched start (x_T with "
+                                   "q(x_T)'s mean and covariance)", B2, lambda v: "yes" if v else "no"),
 }
 
 

@@ -30,7 +30,6 @@ from diffusion_lab.report.partb_figures import (
     TIME_SCORE_HEADERS,
     guidance_sweep_rows,
     guided_bar_text,
-    percent,
     time_score_rows,
     unguided_bar_text,
 )

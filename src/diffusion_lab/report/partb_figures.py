@@ -229,11 +229,14 @@ WEIGHT_WORDS = {"raw": "trained", "ema": "EMA"}
 
 
 def sampler_words(row: dict) -> str:
-    """How a scores row was sampled: "100 steps", or "50 steps + 49 Langevin (r = 0.16)"."""
+    """How a scores row was sampled: "100 steps", "50 steps + 49 Langevin (r = 0.16)" or
+    "100 steps, matched start"."""
     words = f"{row['steps']} steps"
-    if row.get("corrector_snr") is None:
-        return words
-    return f"{words} + {row['evaluations'] - row['steps']} Langevin (r = {row['corrector_snr']:g})"
+    if row.get("corrector_snr") is not None:
+        words += f" + {row['evaluations'] - row['steps']} Langevin (r = {row['corrector_snr']:g})"
+    if row.get("start", "noise") == "matched":
+        words += ", matched start"
+    return words
 
 
 def _row_label(row: dict, training: RunRecord, with_sampler: bool) -> str:
@@ -270,15 +273,46 @@ def scores_sampler_text(scores: RunRecord, num_timesteps: int) -> str:
     else:
         text = (f"Part A's strided loop on {steps} of the {num_timesteps} steps, posterior variance "
                 f"(`sample-digits --model time --steps {steps}` samples the same way)")
-    samplers = score_samplers(steps, scores.params.get("corrector_snr"), num_timesteps)
-    if len(samplers) == 1:
-        return text
-    half, corrector = samplers[1]
-    snr = corrector.snr
-    return (f"{text}; and with half as many steps, each followed by a Langevin corrector step at signal-to-noise "
-            f"ratio r = {snr:g} (Song et al. 2021's predictor-corrector sampler), "
-            f"which costs about as many network evaluations (`sample-digits --model time --steps {half} "
-            f"--corrector-snr {snr:g}`)")
+    steps_option = "" if steps is None else f" --steps {steps}"
+    added = []
+    for how in score_samplers(steps, scores.params.get("corrector_snr"), scores.params.get("matched_start", False),
+                              num_timesteps)[1:]:
+        if how.corrector is not None:
+            snr = how.corrector.snr
+            added.append(f"with half as many steps, each followed by a Langevin corrector step at signal-to-noise "
+                         f"ratio r = {snr:g} (Song et al. 2021's predictor-corrector sampler), which costs about as "
+                         f"many network evaluations (`sample-digits --model time --steps {how.steps} "
+                         f"--corrector-snr {snr:g}`)")
+        if how.start == "matched":
+            added.append(f"from the matched start described above, the same noise and the same steps "
+                         f"(`sample-digits --model time{steps_option} --start matched`)")
+    return "; ".join([text, *(f"and {words}" for words in added)])
+
+
+def matched_start_text(scores: RunRecord, reference: RunRecord, training: RunRecord) -> str:
+    """Why the scores also sample from the matched start, and what it changed at the last checkpoint
+    (the same noise and steps from N(0, I) against from the matched start); "" where they do not."""
+    rows = final_scores(scores, training)
+    matched = [row for row in rows if row.get("start") == "matched"]
+    if not matched:
+        return ""
+    abar = float(partb_models.ddpm_schedule(training).zero_based_alphas_cumprod[-1])
+    text = (f"**The matched start.** This schedule ends at \\(\\bar\\alpha_T = {abar:.3f}\\): a training "
+            f"digit noised to \\(x_T\\) still holds \\(\\sqrt{{\\bar\\alpha_T}}\\) = {100 * abar ** 0.5:.0f}% "
+            "of it, and over the training digits these \\(x_T\\) have mean \\(\\sqrt{\\bar\\alpha_T}\\,\\mu\\) and "
+            "covariance \\(\\bar\\alpha_T \\Sigma + (1 - \\bar\\alpha_T) I\\) (\\(\\mu, \\Sigma\\): the "
+            "digits' mean and covariance), while the loop starts from \\(\\mathcal{N}(0, I)\\). The matched "
+            "start draws \\(x_T\\) from the Gaussian with those two moments instead, made from the same "
+            "noise (`forward_process.MatchedStart`); flow matching has no such gap, its \\(t = 0\\) is pure noise.")
+    for row in matched:
+        twin = next((other for other in rows if other.get("start", "noise") == "noise"
+                     and other["steps"] == row["steps"] and other.get("corrector_snr") == row.get("corrector_snr")), None)
+        if twin is not None:
+            text += (f" With {sampler_words(twin)} it moves the Fréchet distance from "
+                     f"{frechet_ratio(twin['frechet_distance'], reference):.1f}× to "
+                     f"{frechet_ratio(row['frechet_distance'], reference):.1f}× the real digits' and the confident "
+                     f"share from {percent(twin['confident_fraction'])} to {percent(row['confident_fraction'])}.")
+    return text
 
 
 def scores_noise_text(training: RunRecord) -> str:
