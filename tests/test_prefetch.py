@@ -36,6 +36,21 @@ def _slow_job_a(ctx):
     runs.cached_run(ctx, "test/prefetch-a", {"what": "test/prefetch-a"}, compute)
 
 
+def _other_slow_job_a(ctx):
+    _slow_job_a(ctx)
+
+
+def _job_reading_a(ctx):
+    """Reads _job_a's run without computing it (it fails where that run is not there yet)."""
+    with runs.lookup_only():
+        _pid_run(ctx, "test/prefetch-a")
+    _pid_run(ctx, "test/prefetch-c")
+
+
+def _jobs(*jobs):
+    return tuple(prefetch.Job(compute, after) for compute, after in jobs)
+
+
 @pytest.fixture
 def fresh_build(monkeypatch):
     """An empty COMPUTED_THIS_BUILD and BUILD_LOG for the test, as at the start of a build."""
@@ -45,7 +60,7 @@ def fresh_build(monkeypatch):
 
 
 def test_lanes_run_in_parallel_workers_and_pages_read_their_results(ctx, monkeypatch, fresh_build):
-    monkeypatch.setattr(prefetch, "STAGES", (((_job_a,), (_job_b,)),))
+    monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
     keys = prefetch.prefetch(ctx, lanes=2)
     assert len(keys) == 2 and set(keys) == runs.COMPUTED_THIS_BUILD
     a, b = _pid_run(ctx, "test/prefetch-a"), _pid_run(ctx, "test/prefetch-b")
@@ -55,27 +70,54 @@ def test_lanes_run_in_parallel_workers_and_pages_read_their_results(ctx, monkeyp
 
 
 def test_force_computes_a_prefetched_run_once(ctx, monkeypatch, fresh_build):
-    monkeypatch.setattr(prefetch, "STAGES", (((_job_a,), (_job_b,)),))
+    monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
     forced = ctx.__class__(**{**ctx.__dict__, "force": True})
     prefetch.prefetch(forced, lanes=2)
     assert _pid_run(forced, "test/prefetch-a").metrics["pid"] != os.getpid()
 
 
-def test_a_stage_with_one_lane_of_work_runs_here_and_cached_runs_are_skipped(ctx, monkeypatch, fresh_build):
+def test_a_lone_missing_job_runs_here_and_cached_runs_are_skipped(ctx, monkeypatch, fresh_build):
     _job_a(ctx)  # cached before the build
-    monkeypatch.setattr(prefetch, "STAGES", (((_job_a,), (_job_b,)),))
+    monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
     keys = prefetch.prefetch(ctx, lanes=2)
     assert len(keys) == 1 and _pid_run(ctx, "test/prefetch-b").metrics["pid"] == os.getpid()
 
 
-def test_two_lanes_computing_the_same_run_is_an_error(ctx, monkeypatch, fresh_build):
-    monkeypatch.setattr(prefetch, "STAGES", (((_slow_job_a,), (_slow_job_a,)),))
-    with pytest.raises(RuntimeError, match="computed by two lanes"):
+def test_a_job_starts_only_after_the_jobs_it_reads(ctx, monkeypatch, fresh_build):
+    """_job_reading_a would fail in a worker where _job_a's run is not there yet; it is listed first
+    and its chain is the longest, so only `after` holds it back."""
+    monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_job_reading_a, ("slow_job_a",), 100),
+                                           prefetch.Job(_slow_job_a, (), 1), prefetch.Job(_job_b, (), 50)))
+    keys = prefetch.prefetch(ctx, lanes=2)
+    assert len(keys) == 3
+    pids = {name: _pid_run(ctx, f"test/prefetch-{name}").metrics["pid"] for name in "abc"}
+    assert os.getpid() not in pids.values()
+
+
+def test_critical_seconds_is_the_longest_chain_from_each_job():
+    jobs = _jobs((_job_a, ()), (_job_b, ("job_a",)), (_job_reading_a, ("job_a",)))
+    jobs = tuple(prefetch.Job(job.compute, job.after, seconds) for job, seconds in zip(jobs, (10, 5, 7)))
+    assert prefetch.critical_seconds(jobs) == {"job_a": 17, "job_b": 5, "job_reading_a": 7}
+    with pytest.raises(ValueError, match="job job_b comes after 'nothing', which is no job"):
+        prefetch.critical_seconds(_jobs((_job_a, ()), (_job_b, ("nothing",))))
+    with pytest.raises(ValueError, match="jobs wait for each other in a circle: job_a -> job_b -> job_a"):
+        prefetch.critical_seconds(_jobs((_job_a, ("job_b",)), (_job_b, ("job_a",))))
+
+
+def test_the_real_jobs_start_with_the_longest_chains():
+    chain = prefetch.critical_seconds(prefetch.JOBS)
+    first_two = sorted(chain, key=chain.get, reverse=True)[:2]
+    assert set(first_two) == {"time_ddpm", "time_flow"}, chain
+
+
+def test_two_jobs_computing_the_same_run_is_an_error(ctx, monkeypatch, fresh_build):
+    monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_slow_job_a), prefetch.Job(_other_slow_job_a)))
+    with pytest.raises(RuntimeError, match="computed by two jobs"):
         prefetch.prefetch(ctx, lanes=2)
 
 
 def test_nothing_runs_with_one_lane_or_one_core(ctx, monkeypatch, fresh_build):
-    monkeypatch.setattr(prefetch, "STAGES", (((_job_a,), (_job_b,)),))
+    monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
     assert prefetch.prefetch(ctx, lanes=1) == []
     monkeypatch.setattr(prefetch, "_cores", lambda: 1)
     assert prefetch.prefetch(ctx, lanes=2) == []
@@ -83,12 +125,12 @@ def test_nothing_runs_with_one_lane_or_one_core(ctx, monkeypatch, fresh_build):
         _job_a(ctx)
 
 
-def test_the_real_stages_compute_every_run_once(ctx, fresh_build):
+def test_the_real_jobs_compute_every_run_once(ctx, fresh_build):
     """The tiny profile's Part B, prefetched into an empty cache: no run computed twice (prefetch
     raises otherwise), and afterwards no job has anything left to compute."""
     keys = prefetch.prefetch(ctx, lanes=2)
     assert keys and len(keys) == len(set(keys))
-    assert not any(prefetch._missing(ctx, job) for stage in prefetch.STAGES for lane in stage for job in lane)
+    assert not any(prefetch._missing(ctx, job.compute) for job in prefetch.JOBS)
 
 
 def _sleeping_job(ctx):
@@ -108,7 +150,7 @@ import torch, test_prefetch
 from pathlib import Path
 from diffusion_lab.experiments import prefetch
 from diffusion_lab.runcache.context import BuildContext
-prefetch.STAGES = (((test_prefetch._sleeping_job,), (test_prefetch._other_sleeping_job,)),)
+prefetch.JOBS = (prefetch.Job(test_prefetch._sleeping_job), prefetch.Job(test_prefetch._other_sleeping_job))
 prefetch._missing = lambda ctx, job: True
 prefetch._cores = lambda: 2
 ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0,

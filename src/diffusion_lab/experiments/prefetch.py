@@ -3,8 +3,10 @@
 On a CPU, one training or sampling process uses the cores badly: the width-32 UNets are too small
 for two threads to share one convolution well (measured on this project's 2-core machine: one
 process with 2 threads trains 660 images/s; two processes with 1 thread each, 440 each, 880 in
-all). So a build first runs the independent chains of heavy runs below in `lanes` worker
-processes of one thread each, stage after stage; the page scripts then find them in the cache.
+all). So a build first runs the heavy runs below (`JOBS`) in `lanes` worker processes of one
+thread each, each job as soon as the runs it reads are there; the page scripts then find them in
+the cache. A job queue, not fixed stages: in the cold build of 01d837f the two lanes of each stage
+idled 29 s, 25 s and 5 s waiting for each other.
 On CUDA the same lanes share the GPU: a width-64 UNet at batch 64-128 leaves it idle between
 kernel launches, and a second process's kernels fill those gaps. Measured on an H200 (the full
 profile, measurements/2026-11-30-h200-full): the four UNets trained in 140-150 s each, two at a
@@ -24,7 +26,8 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -48,16 +51,37 @@ from diffusion_lab.experiments.partb_training import (
 from diffusion_lab.runcache import runs
 from diffusion_lab.runcache.context import BuildContext
 
-Job = Callable[[BuildContext], object]
+Compute = Callable[[BuildContext], object]
 
 
-def _ddpm_models(ctx):
+@dataclass(frozen=True)
+class Job:
+    """Runs one worker computes in order (`compute`), once the jobs named in `after`, whose runs
+    they read, are done. `seconds`: what it took in a cold quick build, in a one-thread worker on
+    this project's 2-core machine (01d837f, 2026-11-30); it only orders the queue."""
+
+    compute: Compute
+    after: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.compute.__name__.lstrip("_")
+
+
+def _time_ddpm(ctx):
     ddpm_training(ctx, False, progress=False)
+
+
+def _class_ddpm(ctx):
     ddpm_training(ctx, True, progress=False)
 
 
-def _flow_models(ctx):
+def _time_flow(ctx):
     flow_training(ctx, False, progress=False)
+
+
+def _class_flow(ctx):
     flow_training(ctx, True, progress=False)
 
 
@@ -107,25 +131,55 @@ def _class_comparison(ctx):
     comparison(ctx, True)
 
 
-# Stages run one after the other; a stage's lanes run side by side, each job of a lane in order.
-# A job only reads runs of earlier stages or of its own lane, so no two workers ever compute the
-# same run. Balanced by the quick profile's measured run times (one-thread workers, cold build of
-# 4c73430): DDPM models 433 s + judge 103 | flow models 469 + denoisers 71; DDPM scores 228 |
-# flow measurements 87 + pure noise 16 + time DDPM figures 13 + guidance sweep 87; then class
-# comparison 75 | time comparison 28 + class DDPM figures 23. The sweep sat in the third stage
-# before, where it made that stage 110 s while the second stage's short lane idled 112 s.
-STAGES: tuple[tuple[tuple[Job, ...], ...], ...] = (
-    ((_ddpm_models, _judge), (_flow_models, _denoisers)),
-    ((_ddpm_scores,), (_flow_measurements, _pure_noise, _time_ddpm_figures, _guidance_sweep)),
-    ((_class_comparison,), (_time_comparison, _class_ddpm_figures)),
+# The class-conditioned models start from the time-conditioned ones (warm_start), so they come after
+# them; everything that judges samples comes after the judge.
+JOBS: tuple[Job, ...] = (
+    Job(_time_ddpm, seconds=320),
+    Job(_class_ddpm, ("time_ddpm",), 156),
+    Job(_time_flow, seconds=324),
+    Job(_class_flow, ("time_flow",), 161),
+    Job(_judge, seconds=102),
+    Job(_denoisers, seconds=71),
+    Job(_pure_noise, seconds=17),
+    Job(_ddpm_scores, ("time_ddpm", "judge"), 234),
+    Job(_time_ddpm_figures, ("time_ddpm",), 14),
+    Job(_class_ddpm_figures, ("class_ddpm",), 26),
+    Job(_guidance_sweep, ("class_ddpm", "judge"), 118),
+    Job(_flow_measurements, ("time_flow", "class_flow", "judge"), 115),
+    Job(_time_comparison, ("time_ddpm", "time_flow", "judge"), 31),
+    Job(_class_comparison, ("class_ddpm", "class_flow", "judge"), 92),
 )
 
 
-def _missing(ctx: BuildContext, job: Job) -> bool:
-    """Whether `job` would compute anything (it or a run it reads is not cached)."""
+def critical_seconds(jobs: tuple[Job, ...]) -> dict[str, float]:
+    """For each job, the seconds of the longest chain of jobs that starts with it (itself included):
+    how long the build runs after it starts, at the least. The queue starts the longest first."""
+    later: dict[str, list[str]] = {job.name: [] for job in jobs}
+    for job in jobs:
+        for name in job.after:
+            if name not in later:
+                raise ValueError(f"job {job.name} comes after {name!r}, which is no job: {', '.join(later)}")
+            later[name].append(job.name)
+    seconds = {job.name: job.seconds for job in jobs}
+    chain: dict[str, float] = {}
+
+    def longest(name: str, path: tuple[str, ...] = ()) -> float:
+        if name in path:
+            raise ValueError(f"jobs wait for each other in a circle: {' -> '.join((*path, name))}")
+        if name not in chain:
+            chain[name] = seconds[name] + max((longest(n, (*path, name)) for n in later[name]), default=0.0)
+        return chain[name]
+
+    for name in later:
+        longest(name)
+    return chain
+
+
+def _missing(ctx: BuildContext, compute: Compute) -> bool:
+    """Whether `compute` would compute anything (a run it makes or reads is not cached)."""
     try:
         with runs.lookup_only():
-            job(ctx)
+            compute(ctx)
     except runs.NotCached:
         return True
     return False
@@ -142,18 +196,17 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_lane(ctx: BuildContext, lane: tuple[Job, ...], threads: int | None = None) -> list[str]:
-    """The lane's jobs in order (in a worker: with `threads` threads); returns the keys of the runs
-    this process computed."""
+def _run_job(ctx: BuildContext, compute: Compute, threads: int | None = None) -> list[str]:
+    """`compute` (in a worker: with `threads` threads); returns the keys of the runs this process
+    computed meanwhile."""
     if threads is not None:
         torch.set_num_threads(threads)
     before = set(runs.computed_keys())
-    for job in lane:
-        started = time.perf_counter()
-        print(f"prefetch: {job.__name__.lstrip('_')} ...", file=sys.stderr, flush=True)
-        job(ctx)
-        print(f"prefetch: {job.__name__.lstrip('_')} ready after {time.perf_counter() - started:.0f} s",
-              file=sys.stderr, flush=True)
+    name = compute.__name__.lstrip("_")
+    started = time.perf_counter()
+    print(f"prefetch: {name} ...", file=sys.stderr, flush=True)
+    compute(ctx)
+    print(f"prefetch: {name} ready after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return [key for key in runs.computed_keys() if key not in before]
 
 
@@ -163,31 +216,40 @@ def _cores() -> int:
 
 
 def prefetch(ctx: BuildContext, lanes: int) -> list[str]:
-    """Compute the runs of `STAGES` that are not cached, stage by stage, a stage's lanes in parallel
-    worker processes that share the CPU's cores (and, on CUDA, the GPU); a stage with work in one
-    lane only runs it here, with every thread. Nothing happens for lanes < 2 or on a single core.
-    Returns the keys computed."""
+    """Compute the runs of `JOBS` that are not cached in `lanes` worker processes that share the CPU's
+    cores (and, on CUDA, the GPU), each job as soon as the jobs it comes after are done, the one
+    with the longest chain ahead of it first (`critical_seconds`); a lone missing job runs here,
+    with every thread. Nothing happens for lanes < 2 or on a single core. Returns the keys computed.
+
+    How many threads compute a job depends on the cache's state alone, never on which job ended
+    first: one, unless it is the only missing job. So a cold build computes every run the same way
+    on any machine."""
     cores = _cores()
     if lanes < 2 or cores < 2:
         return []
     lanes = min(lanes, cores)
+    chain = critical_seconds(JOBS)
+    pending = {job.name: job for job in JOBS if _missing(ctx, job.compute)}
+    done = {job.name for job in JOBS} - set(pending)
+    if len(pending) == 1:
+        return _run_job(ctx, next(iter(pending.values())).compute)
     computed: list[str] = []
+    running: dict[Future, str] = {}
     with ProcessPoolExecutor(max_workers=lanes, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
-        for stage in STAGES:
-            work = [tuple(job for job in lane if _missing(ctx, job)) for lane in stage]
-            work = [lane for lane in work if lane]
-            if not work:
-                continue
-            if len(work) == 1:
-                computed.extend(_run_lane(ctx, work[0]))
-                continue
-            threads = [max(1, cores // len(work))] * len(work)
-            for keys in pool.map(_run_lane, [ctx] * len(work), work, threads):
+        while pending or running:
+            ready = sorted((job for job in pending.values() if done.issuperset(job.after)),
+                           key=lambda job: -chain[job.name])
+            for job in ready[: lanes - len(running)]:
+                running[pool.submit(_run_job, ctx, pending.pop(job.name).compute, cores // lanes)] = job.name
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                keys = future.result()
                 computed.extend(keys)
                 runs.COMPUTED_THIS_BUILD.update(keys)
-            twice = sorted({key[:12] for key in computed if computed.count(key) > 1})
-            if twice:
-                raise RuntimeError(f"prefetch: runs {', '.join(twice)} were computed by two lanes; reorder "
-                                   "STAGES so that a run a lane reads comes from an earlier stage or its own lane")
+                done.add(running.pop(future))
+    twice = sorted({key[:12] for key in computed if computed.count(key) > 1})
+    if twice:
+        raise RuntimeError(f"prefetch: runs {', '.join(twice)} were computed by two jobs; a job must come `after` "
+                           "every job whose runs it reads (JOBS)")
     return computed
