@@ -242,6 +242,8 @@ def prefetch(ctx: BuildContext, lanes: int) -> list[str]:
                            key=lambda job: -chain[job.name])
             for job in ready[: lanes - len(running)]:
                 running[pool.submit(_run_job, ctx, pending.pop(job.name).compute, cores // lanes)] = job.name
+            if not running:  # critical_seconds has ruled out circles, so something is always ready
+                raise RuntimeError(f"prefetch: jobs {', '.join(pending)} wait for jobs that never run")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 keys = future.result()
