@@ -69,7 +69,7 @@ def main(argv=None) -> None:
     parser.add_argument("--corrector-snr", type=float, default=None,
                         help="DDPM models: a Langevin corrector step of this signal-to-noise ratio after each step")
     parser.add_argument("--start", choices=START_KINDS, default="noise",
-                        help="DDPM models: where sampling starts (forward_process.MatchedStart for matched)")
+                        help="DDPM models: where sampling starts (matched_start.MatchedStart for matched)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-from", type=Path, help="a --save file whose raw weights start the class model")
     parser.add_argument("--save", type=Path)

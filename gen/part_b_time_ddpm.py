@@ -7,8 +7,8 @@ from diffusion_lab.report.gpu_measurements import unguided_on_gpu_text
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
     TIME_SCORE_HEADERS, TRAINING_COST_HEADERS, class_share_chart, loss_curve, matched_start_text, optimizer_text,
-    reverse_process_gif, samples_per_epoch, scores_noise_text, scores_sampler_text, time_score_rows, training_cost_rows,
-    training_digit_count, unguided_bar_text,
+    reverse_process_gif, samples_per_epoch, scored_samples_figure, scores_noise_text, scores_sampler_text,
+    time_score_rows, training_cost_rows, training_digit_count, unguided_bar_text,
 )
 from diffusion_lab.runcache.context import BuildContext
 
@@ -72,6 +72,7 @@ page.table(TIME_SCORE_HEADERS, time_score_rows(scores, reference, trained),
            "What the judge reads in the time-conditioned UNet's samples at each kept checkpoint, and in real digits. "
            f"The samples are drawn with {scores_sampler_text(scores, recipe.num_timesteps)}.",
            [trained, judged, reference, scores])
+scored_samples_figure(page, scores, trained)
 page.figure(class_share_chart(scores, reference, trained, QUALITY_BAR),
             "The share of each digit among the samples, as the judge reads them (its most probable class), "
             "beside real training digits'. A model that forgets a digit shows a missing bar.",

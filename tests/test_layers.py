@@ -22,7 +22,7 @@ LAYERS = {
     "models": 2,
     "foundations": 1,
 }
-ALGORITHMS = {"schedule", "sampling", "flow_sampling", "editing", "illusions", "blur", "stock_sampling"}
+ALGORITHMS = {"schedule", "sampling", "matched_start", "flow_sampling", "editing", "illusions", "blur", "stock_sampling"}
 FOUNDATIONS = {"hashing", "seeding", "forward_process", "metrics"}
 
 

@@ -28,7 +28,7 @@ from diffusion_lab.runcache.code_fingerprint import PACKAGE_ROOT
 from diffusion_lab.runcache.provenance import LockReport
 from diffusion_lab.runcache.runs import RunRecord
 
-ALGORITHMS = ["schedule", "forward_process", "sampling", "editing", "illusions", "blur", "metrics", "stock_sampling"]
+ALGORITHMS = ["schedule", "forward_process", "sampling", "matched_start", "editing", "illusions", "blur", "metrics", "stock_sampling"]
 
 
 def _run(name="partb/guidance-sweep", key="0" * 64, params=None,

@@ -566,6 +566,34 @@ def test_the_matched_start_row_is_named_judged_and_set_beside_its_twin(monkeypat
     assert "`sample-digits --model time --start matched`" in text
 
 
+class _FigureCatcher:
+    def __init__(self):
+        self.figures = []
+
+    def figure(self, png, caption, runs, **options):
+        self.figures.append((png, caption))
+
+
+def test_the_scored_samples_figure_has_a_row_per_sampler_of_the_last_checkpoint(tmp_path):
+    even = [0.1] * 10
+    rows = [_score(1, "ema", 0.6, even, 40.0, steps=100), _score(2, "ema", 0.7, even, 30.0, steps=100),
+            _score(2, "ema", 0.7, even, 20.0, steps=100, start="matched")]
+    training, _ = _time_runs(rows)
+    shown = torch.rand(3, 10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    scores = make_run("partb/time-ddpm-scores", metrics={"rows": rows}, directory=tmp_path,
+                      files={"shown_samples.pt": shown})
+    page = _FigureCatcher()
+    pb.scored_samples_figure(page, scores, training)
+    (png, caption), = page.figures
+    assert caption.startswith("The first 10 of the samples each sampler drew for the table after epoch 2 of 2.")
+    wide, tall = png_size(png)
+    assert wide > tall > 0  # two rows of ten
+    training, scores = _time_runs(rows[:2])
+    alone = _FigureCatcher()
+    pb.scored_samples_figure(alone, scores, training)
+    assert alone.figures == []
+
+
 def test_optimizer_text_follows_the_recipe():
     quick = get_profile("quick").partb.time_ddpm
     course = replace(quick, lr_schedule="exponential", ema_decay=None, sample_weights="raw", min_snr_gamma=None)

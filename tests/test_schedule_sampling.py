@@ -14,8 +14,9 @@ from diffusers import DDPMScheduler
 from torch import nn
 
 from diffusion_lab import schedule
-from diffusion_lab.forward_process import MatchedStart, add_noise
 from diffusion_lab.backends.base import ModelOutput, NoiseModel, UnknownPrompt
+from diffusion_lab.forward_process import add_noise
+from diffusion_lab.matched_start import MatchedStart
 from diffusion_lab.mnist.ddpm import DDPMSchedule
 from diffusion_lab.sampling import (
     FrameRecorder, LangevinCorrector, guided_estimate, iterative_denoise, one_step_denoise, sample,

@@ -63,7 +63,7 @@ class Showcase:
     # Every profile uses 0.16, the default of Song et al.'s predictor-corrector sampler, not a value
     # tuned on the judge.
     score_corrector_snr: float | None = None
-    # ... and with `score_steps` from the matched start (forward_process.MatchedStart): x_T drawn from the
+    # ... and with `score_steps` from the matched start (matched_start.MatchedStart): x_T drawn from the
     # Gaussian with the mean and covariance of q(x_T), which the course's schedule leaves 22% of the digit in.
     score_matched_start: bool = False
 

@@ -25,7 +25,7 @@ NoiseEstimate = Callable[[torch.Tensor, int], ModelOutput]
 Projection = Callable[[torch.Tensor, int], torch.Tensor]
 # Called as callback(i, t, x_t) before the step at timesteps[i].
 StepCallback = Callable[[int, int, torch.Tensor], None]
-# Called as start(eps, abar_T) on the first draw, eps ~ N(0, I); returns x_T (forward_process.MatchedStart).
+# Called as start(eps, abar_T) on the first draw, eps ~ N(0, I); returns x_T (matched_start.MatchedStart).
 Start = Callable[[torch.Tensor, float], torch.Tensor]
 
 
@@ -268,7 +268,7 @@ def sample(
         timesteps: descending, defaults to `model.strided_timesteps()`.
         noise_view: applied to each noise draw.
         start: maps that first draw to x_T as start(eps, abar at timesteps[0])
-            (`forward_process.MatchedStart`); None keeps x_T = eps, as the course.
+            (`matched_start.MatchedStart`); None keeps x_T = eps, as the course.
         **loop_options: passed to `iterative_denoise`.
 
     Returns:

@@ -16,7 +16,7 @@ The sampler is Part B's (all T timesteps, fixed_large variance) unless `--steps 
 strided loop (posterior variance) on at most N of them (`partb_sampling.partb_noise_model`), and
 `--corrector-snr R` adds a Langevin corrector step after each (`sampling.LangevinCorrector`), and
 `--start matched` (time model) draws x_T with the mean and covariance of q(x_T) instead of from
-N(0, I) (`forward_process.MatchedStart`); a flow model's is `flow_sampling`'s ODE solver from t = 0 to 1.
+N(0, I) (`matched_start.MatchedStart`); a flow model's is `flow_sampling`'s ODE solver from t = 0 to 1.
 Every option is checked, against the profile's recipe too, before any model is trained.
 """
 

@@ -145,10 +145,14 @@ def judge_reference(ctx: BuildContext) -> RunRecord:
     return cached_run(ctx, "partb/judge-reference", params, compute)
 
 
+SCORED_SAMPLES_SHOWN = 10  # the first samples of each scores row kept for the page, (rows, 10, 1, 28, 28)
+
+
 def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
     """B2.3 judged: `judge_samples` unconditional samples of every kept checkpoint, with its raw
     weights and, where the recipe keeps one, their EMA (the same noise for both), read by the judge:
-    confident fraction, share of each digit, Frechet distance to the test set. Every checkpoint is
+    confident fraction, share of each digit, Frechet distance to the test set; the first
+    SCORED_SAMPLES_SHOWN samples of each row are kept in shown_samples.pt. Every checkpoint is
     sampled with the profile's `score_steps`; the last one also with the Langevin-corrected sampler
     and from the matched start (`score_samplers`) where the profile sets `score_corrector_snr` and
     `score_matched_start`."""
@@ -167,7 +171,7 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
                                   schedule.num_timesteps)
         starts = {kind: sampling_start(kind) for kind in {how.start for how in samplers}}
         epochs = checkpoint_epochs(trained)
-        rows = []
+        rows, shown = [], []
         for epoch in epochs:
             for weights in weight_kinds(trained):
                 unet = load_ddpm(ctx, trained, epoch, weights)
@@ -189,6 +193,8 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
                         "evaluations": result.network_evaluations // show.judge_samples,
                         "wall_time_s": result.wall_time_s,
                     })
+                    shown.append(result.samples[:SCORED_SAMPLES_SHOWN])
+        scratch.save("shown_samples.pt", torch.stack(shown))
         return {"rows": rows}
 
     return cached_run(ctx, "partb/time-ddpm-scores", params, compute)

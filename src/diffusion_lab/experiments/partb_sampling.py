@@ -15,7 +15,7 @@ import torch
 
 from diffusion_lab import sampling
 from diffusion_lab.backends.mnist import MnistBackend
-from diffusion_lab.forward_process import MatchedStart
+from diffusion_lab.matched_start import MatchedStart
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.ddpm import DDPMSchedule
 from diffusion_lab.mnist.precision import memory_format, resolve_precision
@@ -81,7 +81,7 @@ class SampleResult:
 class ScoreSampler:
     """One way the scores draw samples: `partb_noise_model`'s num_steps (None = all T), a Langevin
     corrector or none, and the start: "noise" (x_T ~ N(0, I), the course's) or "matched"
-    (`forward_process.MatchedStart` on the training digits' moments)."""
+    (`matched_start.MatchedStart` on the training digits' moments)."""
 
     steps: int | None
     corrector: sampling.LangevinCorrector | None = None

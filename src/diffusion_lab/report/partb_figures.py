@@ -303,7 +303,7 @@ def matched_start_text(scores: RunRecord, reference: RunRecord, training: RunRec
             "covariance \\(\\bar\\alpha_T \\Sigma + (1 - \\bar\\alpha_T) I\\) (\\(\\mu, \\Sigma\\): the "
             "digits' mean and covariance), while the loop starts from \\(\\mathcal{N}(0, I)\\). The matched "
             "start draws \\(x_T\\) from the Gaussian with those two moments instead, made from the same "
-            "noise (`forward_process.MatchedStart`); flow matching has no such gap, its \\(t = 0\\) is pure noise.")
+            "noise (`matched_start.MatchedStart`); flow matching has no such gap, its \\(t = 0\\) is pure noise.")
     for row in matched:
         twin = next((other for other in rows if other.get("start", "noise") == "noise"
                      and other["steps"] == row["steps"] and other.get("corrector_snr") == row.get("corrector_snr")), None)
@@ -313,6 +313,25 @@ def matched_start_text(scores: RunRecord, reference: RunRecord, training: RunRec
                      f"{frechet_ratio(row['frechet_distance'], reference):.1f}× the real digits' and the confident "
                      f"share from {percent(twin['confident_fraction'])} to {percent(row['confident_fraction'])}.")
     return text
+
+
+def scored_samples_figure(page: Page, scores: RunRecord, training: RunRecord) -> None:
+    """The first samples of every sampler the last checkpoint was scored with, one row each (the
+    weights the figures sample); a column starts from one noise draw in every row. Nothing where a
+    single sampler scored it: the figures above show those samples already."""
+    last = final_scores(scores, training)
+    if len(last) < 2:
+        return
+    stored = scores.load("shown_samples.pt")
+    indices = [scores.metrics["rows"].index(row) for row in last]
+    page.figure(
+        image_grid([list(stored[i].clamp(0, 1)) for i in indices], row_titles=[sampler_words(row) for row in last],
+                   cell_inches=0.7),
+        f"The first {stored.shape[1]} of the samples each sampler drew for the table after "
+        f"{last_checkpoint_label(training)}. Each column starts from the same draw of noise, and rows with the "
+        "same steps share every later draw too, so a column shows what the sampler alone changes.",
+        [training, scores],
+    )
 
 
 def scores_noise_text(training: RunRecord) -> str:
