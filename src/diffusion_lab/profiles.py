@@ -248,11 +248,13 @@ PROFILES: dict[str, Profile] = {
         "quick", "the default on a CPU: the same site, smaller models, fewer epochs", "minutes on 2 CPU cores",
         _QUICK,
         # Each scored sampler costs a minute or more of the build. On the cached quick time DDPM (1,000
-        # samples, one noise seed; probe of 2026-11-30, not tuned on: each sampler was run once), the
-        # Frechet distance in real digits' units from N(0, I) / from the matched start: 100 steps 18.4x /
-        # 12.0x; 50 steps + 49 Langevin (r = 0.16) 15.1x / 11.7x; all 300 steps 15.9x / 10.7x; 100 steps
-        # + 99 Langevin 12.2x / 9.8x; deterministic DDIM, 100 steps, 35.3x. The matched start does at
-        # equal cost what the corrector did, and more, so quick scores it instead of the corrector.
+        # samples, one noise seed, each sampler run once on 2026-11-30; the matched start has nothing to
+        # tune), the Frechet distance in real digits' units from N(0, I) / from the matched start: 100
+        # steps 18.4x / 12.0x; 50 steps + 49 Langevin (r = 0.16) 15.1x / 11.7x; all 300 steps 15.9x /
+        # 10.7x; 100 steps + 99 Langevin 12.2x / 9.8x; deterministic DDIM, 100 steps, 35.3x. A second,
+        # unrelated judge (an MLP on pixels, not in the repo) read 9.4x / 5.8x for the 100-step pair.
+        # The matched start does at equal cost what the corrector did, and more, so quick scores it
+        # instead of the corrector.
         Showcase(denoiser_digits=8, metric_images=500, time_samples=40, per_class_grid=4,
                  sweep_scales=(1.0, 1.5, COURSE_GUIDANCE), sweep_stride=10, gif_frame_every=10, sample_batch=500,
                  judge_samples=1000, score_steps=100, score_matched_start=True),

@@ -318,7 +318,7 @@ def matched_start_text(scores: RunRecord, reference: RunRecord, training: RunRec
 def scored_samples_figure(page: Page, scores: RunRecord, training: RunRecord) -> None:
     """The first samples of every sampler the last checkpoint was scored with, one row each (the
     weights the figures sample); a column starts from one noise draw in every row. Nothing where a
-    single sampler scored it: the figures above show those samples already."""
+    single sampler scored it: there is nothing to set beside its samples."""
     last = final_scores(scores, training)
     if len(last) < 2:
         return
