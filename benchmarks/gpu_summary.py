@@ -10,14 +10,17 @@ import json
 import sys
 from pathlib import Path
 
-KEPT = ("name", "compute_s", "device", "seed", "created", "commit", "params", "metrics")
+from diffusion_lab.runcache.entries import published_copies
+
+KEPT = ("name", "compute_s", "device", "precision", "threads", "lanes", "seed", "created", "commit", "params",
+        "metrics")
 
 
 def manifests(cache_dir: Path) -> list[dict]:
-    """The manifest fields in KEPT of every run published under cache_dir/runs, by creation time."""
+    """The manifest fields in KEPT of every run published in cache_dir, by creation time."""
     rows = []
-    for manifest in sorted((cache_dir / "runs").glob("*/manifest.json")):
-        data = json.loads(manifest.read_text())
+    for copy in published_copies(cache_dir):
+        data = json.loads((copy / "manifest.json").read_text())
         rows.append({key: data.get(key) for key in KEPT})
     return sorted(rows, key=lambda row: row["created"] or "")
 

@@ -226,7 +226,7 @@ def test_an_edited_manifest_is_recomputed_and_said_once(ctx, capsys):
     assert not again.hit and compute.calls == 2 and again.metrics == {"calls": 2}
     third = cached_run(ctx, "exp", {"a": 1}, compute)
     assert third.hit and third.metrics == {"calls": 2}
-    said = [line for line in capsys.readouterr().err.splitlines() if first.dir.name in line]
+    said = [line for line in capsys.readouterr().err.splitlines() if first.entry.name in line]
     assert len(said) == 1 and "checksum" in said[0], said
 
 
@@ -267,22 +267,76 @@ def test_a_reader_whose_copy_is_replaced_reads_the_entry_again(ctx, monkeypatch,
     assert "recomputing" not in capsys.readouterr().err
 
 
-def test_an_entry_in_the_old_layout_is_rebuilt_as_a_link(ctx):
+def _is_pointer(record) -> bool:
+    """Whether the run's entry is published as a pointer (a file naming its copy), not a link or folder."""
+    in_versions = record.dir.parent == entries.versions_dir(record.entry)
+    return record.entry.is_file() and not record.entry.is_symlink() and in_versions
+
+
+def test_an_entry_is_a_pointer_file_naming_the_copy_read(ctx):
+    record = cached_run(ctx, "exp", {"a": 1}, CountingCompute())
+    assert _is_pointer(record) and record.entry.read_text().strip() == record.dir.name
+    assert (record.dir / entries.MANIFEST).is_file() and record.path("values.pt") == record.dir / "values.pt"
+
+
+def test_an_entry_in_the_folder_layout_is_rebuilt_as_a_pointer(ctx):
     """Caches written before entries were links hold a folder whose manifest has no checksum."""
     compute = CountingCompute()
     first = cached_run(ctx, "exp", {"a": 1}, compute)
-    old = first.dir.resolve()
-    manifest = json.loads((old / entries.MANIFEST).read_text())
+    manifest = json.loads(first.path(entries.MANIFEST).read_text())
     del manifest[entries.CHECKSUM]
-    (old / entries.MANIFEST).write_text(json.dumps(manifest))
-    first.dir.unlink()
-    old.rename(first.dir)
-    stale = first.dir.with_name(f".{first.dir.name}.stale-0123abcd")  # left by replacing an entry then
+    first.path(entries.MANIFEST).write_text(json.dumps(manifest))
+    first.entry.unlink()
+    first.dir.rename(first.entry)
+    stale = first.entry.with_name(f".{first.entry.name}.stale-0123abcd")  # left by replacing an entry then
     (stale / "nested").mkdir(parents=True)
     again = cached_run(ctx, "exp", {"a": 1}, compute)
-    assert not again.hit and again.dir.is_symlink() and cached_run(ctx, "exp", {"a": 1}, compute).hit
+    assert not again.hit and _is_pointer(again) and cached_run(ctx, "exp", {"a": 1}, compute).hit
     assert not stale.exists()
     assert len(_published_copies(ctx)) == 1 and not list((ctx.cache_dir / "tmp").iterdir())
+
+
+def _as_link(record) -> None:
+    """Publish a run's entry as caches written before pointers did: runs/<entry> -> ../versions/<entry>/<copy>."""
+    record.entry.unlink()
+    os.symlink(os.path.relpath(record.dir, record.entry.parent), record.entry)
+
+
+def test_an_entry_published_as_a_link_is_read_and_becomes_a_pointer_when_replaced(ctx):
+    """Developers' caches written before pointers keep their trained models."""
+    compute = CountingCompute()
+    first = cached_run(ctx, "exp", {"a": 1}, compute)
+    _as_link(first)
+    read = cached_run(ctx, "exp", {"a": 1}, compute)
+    assert read.hit and compute.calls == 1 and read.dir == first.dir and read.entry.is_symlink()
+    assert torch.equal(read.load("values.pt"), first.load("values.pt"))
+    forced = cached_run(dataclasses.replace(ctx, force=True), "exp", {"a": 1}, compute)
+    assert not forced.hit and compute.calls == 2 and _is_pointer(forced) and not first.dir.exists()
+    assert len(_published_copies(ctx)) == 1 and not list((ctx.cache_dir / "tmp").iterdir())
+
+
+def test_a_writer_that_finds_a_link_keeps_its_copy_and_makes_it_a_pointer(ctx):
+    compute = CountingCompute()
+    first = cached_run(ctx, "exp", {"a": 1}, compute)
+    _as_link(first)
+    scratch = entries.new_scratch(ctx.cache_dir, "label", "exp")  # a second writer of the same run
+    try:
+        manifest = entries.write_manifest(scratch, dict(json.loads(first.path(entries.MANIFEST).read_text()),
+                                                        metrics={"calls": -1}))
+        published = entries.publish(scratch, manifest, first.entry, force=False)
+    finally:
+        entries.end_scratch(scratch)
+    assert published.folder == first.dir and published.manifest["metrics"] == {"calls": 1}
+    assert first.entry.is_file() and not first.entry.is_symlink() and cached_run(ctx, "exp", {"a": 1}, compute).hit
+    assert len(_published_copies(ctx)) == 1 and not list((ctx.cache_dir / "tmp").iterdir())
+
+
+def test_a_record_follows_its_entry_when_a_force_build_replaced_its_copy(ctx):
+    compute = CountingCompute()
+    first = cached_run(ctx, "exp", {"a": 1}, compute)
+    forced = cached_run(dataclasses.replace(ctx, force=True), "exp", {"a": 1}, compute)
+    assert not first.dir.exists() and first.path("values.pt") == forced.dir / "values.pt"
+    assert torch.equal(first.load("values.pt"), forced.load("values.pt"))
 
 
 def _ended_pid() -> int:
@@ -319,9 +373,8 @@ def test_entries_follow_the_umask(ctx, umask, folder_mode, file_mode):
         os.umask(previous)
     paths = [ctx.cache_dir, *ctx.cache_dir.rglob("*")]
     assert record.path("sub/values.pt").resolve() in paths and record.path(entries.MANIFEST).resolve() in paths
+    assert not [path for path in paths if path.is_symlink()], "entries are pointers, not links"
     for path in paths:
-        if path.is_symlink():
-            continue
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (folder_mode if path.is_dir() else file_mode), f"{path}: {oct(mode)}"
 

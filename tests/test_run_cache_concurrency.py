@@ -3,14 +3,17 @@ without FORCE, and builds killed mid-run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+import torch
+from filelock import FileLock, Timeout
 
 from diffusion_lab.runcache import entries, runs
 
@@ -73,15 +76,20 @@ def hammer(cache: Path, seconds: float, force_share: float, workers: int = 4, sr
 
 
 def assert_clean_and_valid(cache: Path) -> int:
-    """Every entry valid, one copy per entry, nothing left in tmp/, no .stale leftovers; returns
-    the number of entries."""
+    """Every entry a valid pointer, one copy per entry, nothing left in tmp/ or owners/ (the owner
+    locks of processes that ended normally), no .stale leftovers; returns the number of entries."""
     published = sorted((cache / "runs").iterdir())
     for entry in published:
-        key = json.loads((entry / entries.MANIFEST).read_text())["key"]
+        assert entry.is_file() and not entry.is_symlink(), f"{entry} is not a pointer"
+        copy = entries.current_copy(entry)
+        key = json.loads((copy / entries.MANIFEST).read_text())["key"]
         assert entries.read_entry(entry, key)[0] is not None, entry
-        copies = sorted(path.name for path in entries.versions_dir(entry).iterdir())
-        assert copies == sorted([".lock", Path(os.readlink(entry)).name]), (entry, copies)
+        versions = entries.versions_dir(entry)
+        folders = [path.name for path in versions.iterdir() if path.is_dir()]
+        others = [path.name for path in versions.iterdir() if not path.is_dir() and path.name != ".lock"]
+        assert folders == [copy.name] and not others, (entry, folders, others)
     assert not list((cache / "tmp").iterdir()), "leftover scratch folders"
+    assert not list((cache / "owners").iterdir()), "leftover owner locks"
     assert not [path for path in cache.rglob("*") if ".stale" in path.name]
     return len(published)
 
@@ -98,8 +106,9 @@ def test_concurrent_builds_share_a_cache(tmp_path, force_share):
     assert not said, "no valid entry is ever judged invalid by a concurrent reader"
 
 
-KILLED = r"""
-import sys, time
+# A run that says when it computes, then waits for a line on stdin (or to be killed) to finish.
+BLOCKED = r"""
+import sys
 import torch
 from pathlib import Path
 from diffusion_lab.runcache.context import BuildContext
@@ -108,29 +117,128 @@ from diffusion_lab.runcache.runs import cached_run
 def compute(scratch):
     scratch.save("partial.pt", torch.zeros(3))
     print("computing", flush=True)
-    time.sleep(60)
+    sys.stdin.readline()
+    return {"finished": True}
 
 ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0,
                    cache_dir=Path(sys.argv[1]), force=False)
-cached_run(ctx, "killed", {}, compute)
+cached_run(ctx, sys.argv[2], {}, compute)
 """
 
 
-def test_a_killed_runs_scratch_folder_is_cleaned_by_the_next_run(ctx):
+def start_blocked(cache: Path, name: str, script: str = BLOCKED) -> subprocess.Popen:
+    """A process computing run `name` in `cache`, stopped in its compute function until a line is
+    written to its stdin."""
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    child = subprocess.Popen([sys.executable, "-c", KILLED, str(ctx.cache_dir)], env=env,
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "computing"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    tmp = ctx.cache_dir / "tmp"
-    left = list(tmp.iterdir())
-    assert [path.name.split("@")[0] for path in left] == [str(child.pid)], left
-    live = tmp / f"{os.getpid()}@{left[0].name.split('@')[1]}@abcdef123456-0001"
-    live.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", script, str(cache), name], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "computing"
+    return child
 
-    record = runs.cached_run(ctx, "other", {}, lambda scratch: {"ok": True})
-    assert not record.hit and record.metrics == {"ok": True}
-    assert list(tmp.iterdir()) == [live], "the killed run's folder goes, a live run's stays"
+
+def owners_in_tmp(cache: Path) -> list[str]:
+    """The pid of the owner of each folder in tmp/."""
+    return sorted(path.name.split("@")[0] for path in (cache / "tmp").iterdir())
+
+
+def test_a_killed_runs_scratch_folder_is_cleaned_by_the_next_run_and_a_live_ones_kept(ctx):
+    """The killed process's owner lock is free (the system released it), the live one's is held."""
+    killed = start_blocked(ctx.cache_dir, "killed")
+    live = start_blocked(ctx.cache_dir, "live")
+    try:
+        killed.kill()  # SIGKILL here, TerminateProcess on Windows: nothing is cleaned up
+        killed.wait(timeout=60)
+        assert owners_in_tmp(ctx.cache_dir) == sorted([str(killed.pid), str(live.pid)])
+
+        record = runs.cached_run(ctx, "other", {}, lambda scratch: {"ok": True})
+        assert not record.hit and record.metrics == {"ok": True}
+        assert owners_in_tmp(ctx.cache_dir) == [str(live.pid)], "the killed run's folder goes, a live run's stays"
+        assert [path.name.split("@")[0] for path in (ctx.cache_dir / "owners").iterdir()] == [str(live.pid)]
+
+        live.stdin.write("\n")
+        live.stdin.flush()
+        assert live.wait(timeout=120) == 0
+    finally:
+        live.kill()
+        live.wait(timeout=60)
+    assert assert_clean_and_valid(ctx.cache_dir) == 2
+
+
+# --- controlled interleavings: threads of one process, ordered by events --------------------------
+
+def _wait(event: threading.Event) -> None:
+    """Wait for a step of the other thread; the limit only turns a hang into a failure."""
+    assert event.wait(timeout=300), "the other thread never got there"
+
+
+def _values(scratch):
+    scratch.save("values.pt", torch.randn(100, generator=scratch.generator("values")))
+    return {}
+
+
+def test_a_reader_sees_the_old_copy_then_the_new_one_while_a_force_build_switches(ctx, monkeypatch):
+    """Paused just before and just after its os.replace of the pointer, a FORCE writer holds the
+    entry's lock, and a reader (no lock) reads a valid copy each time: the old one, then the new."""
+    first = runs.cached_run(ctx, "exp", {}, _values)
+    before, after, go_on, switched = (threading.Event() for _ in range(4))
+    replace = entries._replace
+
+    def paused_replace(source, target):
+        before.set()
+        _wait(go_on)
+        replace(source, target)
+        after.set()
+        _wait(switched)
+
+    monkeypatch.setattr(entries, "_replace", paused_replace)
+    forced = []
+    writer = threading.Thread(target=lambda: forced.append(
+        runs.cached_run(dataclasses.replace(ctx, force=True), "exp", {}, _values)))
+    writer.start()
+    try:
+        _wait(before)  # the new copy is in versions/, not yet published
+        with pytest.raises(Timeout):
+            FileLock(entries.versions_dir(first.entry) / ".lock").acquire(timeout=0)
+        seen, _ = entries.read_entry(first.entry, first.key)
+        assert seen is not None and seen.folder == first.dir
+        assert len([path for path in entries.versions_dir(first.entry).iterdir() if path.is_dir()]) == 2
+        go_on.set()
+        _wait(after)  # published, the old copy not yet set aside
+        seen, _ = entries.read_entry(first.entry, first.key)
+        assert seen is not None and seen.folder != first.dir and first.dir.is_dir()
+    finally:
+        go_on.set()
+        switched.set()
+        writer.join()
+    assert forced[0].dir == seen.folder and not first.dir.exists()
+    assert assert_clean_and_valid(ctx.cache_dir) == 1
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["without-force", "with-force"])
+def test_two_writers_that_computed_one_run_leave_one_copy(ctx, force):
+    """Both compute before either publishes (a barrier in the compute function): without FORCE the
+    second to publish takes the first's copy; with FORCE the second replaces it."""
+    both_computed = threading.Barrier(2)
+
+    def compute(scratch):
+        scratch.save("values.pt", torch.full((3,), float(threading.get_ident() % 1000)))
+        both_computed.wait(timeout=300)
+        return {"writer": threading.get_ident()}
+
+    context = dataclasses.replace(ctx, force=force)
+    records = {}
+    writers = [threading.Thread(target=lambda: records.update({threading.get_ident(): runs.cached_run(
+        context, "exp", {}, compute)})) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert len(records) == 2 and not any(record.hit for record in records.values())
+    published = entries.read_entry(next(iter(records.values())).entry, next(iter(records.values())).key)[0]
+    winner = published.manifest["metrics"]["writer"]
+    for ident, record in records.items():
+        expected = winner if force else record.metrics["writer"]
+        assert torch.equal(record.load("values.pt"), torch.full((3,), float(expected % 1000))), (force, ident)
+    if not force:
+        assert {record.metrics["writer"] for record in records.values()} == {winner}, "both use the first copy"
+    assert assert_clean_and_valid(ctx.cache_dir) == 1

@@ -5,7 +5,8 @@ for finiteness and range by its argparse type, pictures, the output folder and t
 before any model is trained or sampled. Outputs are written to a temporary file first and renamed
 into place, so a crash never leaves half a file behind.
 
-One module a command: `sample_digits`, `part_a` (edit, illusion); `arguments` holds the checks.
+One module a command: `sample_digits`, `part_a` (edit, illusion), `site` (the whole website, as
+`make site` builds it, without make); `arguments` holds the checks.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from diffusion_lab.cli import part_a, sample_digits
+from diffusion_lab.cli import part_a, sample_digits, site
 from diffusion_lab.cli.arguments import EXIT_USAGE, Parser, UsageError
 
-COMMANDS = [sample_digits.add_command, part_a.add_edit_command, part_a.add_illusion_command]
+COMMANDS = [sample_digits.add_command, part_a.add_edit_command, part_a.add_illusion_command, site.add_command]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        args.run(args)
+        code = args.run(args)  # None, or the exit code of what the command ran (`site`: mkdocs')
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return 0
+    return code or 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -26,7 +25,10 @@ from diffusion_lab.hashing import file_sha256
 from diffusion_lab.runcache.code_fingerprint import loaded_source_fingerprint
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.entries import (
+    Published,
     clean_dead_scratch,
+    current_copy,
+    end_scratch,
     entry_dir,
     new_scratch,
     publish,
@@ -64,7 +66,10 @@ class Scratch:
 
 @dataclass
 class RunRecord:
-    """A finished run, fresh or from the cache: where its files are and how it was made."""
+    """A finished run, fresh or from the cache: where its files are and how it was made.
+
+    `dir` is the folder of the entry's copy this run was read from; `entry`, the entry in the
+    cache's runs/, names the copy published now."""
 
     name: str
     key: str
@@ -82,8 +87,16 @@ class RunRecord:
     commit: str
     created: str
     metrics: dict = field(default_factory=dict)
+    precision: str | None = None  # "bf16" / "fp32": see `run_precision`; None in entries made before it was kept
+    threads: int | None = None  # torch's threads in the process that computed it; None in older entries
+    lanes: int | None = None  # processes computing side by side when it was computed (`EXECUTION`); None in older entries
+    entry: Path | None = None  # the entry in runs/ (`path` follows it to a replacing copy)
 
     def path(self, filename: str) -> Path:
+        """The file in the run's copy; in the copy the entry names now where a concurrent FORCE
+        build replaced (and deleted) that one."""
+        if self.entry is not None and not self.dir.is_dir():
+            return (current_copy(self.entry) or self.dir) / filename
         return self.dir / filename
 
     def load(self, filename: str, map_location="cpu") -> Any:
@@ -92,8 +105,8 @@ class RunRecord:
             try:
                 return _load(self.path(filename), map_location)
             except FileNotFoundError:
-                # A concurrent FORCE may have replaced the entry between resolving its link and
-                # opening the file; the link now names the new copy.
+                # A concurrent FORCE may have deleted the copy between `path` and opening the
+                # file; the entry now names the new copy.
                 if attempt == 2:
                     raise
 
@@ -106,6 +119,10 @@ def _load(path: Path, map_location) -> Any:
 
 # Every run of this process, once each (by key), in the order first met: the Build page lists them.
 BUILD_LOG: list[RunRecord] = []
+
+# How this process computes, for provenance only (never in a key): how many processes of the build
+# compute side by side (experiments.prefetch sets it in its workers; 1 elsewhere).
+EXECUTION: dict[str, int] = {"lanes": 1}
 
 
 def _log(record: RunRecord) -> RunRecord:
@@ -155,19 +172,29 @@ def cache_key(name: str, params: dict, seed: int, device_kind: str,
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
-def _record(manifest: dict, entry: Path, hit: bool, wall_s: float, ctx: BuildContext,
+def _record(published: Published, entry: Path, hit: bool, wall_s: float, ctx: BuildContext,
             backend: str | None, function: str) -> RunRecord:
+    manifest = published.manifest
     return RunRecord(
         name=manifest["name"], key=manifest["key"], params=manifest["params"], seed=manifest["seed"],
-        dir=entry, hit=hit, wall_s=wall_s, compute_s=manifest["compute_s"], device=manifest["device"],
-        profile=ctx.profile, backend=backend, function=function, versions=manifest["versions"],
+        dir=published.folder, entry=entry, hit=hit, wall_s=wall_s, compute_s=manifest["compute_s"],
+        device=manifest["device"], profile=ctx.profile, backend=backend, function=function,
+        versions=manifest["versions"],
         commit=manifest["commit"], created=manifest["created"], metrics=manifest.get("metrics", {}),
+        precision=manifest.get("precision"), threads=manifest.get("threads"), lanes=manifest.get("lanes"),
     )
 
 
+def run_precision(ctx: BuildContext, metrics: dict) -> str:
+    """The precision a run's networks ran at: the one its metrics report (a training run's resolved
+    recipe precision), else what "auto" resolves to on the build's device (`BuildContext.precision`)."""
+    reported = metrics.get("precision") if isinstance(metrics, dict) else None
+    return reported if reported in ("bf16", "fp32") else ctx.precision
+
+
 def _compute(ctx: BuildContext, name: str, params: dict, seed: int, key: str, entry: Path,
-             compute: Callable[[Scratch], dict | None]) -> dict:
-    """Run `compute` in a scratch folder, write its manifest and publish it; returns the published manifest."""
+             compute: Callable[[Scratch], dict | None]) -> Published:
+    """Run `compute` in a scratch folder, write its manifest and publish it; returns the published copy."""
     scratch_dir = new_scratch(ctx.cache_dir, key[:12], name)
     try:
         scratch = Scratch(name=name, dir=scratch_dir, params=params, seed=seed, device=ctx.device)
@@ -179,17 +206,19 @@ def _compute(ctx: BuildContext, name: str, params: dict, seed: int, key: str, en
             for path in sorted(scratch_dir.rglob("*"))
             if path.is_file()
         }
+        precision = run_precision(ctx, metrics)
         # The manifest goes in last: its presence is what marks the copy complete.
         manifest = write_manifest(scratch_dir, {
             "name": name, "key": key, "params": json.loads(canonical_json(params)), "seed": seed,
             "metrics": json.loads(canonical_json(metrics)), "files": files, "compute_s": compute_s,
-            "device": ctx.device_description, "versions": library_versions(), "commit": git_commit(),
+            "device": ctx.describe_device(precision), "versions": library_versions(), "commit": git_commit(),
             "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            # Optional (entries made before them stay valid): the Build page's columns.
+            "precision": precision, "threads": ctx.threads, "lanes": EXECUTION["lanes"],
         })
         return publish(scratch_dir, manifest, entry, ctx.force)
-    except BaseException:
-        shutil.rmtree(scratch_dir, ignore_errors=True)
-        raise
+    finally:
+        end_scratch(scratch_dir)  # deleted unless published
 
 
 class NotCached(LookupError):
@@ -241,14 +270,14 @@ def cached_run(
     clean_dead_scratch(ctx.cache_dir)
 
     if not ctx.force or key in COMPUTED_THIS_BUILD:
-        manifest, why = read_entry(entry, key)
-        if manifest is not None:
+        found, why = read_entry(entry, key)
+        if found is not None:
             hit = key not in COMPUTED_THIS_BUILD
-            return _log(_record(manifest, entry, hit, time.perf_counter() - started, ctx, backend, function))
+            return _log(_record(found, entry, hit, time.perf_counter() - started, ctx, backend, function))
         if why is not None and not _LOOKUP_ONLY.get():
             print(f"run cache: recomputing {entry.name}: {why}", file=sys.stderr)
     if _LOOKUP_ONLY.get():
         raise NotCached(name)
 
-    manifest = _compute(ctx, name, params, seed, key, entry, compute)
-    return _log(_record(manifest, entry, False, time.perf_counter() - started, ctx, backend, function))
+    published = _compute(ctx, name, params, seed, key, entry, compute)
+    return _log(_record(published, entry, False, time.perf_counter() - started, ctx, backend, function))
