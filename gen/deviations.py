@@ -1,11 +1,15 @@
 """Deviations from the write-up: every value of this build's Part A plan, model and Part B recipes
-that differs from the write-up's, computed from the configuration data (report/deviations.py)."""
+that differs from the write-up's, computed from the configuration data (report/deviations.py), and
+which of the devices the code supports have run on hardware (this build and measurements/)."""
 
 from diffusion_lab.experiments.parta_backend import backend_for
 from diffusion_lab.experiments.parta_plan import plan_for
 from diffusion_lab.profiles import get_profile
 from diffusion_lab.report.deviations import (
     agreement_text,
+    device_statuses,
+    devices_markdown,
+    devices_ran,
     deviations_table,
     model_facts,
     part_a_deviations,
@@ -52,5 +56,13 @@ guidance scales are swept): they are compared with the `full` profile, which fol
 wherever it says. {agreement_text(shown, "them")}
 
 {deviations_table(shown, PATH, "full profile", pages=rendered)}
+
+## Devices
+
+The devices the code runs on (`DIFFUSION_LAB_DEVICE`; empty: the first of them this machine has), and
+which of them have run on hardware, computed from this build's device and the runs kept in
+`measurements/`.
+
+{devices_markdown(device_statuses(devices_ran(ctx)))}
 """)
 page.save()

@@ -72,24 +72,64 @@ def test_an_unknown_backend(env):
     _refused("DIFFUSION_LAB_BACKEND", "'stable-diffusion'", "(make BACKEND=...)", "mnist or deepfloyd")
 
 
-@pytest.mark.parametrize("device", ["gpu", "mps", "cuda:x", "cpu:0", "CUDA"])
+@pytest.mark.parametrize("device", ["gpu", "metal", "mps:0", "cuda:x", "cpu:0", "CUDA"])
 def test_an_unknown_device(env, device):
+    env.setattr(torch.cuda, "is_available", lambda: False)
+    env.setattr(torch.backends.mps, "is_available", lambda: False)
     env.setenv("DIFFUSION_LAB_DEVICE", device)
-    _refused("DIFFUSION_LAB_DEVICE", repr(device), "cpu, cuda or cuda:N")
+    message = _refused("DIFFUSION_LAB_DEVICE", repr(device), "cpu, cuda, cuda:N or mps")
+    assert message.endswith("this machine allows cpu (empty: the first of cuda, mps and cpu it has, cpu here)")
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_cuda_without_a_gpu(env, device):
     env.setattr(torch.cuda, "is_available", lambda: False)
+    env.setattr(torch.backends.mps, "is_available", lambda: False)
     env.setenv("DIFFUSION_LAB_DEVICE", device)
     _refused("DIFFUSION_LAB_DEVICE", repr(device), "CUDA is not available here", "use cpu")
+
+
+def test_mps_without_an_apple_gpu(env):
+    """What `DIFFUSION_LAB_DEVICE=mps make site` says on this (non-Apple) machine: one line that
+    names the variable, the value and the devices allowed here (tests/test_devices.py: the CLI)."""
+    env.setattr(torch.backends.mps, "is_available", lambda: False)
+    env.setattr(torch.cuda, "is_available", lambda: False)
+    env.setenv("DIFFUSION_LAB_DEVICE", "mps")
+    message = _refused("DIFFUSION_LAB_DEVICE", "'mps'", "MPS is not available here", "sees no Apple GPU")
+    assert message.endswith("; use cpu")
+
+
+def test_mps_where_there_is_one(env):
+    env.setattr(torch.backends.mps, "is_available", lambda: True)
+    env.setenv("DIFFUSION_LAB_DEVICE", "mps")
+    assert BuildContext.from_env().device == torch.device("mps")
+
+
+def test_the_mkdocs_hook_stops_on_mps_here_with_the_one_line(env):
+    """What `DIFFUSION_LAB_DEVICE=mps mkdocs build --strict` does first on a machine without MPS,
+    without building: gen/settings_hook.py's on_config raises mkdocs' one-line PluginError."""
+    import importlib.util
+
+    from mkdocs.exceptions import PluginError
+
+    env.setattr(torch.backends.mps, "is_available", lambda: False)
+    env.setattr(torch.cuda, "is_available", lambda: False)
+    env.setenv("DIFFUSION_LAB_DEVICE", "mps")
+    spec = importlib.util.spec_from_file_location("settings_hook", Path(__file__).parents[1] / "gen" / "settings_hook.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    with pytest.raises(PluginError) as caught:
+        hook.on_config({})
+    assert str(caught.value) == ("bad build setting DIFFUSION_LAB_DEVICE='mps': MPS is not available here "
+                                 f"(torch {torch.__version__} sees no Apple GPU; MPS needs an Apple-silicon Mac); use cpu")
 
 
 def test_a_cuda_device_the_machine_lacks(env):
     env.setattr(torch.cuda, "is_available", lambda: True)
     env.setattr(torch.cuda, "device_count", lambda: 2)
+    env.setattr(torch.backends.mps, "is_available", lambda: False)
     env.setenv("DIFFUSION_LAB_DEVICE", "cuda:2")
-    _refused("DIFFUSION_LAB_DEVICE", "'cuda:2'", "this machine has 2 CUDA devices: use cuda:0 to cuda:1, or cpu")
+    _refused("DIFFUSION_LAB_DEVICE", "'cuda:2'", "this machine has 2 CUDA devices: use cuda, cuda:0 to cuda:1 or cpu")
 
 
 def test_a_missing_cache_folder_is_created(env, tmp_path):

@@ -200,3 +200,45 @@ def test_a_page_without_figures_has_no_headline():
 def test_every_profile_is_compared():
     for name in PROFILES:
         assert part_b_deviations(get_profile("full"), get_profile(name)).compared > 40
+
+
+# --- devices --------------------------------------------------------------------------------------
+
+def test_mps_is_supported_but_untested_until_a_build_or_measurement_ran_on_it():
+    ran = [("cpu (AMD EPYC 9654, AVX-512 BF16; bf16 autocast; 1 thread)", "this build"),
+           ("cuda (NVIDIA H200)", "`measurements/2026-11-30-h200-full`"),
+           ("cuda (NVIDIA H200)", "`measurements/2026-11-30-h200-full`")]
+    statuses = deviations.device_statuses(ran)
+    assert [(s.device_type, s.tested) for s in statuses] == [("cuda", True), ("mps", False), ("cpu", True)]
+    assert statuses[0].ran_on == ("cuda (NVIDIA H200) (`measurements/2026-11-30-h200-full`)",)  # once
+    markdown = deviations.devices_markdown(statuses)
+    first = markdown.splitlines()[0]
+    assert first.startswith("MPS (Apple silicon) is supported by the code (`mps`) but untested on hardware")
+    assert "run `make site` on an Apple-silicon Mac, then report the Build page's device line" in first
+    assert "| MPS (Apple silicon) | `mps` | fp32 (bf16 autocast on MPS is partial" in markdown
+    assert markdown.splitlines()[-2].endswith("| **not yet** |")  # the MPS row, before the CPU's
+    assert "CUDA is supported by the code" not in markdown and "CPU is supported" not in markdown
+
+
+def test_a_build_on_mps_counts_as_run_on_hardware():
+    statuses = deviations.device_statuses([("mps (Apple M2; fp32)", "this build")])
+    markdown = deviations.devices_markdown(statuses)
+    assert "MPS (Apple silicon) is supported" not in markdown
+    assert "| mps (Apple M2; fp32) (this build) |" in markdown
+    assert "CUDA is supported by the code (`cuda`, `cuda:N`) but untested on hardware" in markdown
+
+
+def test_the_repositorys_gpu_session_is_cuda_evidence():
+    from diffusion_lab.report.gpu_measurements import load_sessions
+
+    ran = [(run.device, session.folder.name) for session in load_sessions() for run in session.runs]
+    cuda = next(s for s in deviations.device_statuses(ran) if s.device_type == "cuda")
+    assert cuda.tested and any("NVIDIA" in line for line in cuda.ran_on)
+
+
+@pytest.mark.parametrize("line, device_type", [
+    ("cpu (2 threads)", "cpu"), ("cuda (NVIDIA H200; bf16 autocast)", "cuda"), ("mps (Apple M2; fp32)", "mps"),
+    ("cuda:1 (NVIDIA A100)", "cuda"),
+])
+def test_the_device_type_of_a_manifest_line(line, device_type):
+    assert deviations.device_type_of(line) == device_type

@@ -109,7 +109,9 @@ def test_the_build_page_links_the_section_only_when_there_is_one(tmp_path):
     assert "(#measured-on-a-gpu-not-by-this-build)" in with_section
     assert with_section.rstrip().endswith("## Measured on a GPU, not by this build")
     assert "measured-on-a-gpu" not in without
-    assert "computed it.\n\n| | |" in without and "did not compute.\n\n| | |" in with_section  # tables stay tables
+    assert "computed it.\n\nThis build runs on " in without  # the device line, a paragraph of its own
+    assert "did not compute.\n\nThis build runs on " in with_section
+    assert all("kept them).\n\n| | |" in page for page in (with_section, without))  # tables stay tables
 
 
 class _NoLock:

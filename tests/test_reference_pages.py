@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from sitebuild import REPO
 
@@ -25,6 +26,7 @@ from diffusion_lab.report.reference_pages import (
     reference_page_path,
 )
 from diffusion_lab.runcache.code_fingerprint import PACKAGE_ROOT
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.provenance import LockReport
 from diffusion_lab.runcache.runs import RunRecord
 
@@ -156,6 +158,49 @@ def test_the_build_page_names_no_absolute_path(ctx, uses):
     assert str(ctx.cache_dir) not in markdown and str(Path(ctx.cache_dir).parent) not in markdown
     assert "| cache | `$DIFFUSION_LAB_CACHE (outside the checkout)` |" in markdown
     assert str(page_module.CHECKOUT) not in markdown
+
+
+def test_each_run_row_shows_its_device_precision_threads_and_lanes(ctx, uses):
+    """The manifest's device line, precision, threads and lanes per run; a run made before manifests
+    kept them shows a dash there, and still its device."""
+    new = _run("partb/time-ddpm", "a" * 64)
+    new.device, new.precision, new.threads, new.lanes = "cpu (AMD EPYC 9654, AVX-512 BF16; fp32; 1 thread)", "fp32", 1, 2
+    gpu = _run("partb/class-ddpm", "b" * 64)
+    gpu.device, gpu.precision, gpu.threads, gpu.lanes = "cuda (NVIDIA H200; bf16 autocast)", "bf16", 16, 1
+    old = _run("partb/judge", "c" * 64)
+    old.device = "cpu (2 threads)"
+    markdown = build_page_markdown(ctx, [new, gpu, old], environment=NO_LOCK)
+    assert "| device | precision | threads | lanes | seed | key |" in markdown
+    rows = _run_rows(markdown)
+    assert "| cpu (AMD EPYC 9654, AVX-512 BF16; fp32; 1 thread) | fp32 | 1 | 2 | 0 | `aaaaaaaaaaaa` |" in rows[0]
+    assert "| cuda (NVIDIA H200; bf16 autocast) | bf16 autocast | 16 | 1 | 0 | `bbbbbbbbbbbb` |" in rows[1]
+    assert "| cpu (2 threads) | — | — | — | 0 | `cccccccccccc` |" in rows[2]
+
+
+@pytest.mark.parametrize("device, native, rule, here", [
+    ("cpu", True, "oneDNN reports native bf16", "bf16 autocast"),
+    ("cpu", False, "oneDNN reports native bf16", "fp32"),
+    ("mps", False, "fp32 (bf16 autocast on MPS is partial", "fp32"),
+])
+def test_the_build_page_opens_with_the_device_and_its_precision_rule(tmp_path, uses, monkeypatch,
+                                                                   device, native, rule, here):
+    """Computed from the context and mnist.precision: the device line, the rule of its type, and
+    what the rule gives on this machine."""
+    from diffusion_lab.mnist import precision
+    from diffusion_lab.runcache import machine
+
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: native)
+    monkeypatch.setattr(machine, "cpu_description", lambda: "Some CPU, AVX2")
+    monkeypatch.setattr(machine, "cpu_model", lambda: "Apple M2")
+    ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device(device), seed=0,
+                       cache_dir=tmp_path / "cache", force=False)
+    markdown = build_page_markdown(ctx, [], environment=NO_LOCK, gpu_measurements="")
+    line = next(line for line in markdown.splitlines() if line.startswith("This build runs on "))
+    assert line.startswith(f"This build runs on {ctx.device_description}. ")
+    assert f"on {device}, " in line and rule in line.split(f"on {device}, ")[1] and f"; here {here}." in line
+    assert markdown.index(line) < markdown.index("| profile |")  # at the top, before the settings
+    if device == "mps":
+        assert ctx.device_description == "mps (Apple M2; fp32)"
 
 
 def test_the_registries_start_empty_for_each_build():

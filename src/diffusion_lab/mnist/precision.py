@@ -1,5 +1,24 @@
 """Numeric precision for Part B's networks: what a recipe's "auto" means on a given device, and
-the autocast context and memory layout that go with the resolved precision."""
+the autocast context and memory layout that go with the resolved precision.
+
+The rule for "auto", one device type at a time (`bf16_is_fast`):
+
+- CPU: bf16 autocast where oneDNN reports native bf16 (AVX-512 BF16 or AMX), else fp32: oneDNN
+  emulates bf16 elsewhere, slower than fp32.
+- CUDA: bf16 autocast where torch reports bf16 on the card (natively from compute capability 8,
+  Ampere), else fp32. No fp16: it would need a gradient scaler in training and a second numeric
+  path to test, for the pre-Ampere cards only, which no one here can measure. Caveat: the check
+  below, `torch.cuda.is_bf16_supported()`, also says yes on pre-Ampere cards where torch emulates
+  bf16 (slowly), and asks about the current card, not `device`; `including_emulation=False` and
+  `device` would fix both, but editing this code changes every Part B run's cache key (a retrain),
+  so it waits for a change that retrains anyway.
+- MPS (Apple silicon): fp32. bf16 autocast on MPS is partial (operators fall back or lack bf16
+  kernels depending on the macOS and torch versions); fp32 until it is measured on Apple hardware.
+  `autocast` is then a null context and `memory_format` the contiguous layout, on MPS as anywhere.
+
+A recipe that names "bf16" or "fp32" gets it on any device. The Build page says the rule in words
+(`runcache.context.PRECISION_RULES`, held to this code by tests/test_devices.py).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +29,8 @@ import torch
 
 def bf16_is_fast(device: torch.device | str) -> bool:
     """bf16 autocast pays off on CUDA cards with bf16 and on CPUs with AVX-512 BF16 / AMX;
-    elsewhere oneDNN emulates bf16 and it is slower than fp32."""
+    elsewhere oneDNN emulates bf16 and it is slower than fp32. False on MPS and any other device:
+    fp32 until bf16 is measured there (see the module's rule)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

@@ -21,6 +21,8 @@ from diffusion_lab.forward_process import strided_timesteps
 from diffusion_lab.illusions import hybrid_kernel
 from diffusion_lab.profiles import COURSE_GUIDANCE, Profile
 from diffusion_lab.report.partb_figures import WRITE_UP_GUIDANCE
+from diffusion_lab.report.gpu_measurements import load_sessions
+from diffusion_lab.runcache.context import DEVICE_ORDER, PRECISION_RULES, BuildContext
 
 # Where each part is shown (paths relative to docs/, as Page.path).
 A0 = ("part-a/stock-pipeline.md", "A0")
@@ -428,3 +430,76 @@ def summary_line(comparison: Comparison, first: int = 3) -> str:
     shown = [f"{setting}: {' / '.join(builds)} (write-up: {' / '.join(write_ups)})"
              for setting, (builds, write_ups) in list(by_setting.items())[:first]]
     return "; ".join(shown) + f"; {len(comparison.rows)} of {comparison.compared} values differ in all"
+
+
+# --- devices: which the code supports and which have run on hardware -------------------------------
+
+# Each device type the build accepts (runcache.context.DEVICE_ORDER), in words, with its values.
+DEVICE_NAMES = {"cuda": ("CUDA", "`cuda`, `cuda:N`"), "mps": ("MPS (Apple silicon)", "`mps`"), "cpu": ("CPU", "`cpu`")}
+# What to run on a device no build or measurement has run on, and what to report.
+HARDWARE_CHECK = {
+    "mps": "`make site` on an Apple-silicon Mac, then report the Build page's device line",
+    "cuda": "`make site` on a machine with an NVIDIA GPU, then report the Build page's device line",
+    "cpu": "`make site`, then report the Build page's device line",
+}
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """One device type the code supports: how it is asked for, its precision rule, and the
+    hardware it has run on (device lines with where they come from); none: untested."""
+
+    device_type: str
+    ran_on: tuple[str, ...]
+
+    @property
+    def tested(self) -> bool:
+        return bool(self.ran_on)
+
+
+def device_type_of(description: str) -> str:
+    """The device type of a manifest's device line: "cuda (NVIDIA H200; bf16 autocast)" -> "cuda"."""
+    return description.split("(")[0].split(":")[0].strip()
+
+
+def devices_ran(ctx: BuildContext) -> list[tuple[str, str]]:
+    """(device line, where) of this build and of every run kept in measurements/."""
+    return [(ctx.device_description, "this build")] + [
+        (run.device, f"`measurements/{session.folder.name}`") for session in load_sessions() for run in session.runs]
+
+
+def device_statuses(ran: Sequence[tuple[str, str]]) -> list[DeviceStatus]:
+    """Every device type the code supports, in the default order, with the hardware it ran on:
+    `ran` holds (device line, where: "this build" or a measurement folder) pairs; each distinct
+    line is kept once, with the first place it was seen."""
+    statuses = []
+    for device_type in DEVICE_ORDER:
+        seen: dict[str, str] = {}
+        for description, where in ran:
+            if device_type_of(description) == device_type:
+                seen.setdefault(description, where)
+        statuses.append(DeviceStatus(device_type, tuple(f"{line} ({where})" for line, where in seen.items())))
+    return statuses
+
+
+def untested_line(status: DeviceStatus) -> str:
+    """"MPS (Apple silicon) is supported by the code but untested on hardware ... run ..."."""
+    name = DEVICE_NAMES[status.device_type][0]
+    return (f"{name} is supported by the code ({DEVICE_NAMES[status.device_type][1]}) but untested on hardware: "
+            f"no build or measurement in this repository has run on it yet. To test it, run "
+            f"{HARDWARE_CHECK[status.device_type]}.")
+
+
+def devices_markdown(statuses: Sequence[DeviceStatus]) -> str:
+    """The Devices section's body: a line for each untested device type, then a table of every
+    device type, its values, its precision rule and the hardware it has run on."""
+    lines = [untested_line(status) for status in statuses if not status.tested]
+    if not lines:
+        lines = [f"All {len(statuses)} device types the code supports have run on hardware."]
+    rows = ["| device | `DIFFUSION_LAB_DEVICE` | precision of Part B's networks (`auto`) | run on hardware |",
+            "|---|---|---|---|"]
+    for status in statuses:
+        name, values = DEVICE_NAMES[status.device_type]
+        ran = "; ".join(status.ran_on) if status.tested else "**not yet**"
+        rows.append(f"| {name} | {values} | {_cell(PRECISION_RULES[status.device_type])} | {_cell(ran)} |")
+    return "\n\n".join(lines) + "\n\n" + "\n".join(rows) + "\n"

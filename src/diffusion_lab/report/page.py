@@ -31,7 +31,7 @@ from diffusion_lab.report.source_pages import (
     page_url,
     source_page_markdown,
 )
-from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.context import PRECISION_RULES, PRECISION_WORDS, BuildContext
 from diffusion_lab.runcache.provenance import LOCK_FILE, git_commit
 from diffusion_lab.runcache.runs import RunRecord
 
@@ -275,8 +275,10 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
     return render_template(
         "build.md.j2",
         ctx=ctx,
+        device_rule=device_rule_text(ctx),
         runs=[dict(vars(run), computed_by=computed_by_markdown(run, path), label=labels.get(run.key, ""),
-                   used_by=uses_markdown(run, path)) for run in runs],
+                   used_by=uses_markdown(run, path), precision_text=precision_text(run.precision),
+                   threads_text=_recorded(run.threads), lanes_text=_recorded(run.lanes)) for run in runs],
         hits=sum(run.hit for run in runs),
         computed_s=sum(run.compute_s for run in runs if not run.hit),
         build_s=sum(run.wall_s for run in runs),
@@ -286,6 +288,31 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
         gpu_measurements=gpu_measurements if gpu_measurements is not None
         else gpu_measurements_markdown(load_sessions()),
     )
+
+
+# A run made before its manifest kept precision and threads.
+NOT_RECORDED = "—"
+
+
+def device_rule_text(ctx: BuildContext) -> str:
+    """The build's device and the precision rule of its type, with what the rule gives here: from
+    the context and `mnist.precision` (through `BuildContext.precision`), never typed."""
+    kind = ctx.device.type
+    return (f"This build runs on {ctx.device_description}. Part B's networks run at the precision "
+            f"`mnist.precision` resolves for the device where their recipe says `auto`: on {kind}, "
+            f"{PRECISION_RULES.get(kind, 'fp32')}; here {PRECISION_WORDS[ctx.precision]}. "
+            f"Each run's device, precision, threads and lanes (the processes computing side by side "
+            f"with it) are its own, as its manifest recorded them "
+            f"({NOT_RECORDED}: made before manifests kept them).")
+
+
+def _recorded(count: int | None) -> str:
+    return NOT_RECORDED if count is None else str(count)
+
+
+def precision_text(precision: str | None) -> str:
+    """A run's precision in words ("bf16 autocast", "fp32"), or NOT_RECORDED."""
+    return NOT_RECORDED if precision is None else PRECISION_WORDS.get(precision, precision)
 
 
 def uses_markdown(run: RunRecord, page_path: str) -> str:

@@ -3,6 +3,11 @@
 `BuildContext.from_env` checks every setting it reads before any work: a bad one is a
 `BuildSettingError` whose message is one line naming the variable, its value and what is allowed
 (the mkdocs hook `gen/settings_hook.py` turns it into a build error before any page script runs).
+
+The device (DIFFUSION_LAB_DEVICE) is cpu, cuda, cuda:N or mps; empty means the first of CUDA,
+Apple's MPS and the CPU that this machine has (`choose_device`, told what the machine has by an
+`Accelerators`, so tests can say "no CUDA, MPS present" on any machine). Part B's networks run at
+the precision `mnist.precision` resolves for the device (`PRECISION_RULES` says it in words).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from pathlib import Path
 
 import torch
 
+from diffusion_lab.mnist.precision import resolve_precision
 from diffusion_lab.profiles import BACKEND_NAMES, PROFILE_NAMES, default_profile
+from diffusion_lab.runcache import machine
 
 MAX_SEED = 2**63 - 1
 
@@ -67,21 +74,107 @@ def _check_seed(value: str) -> int:
     return seed
 
 
-def _check_device(value: str) -> torch.device:
-    match = re.fullmatch(r"cpu|cuda(?::(\d+))?", value.strip())
+# --- the device -----------------------------------------------------------------------------------
+
+# The device types a build may run on, in the order an empty DIFFUSION_LAB_DEVICE tries them.
+DEVICE_ORDER = ("cuda", "mps", "cpu")
+
+# What Part B's networks run at on each device type when their recipe says "auto": the rule that
+# `mnist.precision.bf16_is_fast` implements, in words (tests/test_devices.py holds the two together).
+PRECISION_RULES = {
+    "cpu": "bf16 autocast where oneDNN reports native bf16 (AVX-512 BF16 or AMX), else fp32",
+    "cuda": "bf16 autocast where torch reports bf16 on the card (natively from compute capability 8, Ampere), "
+            "else fp32; no fp16",
+    "mps": "fp32 (bf16 autocast on MPS is partial: fp32 until measured on Apple hardware)",
+}
+PRECISION_WORDS = {"bf16": "bf16 autocast", "fp32": "fp32"}
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+@dataclass(frozen=True)
+class Accelerators:
+    """What this machine has besides its CPU: how many CUDA devices torch sees, and whether
+    Apple's MPS is there."""
+
+    cuda: int = 0
+    mps: bool = False
+
+    @classmethod
+    def detect(cls) -> "Accelerators":
+        """What torch sees on this machine now."""
+        return cls(cuda=torch.cuda.device_count() if torch.cuda.is_available() else 0, mps=_mps_available())
+
+    def default(self) -> str:
+        """The first of cuda, mps and cpu that this machine has."""
+        return "cuda" if self.cuda else "mps" if self.mps else "cpu"
+
+    def allowed(self) -> str:
+        """The values DIFFUSION_LAB_DEVICE may take here, in words: "cuda, cuda:0 to cuda:1 or cpu"."""
+        values = []
+        if self.cuda:
+            values += ["cuda", "cuda:0" if self.cuda == 1 else f"cuda:0 to cuda:{self.cuda - 1}"]
+        if self.mps:
+            values.append("mps")
+        return _one_of(values + ["cpu"])
+
+
+def _refuse_device(value: str, why: str) -> BuildSettingError:
+    return BuildSettingError("DIFFUSION_LAB_DEVICE", value, why)
+
+
+def choose_device(requested: str | None, available: Accelerators | None = None) -> torch.device:
+    """The build's device: `requested` (cpu, cuda, cuda:N or mps) when this machine has it, the first
+    of cuda, mps and cpu it has when `requested` is empty or None. `available` says what the
+    machine has (default: what torch sees). Raises BuildSettingError (one line) otherwise."""
+    available = Accelerators.detect() if available is None else available
+    value = (requested or "").strip()
+    if not value:
+        return torch.device(available.default())
+    match = re.fullmatch(r"cpu|mps|cuda(?::(\d+))?", value)
     if match is None:
-        raise BuildSettingError("DIFFUSION_LAB_DEVICE", value,
-                                "the device must be cpu, cuda or cuda:N (or empty for cuda when available, else cpu)")
-    if value.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise BuildSettingError("DIFFUSION_LAB_DEVICE", value,
-                                    f"CUDA is not available here (torch {torch.__version__} sees no GPU); use cpu")
-        count = torch.cuda.device_count()
-        if match.group(1) is not None and int(match.group(1)) >= count:
-            raise BuildSettingError("DIFFUSION_LAB_DEVICE", value,
-                                    f"this machine has {count} CUDA device{'s' if count != 1 else ''}: "
-                                    f"use cuda:0 to cuda:{count - 1}, or cpu")
-    return torch.device(value.strip())
+        raise _refuse_device(requested, f"the device must be cpu, cuda, cuda:N or mps; this machine allows "
+                                        f"{available.allowed()} (empty: the first of cuda, mps and cpu it has, "
+                                        f"{available.default()} here)")
+    if value.startswith("cuda") and not available.cuda:
+        raise _refuse_device(requested, f"CUDA is not available here (torch {torch.__version__} sees no CUDA GPU); "
+                                        f"use {available.allowed()}")
+    if value.startswith("cuda") and match.group(1) is not None and int(match.group(1)) >= available.cuda:
+        count = available.cuda
+        raise _refuse_device(requested, f"this machine has {count} CUDA device{'s' if count != 1 else ''}: "
+                                        f"use {available.allowed()}")
+    if value == "mps" and not available.mps:
+        raise _refuse_device(requested, f"MPS is not available here (torch {torch.__version__} sees no Apple GPU; "
+                                        f"MPS needs an Apple-silicon Mac); use {available.allowed()}")
+    return torch.device(value)
+
+
+def network_precision(device: torch.device) -> str:
+    """What Part B's networks run at on `device` when their recipe says "auto": "bf16" or "fp32"
+    (`mnist.precision.resolve_precision`, the code that training and sampling call)."""
+    return resolve_precision("auto", device)
+
+
+def device_line(device_type: str, name: str, precision: str, threads: int | None = None) -> str:
+    """"cpu (AMD EPYC 9654, AVX-512 BF16; bf16 autocast; 1 thread)", "mps (Apple M2; fp32)": the
+    device type, its model, the precision of Part B's networks, and on the CPU the threads."""
+    parts = [name, PRECISION_WORDS.get(precision, precision)]
+    if threads is not None:
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+    return f"{device_type} ({'; '.join(parts)})"
+
+
+def device_name(device: torch.device) -> str:
+    """The model of the chip that computes: the CUDA card's name, else the CPU's (an MPS GPU is on
+    the same chip as the CPU: "Apple M2"), with its vector instructions on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return machine.cpu_model()
+    return machine.cpu_description()
 
 
 def _check_cache(value: str) -> Path:
@@ -107,10 +200,9 @@ def _check_cache(value: str) -> Path:
     return path
 
 
-def _device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+def _device_description(device: torch.device, precision: str | None = None) -> str:
+    threads = torch.get_num_threads() if device.type == "cpu" else None
+    return device_line(device.type, device_name(device), precision or network_precision(device), threads)
 
 
 @dataclass(frozen=True)
@@ -127,23 +219,42 @@ class BuildContext:
         """What the cache key records: results from another kind of device are not reused."""
         if self.device.type == "cuda":
             return f"cuda:{torch.cuda.get_device_name(self.device)}"
+        if self.device.type == "mps":
+            return "mps"
         return "cpu"
 
     @property
     def device_description(self) -> str:
+        """This build's device, its model, the precision of Part B's networks and (CPU) the threads:
+        "cpu (AMD EPYC 9654, AVX-512 BF16; bf16 autocast; 1 thread)", "cuda (NVIDIA H200; bf16
+        autocast)", "mps (Apple M2; fp32)"."""
         return _device_description(self.device)
 
+    def describe_device(self, precision: str | None = None) -> str:
+        """`device_description` with a run's own precision ("bf16", "fp32") in place of "auto"'s."""
+        return _device_description(self.device, precision)
+
+    @property
+    def precision(self) -> str:
+        """What Part B's networks run at on this build's device when their recipe says "auto"."""
+        return network_precision(self.device)
+
+    @property
+    def threads(self) -> int:
+        """The threads torch computes with in this process now (a prefetch worker sets its own)."""
+        return torch.get_num_threads()
+
     @classmethod
-    def from_env(cls, **overrides) -> "BuildContext":
+    def from_env(cls, accelerators: Accelerators | None = None, **overrides) -> "BuildContext":
         """The build's settings from DIFFUSION_LAB_* (empty or unset: the default), each checked;
-        a field given in `overrides` is taken as it is and its variable is not read.
+        a field given in `overrides` is taken as it is and its variable is not read. `accelerators`
+        says what the machine has (default: what torch sees).
         Raises BuildSettingError (one line) for the first setting that is not allowed."""
         env = os.environ
         readers = dict(
             profile=lambda: _check_profile(env.get("DIFFUSION_LAB_PROFILE") or default_profile()),
             backend=lambda: _check_backend(env.get("DIFFUSION_LAB_BACKEND") or "mnist"),
-            device=lambda: _check_device(env.get("DIFFUSION_LAB_DEVICE")
-                                         or ("cuda" if torch.cuda.is_available() else "cpu")),
+            device=lambda: choose_device(env.get("DIFFUSION_LAB_DEVICE"), accelerators),
             seed=lambda: _check_seed(env.get("DIFFUSION_LAB_SEED") or "0"),
             cache_dir=lambda: _check_cache(env.get("DIFFUSION_LAB_CACHE") or ".cache"),
             force=lambda: env.get("DIFFUSION_LAB_FORCE", "") not in ("", "0", "false", "no"),
