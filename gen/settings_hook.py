@@ -5,13 +5,12 @@ A bad DIFFUSION_LAB_* value (set by the Makefile's PROFILE, BACKEND, SEED, CACHE
 a traceback from deep inside a page script. With BACKEND=deepfloyd the DIFFUSION_LAB_IF_* settings
 are checked too, weights first: missing weights stop the build before any work.
 Before the page scripts run, Part B's expensive runs that are not cached are computed side by side
-(`experiments.prefetch`, `Profile.prefetch_lanes` worker processes).
+(`experiments.prefetch`: worker processes and threads by the cores this process may use).
 """
 
 from mkdocs.exceptions import PluginError
 
 from diffusion_lab.experiments.prefetch import prefetch
-from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext, BuildSettingError
 
 
@@ -32,4 +31,4 @@ def on_config(config):
 
 def on_pre_build(config):
     ctx = BuildContext.from_env()
-    prefetch(ctx, get_profile(ctx.profile).prefetch_lanes)
+    prefetch(ctx)

@@ -3,14 +3,17 @@ read by the pages as this build's own results."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from diffusion_lab.experiments import prefetch
+from diffusion_lab.experiments.partb_training import denoiser_training
 from diffusion_lab.runcache import runs
 
 
@@ -56,12 +59,11 @@ def fresh_build(monkeypatch):
     """An empty COMPUTED_THIS_BUILD and BUILD_LOG for the test, as at the start of a build."""
     monkeypatch.setattr(runs, "COMPUTED_THIS_BUILD", set())
     monkeypatch.setattr(runs, "BUILD_LOG", [])
-    monkeypatch.setattr(prefetch, "_cores", lambda: 2)
 
 
 def test_lanes_run_in_parallel_workers_and_pages_read_their_results(ctx, monkeypatch, fresh_build):
     monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
-    keys = prefetch.prefetch(ctx, lanes=2)
+    keys = prefetch.prefetch(ctx, cores=2)
     assert len(keys) == 2 and set(keys) == runs.COMPUTED_THIS_BUILD
     a, b = _pid_run(ctx, "test/prefetch-a"), _pid_run(ctx, "test/prefetch-b")
     pids = {a.metrics["pid"], b.metrics["pid"]}
@@ -72,14 +74,14 @@ def test_lanes_run_in_parallel_workers_and_pages_read_their_results(ctx, monkeyp
 def test_force_computes_a_prefetched_run_once(ctx, monkeypatch, fresh_build):
     monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
     forced = ctx.__class__(**{**ctx.__dict__, "force": True})
-    prefetch.prefetch(forced, lanes=2)
+    prefetch.prefetch(forced, cores=2)
     assert _pid_run(forced, "test/prefetch-a").metrics["pid"] != os.getpid()
 
 
 def test_a_lone_missing_job_runs_here_and_cached_runs_are_skipped(ctx, monkeypatch, fresh_build):
     _job_a(ctx)  # cached before the build
     monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
-    keys = prefetch.prefetch(ctx, lanes=2)
+    keys = prefetch.prefetch(ctx, cores=2)
     assert len(keys) == 1 and _pid_run(ctx, "test/prefetch-b").metrics["pid"] == os.getpid()
 
 
@@ -88,20 +90,10 @@ def test_a_job_starts_only_after_the_jobs_it_reads(ctx, monkeypatch, fresh_build
     and its chain is the longest, so only `after` holds it back."""
     monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_job_reading_a, ("slow_job_a",), 100),
                                            prefetch.Job(_slow_job_a, (), 1), prefetch.Job(_job_b, (), 50)))
-    keys = prefetch.prefetch(ctx, lanes=2)
+    keys = prefetch.prefetch(ctx, cores=2)
     assert len(keys) == 3
     pids = {name: _pid_run(ctx, f"test/prefetch-{name}").metrics["pid"] for name in "abc"}
     assert os.getpid() not in pids.values()
-
-
-def test_critical_seconds_is_the_longest_chain_from_each_job():
-    jobs = _jobs((_job_a, ()), (_job_b, ("job_a",)), (_job_reading_a, ("job_a",)))
-    jobs = tuple(prefetch.Job(job.compute, job.after, seconds) for job, seconds in zip(jobs, (10, 5, 7)))
-    assert prefetch.critical_seconds(jobs) == {"job_a": 17, "job_b": 5, "job_reading_a": 7}
-    with pytest.raises(ValueError, match="job job_b comes after 'nothing', which is no job"):
-        prefetch.critical_seconds(_jobs((_job_a, ()), (_job_b, ("nothing",))))
-    with pytest.raises(ValueError, match="jobs wait for each other in a circle: job_a -> job_b -> job_a"):
-        prefetch.critical_seconds(_jobs((_job_a, ("job_b",)), (_job_b, ("job_a",))))
 
 
 def test_the_real_jobs_start_with_the_longest_chains():
@@ -113,14 +105,15 @@ def test_the_real_jobs_start_with_the_longest_chains():
 def test_two_jobs_computing_the_same_run_is_an_error(ctx, monkeypatch, fresh_build):
     monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_slow_job_a), prefetch.Job(_other_slow_job_a)))
     with pytest.raises(RuntimeError, match="computed by two jobs"):
-        prefetch.prefetch(ctx, lanes=2)
+        prefetch.prefetch(ctx, cores=2)
 
 
-def test_nothing_runs_with_one_lane_or_one_core(ctx, monkeypatch, fresh_build):
+def test_nothing_runs_on_one_core(ctx, monkeypatch, fresh_build):
+    """One usable core (read from the machine when no count is given): the pages compute their runs."""
     monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
-    assert prefetch.prefetch(ctx, lanes=1) == []
-    monkeypatch.setattr(prefetch, "_cores", lambda: 1)
-    assert prefetch.prefetch(ctx, lanes=2) == []
+    assert prefetch.prefetch(ctx, cores=1) == []
+    monkeypatch.setattr(prefetch, "usable_cores", lambda: 1)
+    assert prefetch.prefetch(ctx) == []
     with pytest.raises(runs.NotCached), runs.lookup_only():
         _job_a(ctx)
 
@@ -128,9 +121,34 @@ def test_nothing_runs_with_one_lane_or_one_core(ctx, monkeypatch, fresh_build):
 def test_the_real_jobs_compute_every_run_once(ctx, fresh_build):
     """The tiny profile's Part B, prefetched into an empty cache: no run computed twice (prefetch
     raises otherwise), and afterwards no job has anything left to compute."""
-    keys = prefetch.prefetch(ctx, lanes=2)
+    keys = prefetch.prefetch(ctx, cores=2)
     assert keys and len(keys) == len(set(keys))
     assert not any(prefetch._missing(ctx, job.compute) for job in prefetch.JOBS)
+
+
+def test_a_run_is_the_same_whether_lanes_ran_beside_it_or_not(ctx, tmp_path, fresh_build):
+    """The denoisers computed by a worker beside another lane, and alone in this process with the
+    same one thread, hold the same bytes; the manifest says how many lanes ran."""
+    prefetch.prefetch(ctx, cores=2)
+    alone = ctx.__class__(**{**ctx.__dict__, "cache_dir": tmp_path / "alone"})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        prefetch._run_job(alone, prefetch._denoisers)
+    finally:
+        torch.set_num_threads(threads)
+    beside, solo = denoiser_training(ctx, progress=False), denoiser_training(alone, progress=False)
+    assert beside.key == solo.key
+    assert _files(beside) == _files(solo)
+    assert _manifest(beside)["lanes"] == 2 and _manifest(solo)["lanes"] == 1
+
+
+def _files(record) -> dict:
+    return _manifest(record)["files"]
+
+
+def _manifest(record) -> dict:
+    return json.loads((record.dir / "manifest.json").read_text())
 
 
 def _sleeping_job(ctx):
@@ -152,10 +170,9 @@ from diffusion_lab.experiments import prefetch
 from diffusion_lab.runcache.context import BuildContext
 prefetch.JOBS = (prefetch.Job(test_prefetch._sleeping_job), prefetch.Job(test_prefetch._other_sleeping_job))
 prefetch._missing = lambda ctx, job: True
-prefetch._cores = lambda: 2
 ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0,
                    cache_dir=Path({cache!r}), force=False)
-prefetch.prefetch(ctx, 2)
+prefetch.prefetch(ctx, cores=2)
 """
 
 

@@ -94,8 +94,6 @@ class Profile:
     partb: PartBRecipes
     showcase: Showcase
     flow: FlowShowcase
-    # Worker processes that compute Part B's expensive runs side by side on a CPU (experiments.prefetch).
-    prefetch_lanes: int = 2
 
 
 _FULL = PartBRecipes(

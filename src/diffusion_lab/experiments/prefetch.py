@@ -1,26 +1,28 @@
-"""Part B's expensive runs computed two at a time, before the pages ask for them.
+"""Part B's expensive runs computed side by side, before the pages ask for them.
 
 On a CPU, one training or sampling process uses the cores badly: the width-32 UNets are too small
-for two threads to share one convolution well (measured on this project's 2-core machine: one
-process with 2 threads trains 660 images/s; two processes with 1 thread each, 440 each, 880 in
-all). So a build first runs the heavy runs below (`JOBS`) in `lanes` worker processes of one
-thread each, each job as soon as the runs it reads are there; the page scripts then find them in
-the cache. A job queue, not fixed stages: in the cold build of 01d837f the two lanes of each stage
-idled 29 s, 25 s and 5 s waiting for each other.
-On CUDA the same lanes share the GPU: a width-64 UNet at batch 64-128 leaves it idle between
-kernel launches, and a second process's kernels fill those gaps. Measured on an H200 (the full
-profile, measurements/2026-11-30-h200-full): the four UNets trained in 140-150 s each, two at a
-time, about as long as each takes alone (141-166 s projected by benchmarks/bench_partb_train.py).
+for many threads to share one convolution well, so a build first runs the heavy runs below (`JOBS`)
+in worker processes (lanes), each job as soon as the runs it reads are there; the page scripts then
+find them in the cache. How many lanes, and how many threads each job gets, follow the physical cores
+this process may use (`runcache.machine.usable_cores`) by the rule of `prefetch_plan.plan`: one thread
+a job, and the cores that would idle shared out among the jobs that start. On the project's 2-core
+machines that is two lanes of one thread each. On a GPU, two lanes (`GPU_LANES`) share it: a
+width-64 UNet at batch 64-128 leaves it idle between kernel launches, and a second process's kernels
+fill those gaps (measurements/2026-11-30-h200-full).
 
-A run's result does not depend on which process computed it, except through the thread count:
-oneDNN may sum a convolution's gradient in another order with another number of threads, so a
-model trained here is bit-identical to one trained by a one-thread process with the same seed,
-and close to (not bit-identical with) one trained with more threads. Every run that a worker
-computed is still listed as computed by this build (`runcache.runs.COMPUTED_THIS_BUILD`).
+A run's result does not depend on which process computed it, nor on how many lanes ran beside it:
+only on its thread count, since oneDNN may sum a convolution's gradient in another order with
+another number of threads. The plan fixes each job's threads before any job starts, from the cores
+and the cache's state alone, and every run's manifest records its threads and the lanes
+(`runcache.runs.EXECUTION`). Every run that a worker computed is still listed as computed by this
+build (`runcache.runs.COMPUTED_THIS_BUILD`). While the jobs run, `prefetch_progress.Progress` shows
+jobs done of total and the time left; each worker's own output goes to a log file in the cache
+folder (`logs/prefetch-<job>.log`), so two workers' progress bars never fight over one line.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sys
@@ -28,6 +30,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -48,18 +51,31 @@ from diffusion_lab.experiments.partb_training import (
     flow_training,
     pure_noise_training,
 )
+from diffusion_lab.experiments.prefetch_plan import Plan, Speedup, critical_seconds, plan
+from diffusion_lab.experiments.prefetch_progress import Progress
 from diffusion_lab.runcache import runs
 from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.runcache.machine import usable_cores
 
 Compute = Callable[[BuildContext], object]
+
+
+# Measured data (with date, commit and machine): each job's seconds in a cold quick build, and what a
+# second thread adds to a UNet's training. They order the queue and scale the time-left estimate.
+MEASURED = json.loads((Path(__file__).with_name("prefetch_measured.json")).read_text())
+
+
+def measured_speedup(images_per_s: dict[str, float] = MEASURED["thread_speedup"]["images_per_s"]) -> Speedup:
+    """Amdahl's parallel share p from one- and two-thread speeds: s(2) = 1 / ((1 - p) + p / 2)."""
+    ratio = images_per_s["2"] / images_per_s["1"]
+    return Speedup(parallel=min(1.0, max(0.0, 2.0 * (1.0 - 1.0 / ratio))))
 
 
 @dataclass(frozen=True)
 class Job:
     """Runs one worker computes in order (`compute`), once the jobs named in `after`, whose runs
-    they read, are done. `seconds`: what it took in a cold quick build, in a one-thread worker on
-    this project's 2-core machine (5231af6, 2026-11-30: 1,665 s in all, and the queue's order would
-    end them after 837 s, against 833 for a perfect split); it only orders the queue."""
+    they read, are done. `seconds`: what it took in a cold quick build in a one-thread worker on the
+    reference machine (`MEASURED`); it orders the queue and scales the time-left estimate."""
 
     compute: Compute
     after: tuple[str, ...] = ()
@@ -134,46 +150,26 @@ def _class_comparison(ctx):
 
 # The class-conditioned models start from the time-conditioned ones (warm_start), so they come after
 # them; everything that judges samples comes after the judge.
-JOBS: tuple[Job, ...] = (
-    Job(_time_ddpm, seconds=282),
-    Job(_class_ddpm, ("time_ddpm",), 150),
-    Job(_time_flow, seconds=289),
-    Job(_class_flow, ("time_flow",), 152),
-    Job(_judge, seconds=103),
-    Job(_denoisers, seconds=60),
-    Job(_pure_noise, seconds=14),
-    Job(_ddpm_scores, ("time_ddpm", "judge"), 229),
-    Job(_time_ddpm_figures, ("time_ddpm",), 12),
-    Job(_class_ddpm_figures, ("class_ddpm",), 21),
-    Job(_guidance_sweep, ("class_ddpm", "judge"), 123),
-    Job(_flow_measurements, ("time_flow", "class_flow", "judge"), 117),
-    Job(_time_comparison, ("time_ddpm", "time_flow", "judge"), 30),
-    Job(_class_comparison, ("class_ddpm", "class_flow", "judge"), 83),
+_AFTER: dict[Compute, tuple[str, ...]] = {
+    _time_ddpm: (),
+    _class_ddpm: ("time_ddpm",),
+    _time_flow: (),
+    _class_flow: ("time_flow",),
+    _judge: (),
+    _denoisers: (),
+    _pure_noise: (),
+    _ddpm_scores: ("time_ddpm", "judge"),
+    _time_ddpm_figures: ("time_ddpm",),
+    _class_ddpm_figures: ("class_ddpm",),
+    _guidance_sweep: ("class_ddpm", "judge"),
+    _flow_measurements: ("time_flow", "class_flow", "judge"),
+    _time_comparison: ("time_ddpm", "time_flow", "judge"),
+    _class_comparison: ("class_ddpm", "class_flow", "judge"),
+}
+JOBS: tuple[Job, ...] = tuple(
+    Job(compute, after, MEASURED["job_seconds"]["seconds"][compute.__name__.lstrip("_")])
+    for compute, after in _AFTER.items()
 )
-
-
-def critical_seconds(jobs: tuple[Job, ...]) -> dict[str, float]:
-    """For each job, the seconds of the longest chain of jobs that starts with it (itself included):
-    how long the build runs after it starts, at the least. The queue starts the longest first."""
-    later: dict[str, list[str]] = {job.name: [] for job in jobs}
-    for job in jobs:
-        for name in job.after:
-            if name not in later:
-                raise ValueError(f"job {job.name} comes after {name!r}, which is no job: {', '.join(later)}")
-            later[name].append(job.name)
-    seconds = {job.name: job.seconds for job in jobs}
-    chain: dict[str, float] = {}
-
-    def longest(name: str, path: tuple[str, ...] = ()) -> float:
-        if name in path:
-            raise ValueError(f"jobs wait for each other in a circle: {' -> '.join((*path, name))}")
-        if name not in chain:
-            chain[name] = seconds[name] + max((longest(n, (*path, name)) for n in later[name]), default=0.0)
-        return chain[name]
-
-    for name in later:
-        longest(name)
-    return chain
 
 
 def _missing(ctx: BuildContext, compute: Compute) -> bool:
@@ -197,60 +193,104 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_job(ctx: BuildContext, compute: Compute, threads: int | None = None) -> list[str]:
-    """`compute` (in a worker: with `threads` threads); returns the keys of the runs this process
-    computed meanwhile."""
+def _run_job(ctx: BuildContext, compute: Compute, threads: int | None = None, lanes: int = 1,
+             log: Path | None = None) -> list[str]:
+    """`compute` (in a worker: with `threads` threads, beside `lanes` - 1 others, its output into
+    `log`); returns the keys of the runs this process computed meanwhile."""
     if threads is not None:
         torch.set_num_threads(threads)
+    runs.EXECUTION.update(lanes=lanes)
+    if log is not None:
+        _output_to(log)
     before = set(runs.computed_keys())
-    name = compute.__name__.lstrip("_")
-    started = time.perf_counter()
-    print(f"prefetch: {name} ...", file=sys.stderr, flush=True)
     compute(ctx)
-    print(f"prefetch: {name} ready after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return [key for key in runs.computed_keys() if key not in before]
 
 
-def _cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def _output_to(log: Path) -> None:
+    """Send this worker's stdout and stderr (progress bars, warnings) to `log`, from the file
+    descriptors up, so that C++ libraries' messages go there too."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as handle:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+            os.dup2(handle.fileno(), stream.fileno())
 
 
-def prefetch(ctx: BuildContext, lanes: int) -> list[str]:
-    """Compute the runs of `JOBS` that are not cached in `lanes` worker processes that share the CPU's
-    cores (and, on CUDA, the GPU), each job as soon as the jobs it comes after are done, the one
-    with the longest chain ahead of it first (`critical_seconds`); a lone missing job runs here,
-    with every thread. Nothing happens for lanes < 2 or on a single core. Returns the keys computed.
+# On a GPU the lanes share the card, not the cores: two processes filled the gaps between one
+# process's kernel launches on the H200 (measurements/2026-11-30-h200-full); more are unmeasured.
+GPU_LANES = 2
 
-    How many threads compute a job depends on the cache's state alone, never on which job ended
-    first: one, unless it is the only missing job. So a cold build computes every run the same way
-    on any machine."""
-    cores = _cores()
-    if lanes < 2 or cores < 2:
+
+def _gpu_layout(pending: dict[str, Job], cores: int) -> Plan:
+    """GPU_LANES lanes, each job with its share of the cores' threads (for what runs on the CPU)."""
+    return Plan({name: max(1, cores // GPU_LANES) for name in pending}, GPU_LANES, 0.0)
+
+
+def _log_path(ctx: BuildContext, name: str) -> Path:
+    return ctx.cache_dir / "logs" / f"prefetch-{name}.log"
+
+
+def prefetch(ctx: BuildContext, cores: int | None = None, stream=None) -> list[str]:
+    """Compute the runs of `JOBS` that are not cached, in worker processes that share `cores`
+    physical cores (default: `usable_cores()`; and, on CUDA, the GPU), each job as soon as the jobs
+    it comes after are done, the one with the longest chain ahead of it first, with the threads the
+    plan gives it (`prefetch_plan.plan`). A lone missing job runs here, with every core's thread.
+    Nothing happens on a single core: the pages compute their runs themselves. Returns the keys
+    computed. Progress (jobs done of total, time left) goes to `stream` (default: stderr)."""
+    cores = usable_cores() if cores is None else cores
+    if cores < 2:
         return []
-    lanes = min(lanes, cores)
-    chain = critical_seconds(JOBS)
+    critical_seconds(JOBS)  # refuses circles and unknown names before any work
     pending = {job.name: job for job in JOBS if _missing(ctx, job.compute)}
     done = {job.name for job in JOBS} - set(pending)
+    if not pending:
+        return []
     if len(pending) == 1:
-        return _run_job(ctx, next(iter(pending.values())).compute)
+        job = next(iter(pending.values()))
+        print(f"prefetch: {job.name}, the one job not cached, runs in this process with {cores} threads",
+              file=stream or sys.stderr, flush=True)
+        return _run_job(ctx, job.compute, threads=cores)
+    speedup = measured_speedup()
+    layout = plan(JOBS, cores, speedup, done=done) if ctx.device.type == "cpu" else _gpu_layout(pending, cores)
+    progress = Progress(JOBS, layout.threads, cores, speedup, done=sorted(done), stream=stream)
+    chain = critical_seconds(JOBS)
     computed: list[str] = []
     running: dict[Future, str] = {}
-    with ProcessPoolExecutor(max_workers=lanes, mp_context=multiprocessing.get_context("spawn"),
+    busy = 0
+    with ProcessPoolExecutor(max_workers=layout.lanes, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         while pending or running:
             ready = sorted((job for job in pending.values() if done.issuperset(job.after)),
                            key=lambda job: -chain[job.name])
-            for job in ready[: lanes - len(running)]:
-                running[pool.submit(_run_job, ctx, pending.pop(job.name).compute, cores // lanes)] = job.name
+            for job in ready:
+                threads = layout.threads[job.name]
+                if len(running) >= layout.lanes:
+                    break
+                if running and busy + threads > cores:  # waits for its cores; a narrower job may fit
+                    continue
+                future = pool.submit(_run_job, ctx, pending.pop(job.name).compute, threads, layout.lanes,
+                                     _log_path(ctx, job.name))
+                running[future] = job.name
+                busy += threads
+                progress.started(job.name)
             if not running:  # critical_seconds has ruled out circles, so something is always ready
                 raise RuntimeError(f"prefetch: jobs {', '.join(pending)} wait for jobs that never run")
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+            progress.tick()
             for future in finished:
-                keys = future.result()
+                name = running.pop(future)
+                busy -= layout.threads[name]
+                try:
+                    keys = future.result()
+                except BaseException:
+                    progress.failed(name, str(_log_path(ctx, name)))
+                    raise
                 computed.extend(keys)
                 runs.COMPUTED_THIS_BUILD.update(keys)
-                done.add(running.pop(future))
+                done.add(name)
+                progress.finished(name)
+    progress.close()
     twice = sorted({key[:12] for key in computed if computed.count(key) > 1})
     if twice:
         raise RuntimeError(f"prefetch: runs {', '.join(twice)} were computed by two jobs; a job must come `after` "
