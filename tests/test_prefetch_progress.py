@@ -86,6 +86,16 @@ def test_a_log_gets_each_event_and_a_status_line_a_minute():
     assert "\r" not in stream.getvalue()
 
 
+def test_once_every_job_is_done_no_time_left_is_guessed():
+    clock, stream = Clock(), io.StringIO()
+    progress = Progress(JOBS, {"other": 1}, 2, SERIAL, done=["cached", "train", "score"], stream=stream,
+                        live=False, clock=clock)
+    progress.started("other")
+    clock.now = 20.0
+    progress.finished("other")
+    assert progress.status() == "prefetch: 1 of 1 jobs done (this machine: 1.00x the reference seconds)"
+
+
 def test_a_terminal_gets_one_live_line_with_the_events_above_it():
     progress, clock, stream = _progress(live=True)
     progress.started("train")
@@ -94,5 +104,6 @@ def test_a_terminal_gets_one_live_line_with_the_events_above_it():
     progress.tick()
     progress.close()
     text = stream.getvalue()
+    assert "1 of 3 jobs done; about 50 s left" in text  # score (50 s) and other (20 s) side by side, at 1x
     assert "\r\033[Kprefetch: train ready after 1:40\n" in text
     assert text.count("\r\033[K") == 4 and text.endswith("\r\033[Kprefetch: 1 job computed in 1:40 (1 more cached)\n")

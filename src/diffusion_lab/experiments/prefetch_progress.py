@@ -115,7 +115,8 @@ class Progress:
         line = f"prefetch: {len(self.took)} of {total} jobs done"
         if running:
             line += f", running {running}"
-        line += f"; about {left_text(self.seconds_left())} left"
+        if len(self.took) < total:
+            line += f"; about {left_text(self.seconds_left())} left"
         if self.took:
             line += f" (this machine: {self.factor():.2f}x the reference seconds)"
         else:
