@@ -144,9 +144,12 @@ def test_find_python_checks_a_given_python(tmp_path):
 
 
 def test_make_setup_stops_when_no_python_fits(tmp_path):
-    """A new venv with no usable interpreter: make stops at once with the helper's line."""
+    """A new venv with no usable interpreter: make stops at once with the helper's line. (make passes
+    its command line's variables to its recipes' environment: `make test PYTHON=...` must not reach
+    the inner make.)"""
+    outer = ("PATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON", "VENV")
     env = {**_fake_pythons(tmp_path, {"python3": "3.10.13"}),
-           **{k: v for k, v in os.environ.items() if k not in ("PATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}}
+           **{k: v for k, v in os.environ.items() if k not in outer}}
     made = subprocess.run([shutil.which("make"), "--no-print-directory", "setup", f"VENV={tmp_path / 'venv'}"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert made.returncode != 0 and not (tmp_path / "venv").exists()

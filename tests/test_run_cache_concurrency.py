@@ -155,13 +155,18 @@ def test_a_killed_runs_scratch_folder_is_cleaned_by_the_next_run_and_a_live_ones
         assert owners_in_tmp(ctx.cache_dir) == [str(live.pid)], "the killed run's folder goes, a live run's stays"
         assert [path.name.split("@")[0] for path in (ctx.cache_dir / "owners").iterdir()] == [str(live.pid)]
 
-        live.stdin.write("\n")
-        live.stdin.flush()
-        assert live.wait(timeout=120) == 0
+        release(live)
     finally:
         live.kill()
         live.wait(timeout=60)
     assert assert_clean_and_valid(ctx.cache_dir) == 2
+
+
+def release(blocked: subprocess.Popen) -> None:
+    """Let a process of `start_blocked` finish its run, and check that it did."""
+    blocked.stdin.write("\n")
+    blocked.stdin.flush()
+    assert blocked.wait(timeout=120) == 0
 
 
 # --- controlled interleavings: threads of one process, ordered by events --------------------------

@@ -13,7 +13,14 @@ import socket
 import subprocess
 import sys
 
-from test_run_cache_concurrency import BLOCKED, SRC, assert_clean_and_valid, owners_in_tmp, start_blocked
+from test_run_cache_concurrency import (
+    BLOCKED,
+    SRC,
+    assert_clean_and_valid,
+    owners_in_tmp,
+    release,
+    start_blocked,
+)
 
 from diffusion_lab.runcache import entries
 
@@ -86,9 +93,7 @@ def test_the_cache_works_without_fcntl_links_or_signals(tmp_path):
         checked = _run(CHECK, str(cache), str(killed.pid), str(live.pid))
         assert checked.returncode == 0 and checked.stdout.strip() == "ok", checked.stderr[-3000:]
         assert owners_in_tmp(cache) == [str(live.pid)]
-        live.stdin.write("\n")
-        live.stdin.flush()
-        assert live.wait(timeout=120) == 0
+        release(live)
     finally:
         live.kill()
         live.wait(timeout=60)
