@@ -7,6 +7,8 @@ from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.gpu_measurements import guided_on_gpu_text
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.partb_figures import (
+    WRITE_UP_GUIDANCE,
+    guidance_in_sweep_text,
     GUIDANCE_SWEEP_HEADERS,
     TRAINING_COST_HEADERS,
     guidance_sweep_rows,
@@ -40,12 +42,12 @@ With D = {recipe.num_hiddens} the model has **{trained.metrics['num_parameters']
 """)
 loss_curve(page, trained, "Training loss of the class-conditioned UNet.")
 
-page.text(r"""
+page.text(rf"""
 ## B2.5 Sampling with classifier-free guidance
 
 Each step evaluates the conditional and the unconditional estimate and combines them as
-\(\epsilon = \epsilon_u + g\,(\epsilon_c - \epsilon_u)\). The course recipe uses \(g = 5\); the write-up
-says 0.5. Both are in the sweep below.
+\(\epsilon = \epsilon_u + g\,(\epsilon_c - \epsilon_u)\). The course recipe uses \(g = {COURSE_GUIDANCE:g}\); the write-up
+says {WRITE_UP_GUIDANCE:g}. {guidance_in_sweep_text(show.sweep_scales)}
 """)
 samples_per_epoch(page, trained, samples, n_cols=10, per_class=show.per_class_grid,
                   what=f"{show.per_class_grid} samples of each digit (one column per digit) at g = {COURSE_GUIDANCE:g}")

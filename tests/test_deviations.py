@@ -11,6 +11,7 @@ from diffusion_lab.experiments.parta_plan import PartAPlan, plan_for
 from diffusion_lab.mnist.recipes import PartBRecipes
 from diffusion_lab.profiles import PROFILES, Profile, get_profile
 from diffusion_lab.report import deviations, gallery
+from diffusion_lab.report.partb_figures import guidance_in_sweep_text
 from diffusion_lab.report.deviations import (
     PLAN_SETTINGS,
     RECIPE_SETTINGS,
@@ -242,3 +243,27 @@ def test_the_repositorys_gpu_session_is_cuda_evidence():
 ])
 def test_the_device_type_of_a_manifest_line(line, device_type):
     assert deviations.device_type_of(line) == device_type
+
+
+# The sentences about B2.5's guidance, rendered for each profile and held to its sweep: tiny sweeps
+# 0, 1 and 5, quick 1, 1.5 and 5, full everything from 0 to 10 (0.5 included).
+GUIDANCE_SENTENCES = {
+    "tiny": ("The sweep below (g = 0, 1 and 5) has 5 but not 0.5.", "5, 0.5 not in the sweep (g = 0, 1 and 5)"),
+    "quick": ("The sweep below (g = 1, 1.5 and 5) has 5 but not 0.5.", "5, 0.5 not in the sweep (g = 1, 1.5 and 5)"),
+    "full": ("Both are in the sweep below (g = 0, 0.5, 1, 1.5, 2, 3, 5, 7 and 10).",
+             "5, 0.5 in the sweep (g = 0, 0.5, 1, 1.5, 2, 3, 5, 7 and 10)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GUIDANCE_SENTENCES))
+def test_the_guidance_sentences_follow_each_profiles_sweep(name):
+    scales = get_profile(name).showcase.sweep_scales
+    page_sentence, deviation_cell = GUIDANCE_SENTENCES[name]
+    assert guidance_in_sweep_text(scales) == page_sentence
+    (row,) = deviations.guidance_deviation(scales).rows
+    assert row.build == deviation_cell
+
+
+def test_the_guidance_sentence_names_what_the_sweep_lacks():
+    assert guidance_in_sweep_text((0.5, 1.0)) == "The sweep below (g = 0.5 and 1) has 0.5 but not 5."
+    assert guidance_in_sweep_text((2.0,)) == "Neither is in the sweep below (g = 2)."

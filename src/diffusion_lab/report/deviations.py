@@ -20,7 +20,7 @@ from diffusion_lab.experiments.parta_plan import PartAPlan
 from diffusion_lab.forward_process import strided_timesteps
 from diffusion_lab.illusions import hybrid_kernel
 from diffusion_lab.profiles import COURSE_GUIDANCE, Profile
-from diffusion_lab.report.partb_figures import WRITE_UP_GUIDANCE
+from diffusion_lab.report.partb_figures import WRITE_UP_GUIDANCE, scales_text
 from diffusion_lab.report.gpu_measurements import load_sessions
 from diffusion_lab.runcache.context import DEVICE_ORDER, PRECISION_RULES, BuildContext
 
@@ -331,13 +331,16 @@ def part_a_deviations(write_up_plan: PartAPlan, build_plan: PartAPlan,
     )
 
 
-def guidance_deviation() -> Comparison:
-    """The one place where the course recipe itself differs from the write-up: B2.5's guidance."""
+def guidance_deviation(sweep_scales: tuple[float, ...]) -> Comparison:
+    """The one place where the course recipe itself differs from the write-up: B2.5's guidance,
+    with whether the build's sweep (`sweep_scales`) holds the write-up's g."""
     if WRITE_UP_GUIDANCE == COURSE_GUIDANCE:
         return Comparison((), 1)
+    swept = "in" if WRITE_UP_GUIDANCE in sweep_scales else "not in"
     return Comparison((Deviation(RECIPES["class_ddpm"][0], "guidance scale g of the samples (B2.5)",
                                  f"{WRITE_UP_GUIDANCE:g} (the course recipe: {COURSE_GUIDANCE:g})",
-                                 f"{COURSE_GUIDANCE:g}, with {WRITE_UP_GUIDANCE:g} in the sweep", *B3),), 0)
+                                 f"{COURSE_GUIDANCE:g}, {WRITE_UP_GUIDANCE:g} {swept} the sweep "
+                                 f"(g = {scales_text(sweep_scales)})", *B3),), 0)
 
 
 def part_b_deviations(course: Profile, build: Profile) -> Comparison:
@@ -349,7 +352,7 @@ def part_b_deviations(course: Profile, build: Profile) -> Comparison:
             continue
         group, where = RECIPES.get(field.name, (field.name.replace("_", " "), NOWHERE))
         parts.append(compare_fields(old, new, RECIPE_SETTINGS, group, where))
-    return combined(*parts, guidance_deviation())
+    return combined(*parts, guidance_deviation(build.showcase.sweep_scales))
 
 
 SHOWCASE_GROUPS: dict[str, tuple[str, dict[str, Setting]]] = {

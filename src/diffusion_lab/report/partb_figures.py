@@ -17,6 +17,24 @@ MNIST_TRAINING_DIGITS = 60_000
 WRITE_UP_GUIDANCE = 0.5  # the write-up's g, where the course uses COURSE_GUIDANCE
 
 
+def scales_text(scales) -> str:
+    """Guidance scales as a reader reads them: (1.0, 1.5, 5.0) -> "1, 1.5 and 5"."""
+    names = [f"{scale:g}" for scale in scales]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
+def guidance_in_sweep_text(scales, course: float = COURSE_GUIDANCE, write_up: float = WRITE_UP_GUIDANCE) -> str:
+    """Whether the build's guidance sweep holds the course's g and the write-up's, in one sentence."""
+    swept = f"the sweep below (g = {scales_text(scales)})"
+    has_course, has_write_up = course in scales, write_up in scales
+    if has_course and has_write_up:
+        return f"Both are in {swept}."
+    if not (has_course or has_write_up):
+        return f"Neither is in {swept}."
+    kept, missing = (course, write_up) if has_course else (write_up, course)
+    return f"{swept[0].upper()}{swept[1:]} has {kept:g} but not {missing:g}."
+
+
 def fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
