@@ -143,7 +143,7 @@ page.figure(
                cell_inches=1.8),
     "The low-pass's response to a single bright pixel, drawn at its footprint in the image: the write-up's "
     f"kernel on IF's 64×64 images, the scaled kernel on {size}×{size} images, and the unscaled one on "
-    f"{size}×{size}, where it spans {percent(k64, size)} of the image's width.",
+    f"{size}×{size}, where its σ is {percent(s64, size)} of the image's width ({percent(s64, 64)} on 64×64).",
     scaling,
 )
 page.figure(
