@@ -51,7 +51,7 @@ from diffusion_lab.experiments.partb_training import (
     flow_training,
     pure_noise_training,
 )
-from diffusion_lab.experiments.prefetch_plan import Plan, Speedup, critical_seconds, plan
+from diffusion_lab.experiments.prefetch_plan import Plan, Speedup, critical_seconds, fixed_starts, plan
 from diffusion_lab.experiments.prefetch_progress import Progress
 from diffusion_lab.runcache import runs
 from diffusion_lab.runcache.context import BuildContext
@@ -241,7 +241,7 @@ def prefetch(ctx: BuildContext, cores: int | None = None, stream=None) -> list[s
     cores = usable_cores() if cores is None else cores
     if cores < 2:
         return []
-    critical_seconds(JOBS)  # refuses circles and unknown names before any work
+    chain = critical_seconds(JOBS)  # also refuses circles and unknown names before any work
     pending = {job.name: job for job in JOBS if _missing(ctx, job.compute)}
     done = {job.name for job in JOBS} - set(pending)
     if not pending:
@@ -254,26 +254,20 @@ def prefetch(ctx: BuildContext, cores: int | None = None, stream=None) -> list[s
     speedup = measured_speedup()
     layout = plan(JOBS, cores, speedup, done=done) if ctx.device.type == "cpu" else _gpu_layout(pending, cores)
     progress = Progress(JOBS, layout.threads, cores, speedup, done=sorted(done), stream=stream)
-    chain = critical_seconds(JOBS)
     computed: list[str] = []
     running: dict[Future, str] = {}
     busy = 0
     with ProcessPoolExecutor(max_workers=layout.lanes, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         while pending or running:
-            ready = sorted((job for job in pending.values() if done.issuperset(job.after)),
-                           key=lambda job: -chain[job.name])
-            for job in ready:
-                threads = layout.threads[job.name]
-                if len(running) >= layout.lanes:
-                    break
-                if running and busy + threads > cores:  # waits for its cores; a narrower job may fit
-                    continue
-                future = pool.submit(_run_job, ctx, pending.pop(job.name).compute, threads, layout.lanes,
-                                     _log_path(ctx, job.name))
-                running[future] = job.name
-                busy += threads
-                progress.started(job.name)
+            ready = sorted((name for name, job in pending.items() if done.issuperset(job.after)),
+                           key=lambda name: -chain[name])
+            for name in fixed_starts(ready, layout.threads, cores - busy, len(running), layout.lanes):
+                future = pool.submit(_run_job, ctx, pending.pop(name).compute, layout.threads[name], layout.lanes,
+                                     _log_path(ctx, name))
+                running[future] = name
+                busy += layout.threads[name]
+                progress.started(name)
             if not running:  # critical_seconds has ruled out circles, so something is always ready
                 raise RuntimeError(f"prefetch: jobs {', '.join(pending)} wait for jobs that never run")
             finished, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)

@@ -14,8 +14,8 @@ the plan runs at once.
 
 A thread's worth is not a core's: the width-32 UNets are small, and a second thread shortens a
 training step by much less than half. `Speedup` models it by Amdahl's law with the parallel share
-measured on this project's machines (`PARALLEL_SHARE`); the model only shapes the plan and the
-estimate of the time left, never a result.
+measured on this project's machines (`prefetch.measured_speedup`, from prefetch_measured.json); the
+model only shapes the plan and the estimate of the time left, never a result.
 """
 
 from __future__ import annotations
@@ -101,6 +101,21 @@ def share_cores(free: int, jobs: int, most: int) -> list[int]:
     return [min(most, base + (i < extra)) for i in range(jobs)]
 
 
+def fixed_starts(ready: Sequence[str], threads: Mapping[str, int], free: int, running: int,
+                 lanes: int | None = None) -> list[str]:
+    """Which `ready` jobs (longest chain first) start now with their fixed `threads`: each that finds
+    its threads among the `free` cores, or the first when nothing runs, while fewer than `lanes`
+    jobs run (`running` of them before). The real queue and its simulation start jobs by this rule."""
+    starting: list[str] = []
+    for name in ready:
+        if lanes is not None and running + len(starting) >= lanes:
+            break
+        if threads[name] <= free or running + len(starting) == 0:
+            starting.append(name)
+            free -= threads[name]
+    return starting
+
+
 def simulate(jobs: Sequence[PlannedJob], cores: int, speedup: Speedup, *,
              threads: Mapping[str, int] | None = None, done: Iterable[str] = (),
              running: Mapping[str, tuple[float, int]] | None = None, scale: float = 1.0) -> list[Slot]:
@@ -128,11 +143,8 @@ def simulate(jobs: Sequence[PlannedJob], cores: int, speedup: Speedup, *,
             starting = ready[: max(0, free)] if free > 0 else ([] if ends else ready[:1])
             shares = share_cores(max(free, 1), len(starting), speedup.most_threads()) if starting else []
         else:
-            starting, shares = [], []
-            for name in ready:
-                if free - sum(shares) >= threads[name] or not (ends or starting):
-                    starting.append(name)
-                    shares.append(threads[name])
+            starting = fixed_starts(ready, threads, free, running=len(ends))
+            shares = [threads[name] for name in starting]
         for name, share in zip(starting, shares):
             pending.remove(name)
             end = now + by_name[name].seconds * scale / speedup(share)

@@ -44,7 +44,7 @@ class Progress:
                  done: Sequence[str] = (), stream: TextIO | None = None, live: bool | None = None,
                  every: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.jobs, self.threads, self.cores, self.speedup = jobs, dict(threads), cores, speedup
-        self.cached = [name for name in done]
+        self.cached = list(done)
         self.stream = stream if stream is not None else sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.every, self.clock = every, clock

@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 
@@ -85,10 +86,8 @@ def this_cpu() -> tuple[str, set[str]]:
     system, machine = platform.system(), platform.machine()
     model, flags = None, set()
     if system == "Linux" and CPUINFO.is_file():
-        try:
+        with suppress(OSError):
             model, flags = parse_cpuinfo(CPUINFO.read_text(errors="replace"))
-        except OSError:
-            pass
     elif system == "Darwin":
         brand = _sysctl("machdep.cpu.brand_string")
         model, flags = macos_cpu(brand, _sysctl("machdep.cpu.features", "machdep.cpu.leaf7_features"), machine)
