@@ -4,6 +4,10 @@
 #
 # Variables: PROFILE=tiny|quick|full (default: full with CUDA, else quick), BACKEND=mnist|deepfloyd,
 #            FORCE=1 (recompute every run), CACHE_DIR=.cache, SEED=0,
+#            CACHE_URL=s3://bucket/prefix (also gs://, file://, https:// read-only): a shared run cache
+#            that serves the runs CACHE_DIR lacks; `make cache-push CACHE_URL=...` fills it,
+#            PRECISION=auto|bf16|fp32 (Part B's networks; part of every run's key; auto: the device's
+#            rule, or the precision CACHE_URL's store holds the profile at),
 #            PYTHON=/path/to/python3.x (the interpreter of a new venv; default: tools/find_python.sh
 #            picks python3, python3.13, python3.12 or python3.11, whichever is 3.11 or newer),
 #            VENV=.venv (several venvs side by side: make setup PYTHON=python3.12 VENV=.venv312)
@@ -18,12 +22,16 @@ BACKEND   ?= mnist
 FORCE     ?=
 CACHE_DIR ?= .cache
 SEED      ?= 0
+CACHE_URL ?=
+PRECISION ?=
 
 export DIFFUSION_LAB_PROFILE := $(PROFILE)
 export DIFFUSION_LAB_BACKEND := $(BACKEND)
 export DIFFUSION_LAB_FORCE   := $(FORCE)
 export DIFFUSION_LAB_CACHE   := $(abspath $(CACHE_DIR))
 export DIFFUSION_LAB_SEED    := $(SEED)
+export DIFFUSION_LAB_CACHE_URL := $(CACHE_URL)
+export DIFFUSION_LAB_PRECISION := $(PRECISION)
 export DISABLE_MKDOCS_2_WARNING := true
 export NO_MKDOCS_2_WARNING := 1
 
@@ -41,7 +49,7 @@ UV_STAMP    := $(LOCK_TOOLS)/.installed-uv-$(UV_VERSION)
 FIND_PYTHON := tools/find_python.sh
 UPGRADE     ?=
 
-.PHONY: site serve test bench bench-quality clean setup lock lock-tools
+.PHONY: site serve test bench bench-quality clean setup lock lock-tools cache-push
 
 site: $(STAMP) $(NPM_STAMP)
 	$(MKDOCS) build --strict
@@ -49,6 +57,11 @@ site: $(STAMP) $(NPM_STAMP)
 
 serve: $(STAMP) $(NPM_STAMP)
 	$(MKDOCS) serve
+
+# Upload the runs of CACHE_DIR that the store at CACHE_URL lacks (credentials: the store's standard
+# places, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL for S3).
+cache-push: $(STAMP)
+	$(PY) -m diffusion_lab cache-push
 
 # The strict tiny-profile site build runs inside pytest (tests/test_site_build.py), so that its
 # checks (every section present, provenance under every figure, a warm rebuild all cache hits)

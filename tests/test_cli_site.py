@@ -172,7 +172,7 @@ def test_bad_input_is_one_line_and_exit_2_before_any_build(builds_run, tmp_path,
 
 
 def test_the_session_build_runs_the_site_command(builds):
-    """conftest's tiny build (cold, then warm from its cache) goes through `python -m diffusion_lab site`."""
+    """conftest's tiny builds (cold, then a reader served by the store) go through `python -m diffusion_lab site`."""
     assert SITE_COMMAND == [sys.executable, "-m", "diffusion_lab", "site"]
     for site in builds:
         assert (site / "index.html").is_file() and (site / "part-b" / "unet" / "index.html").is_file()

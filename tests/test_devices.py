@@ -131,11 +131,6 @@ def _ctx(device: str, tmp_path) -> BuildContext:
                         cache_dir=tmp_path / "cache", force=False)
 
 
-def test_mps_is_a_kind_of_its_own_and_cpu_keeps_its_kind(tmp_path):
-    assert _ctx("mps", tmp_path).device_kind == "mps"
-    assert _ctx("cpu", tmp_path).device_kind == "cpu"  # unchanged: existing caches stay valid
-
-
 def test_the_device_line_names_model_precision_and_threads():
     assert device_line("cpu", "AMD EPYC 9654, AVX-512 BF16", "bf16", 1) == \
         "cpu (AMD EPYC 9654, AVX-512 BF16; bf16 autocast; 1 thread)"

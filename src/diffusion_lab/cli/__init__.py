@@ -6,7 +6,8 @@ before any model is trained or sampled. Outputs are written to a temporary file 
 into place, so a crash never leaves half a file behind.
 
 One module a command: `sample_digits`, `part_a` (edit, illusion), `site` (the whole website, as
-`make site` builds it, without make); `arguments` holds the checks.
+`make site` builds it, without make), `cache_push` (upload runs to a shared store); `arguments`
+holds the checks.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from diffusion_lab.cli import part_a, sample_digits, site
+from diffusion_lab.cli import cache_push, part_a, sample_digits, site
 from diffusion_lab.cli.arguments import EXIT_USAGE, Parser, UsageError
 
-COMMANDS = [sample_digits.add_command, part_a.add_edit_command, part_a.add_illusion_command, site.add_command]
+COMMANDS = [sample_digits.add_command, part_a.add_edit_command, part_a.add_illusion_command, site.add_command,
+            cache_push.add_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

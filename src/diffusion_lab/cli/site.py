@@ -1,8 +1,8 @@
 """`site`: build the website as `make site` does, without make (Linux, macOS or Windows).
 
 Once the environment is installed (the README's "Without make"), this is what `make site` runs: it
-sets the variables the Makefile exports (DIFFUSION_LAB_PROFILE, _BACKEND, _FORCE, _CACHE, _SEED,
-and the two that quiet mkdocs' notice about mkdocs 2) and runs `mkdocs build --strict` on the
+sets the variables the Makefile exports (DIFFUSION_LAB_PROFILE, _BACKEND, _FORCE, _CACHE, _CACHE_URL,
+_PRECISION, _SEED, and the two that quiet mkdocs' notice about mkdocs 2) and runs `mkdocs build --strict` on the
 checkout's mkdocs.yml, in a subprocess started from the checkout's root. Each option's default is
 its DIFFUSION_LAB_* variable where that is set (as for the other commands), else the Makefile's
 default. The options are checked here; a variable's value is checked by the build itself, which
@@ -59,6 +59,12 @@ def add_command(commands) -> None:
                              f"(default: $DIFFUSION_LAB_SEED, else {DEFAULT_SEED})")
     parser.add_argument("--cache-dir", type=Path,
                         help=f"run cache folder (default: $DIFFUSION_LAB_CACHE, else {DEFAULT_CACHE} in the checkout)")
+    parser.add_argument("--cache-url",
+                        help="a shared run cache to read the runs the local cache lacks from: s3://, gs://, file:// "
+                             "or https:// (default: $DIFFUSION_LAB_CACHE_URL, else none)")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                        help="what Part B's networks run at, part of every run's key (default: "
+                             "$DIFFUSION_LAB_PRECISION, else auto: the device's rule, or the shared store's)")
     parser.add_argument("--force", action="store_true", help="recompute every run instead of reading the cache")
     parser.add_argument("--site-dir", type=Path,
                         help="where the site is written, replacing what is there "
@@ -93,6 +99,8 @@ def build_env(args: argparse.Namespace, cache: Path, environ: dict) -> dict:
     env["DIFFUSION_LAB_BACKEND"] = args.backend or environ.get("DIFFUSION_LAB_BACKEND") or DEFAULT_BACKEND
     env["DIFFUSION_LAB_FORCE"] = "1" if args.force else environ.get("DIFFUSION_LAB_FORCE", "")
     env["DIFFUSION_LAB_CACHE"] = str(cache)
+    env["DIFFUSION_LAB_CACHE_URL"] = args.cache_url or environ.get("DIFFUSION_LAB_CACHE_URL", "")
+    env["DIFFUSION_LAB_PRECISION"] = args.precision or environ.get("DIFFUSION_LAB_PRECISION", "")
     given_seed = None if args.seed is None else str(args.seed)
     env["DIFFUSION_LAB_SEED"] = given_seed or environ.get("DIFFUSION_LAB_SEED") or DEFAULT_SEED
     return env

@@ -194,17 +194,19 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _run_job(ctx: BuildContext, compute: Compute, threads: int | None = None, lanes: int = 1,
-             log: Path | None = None) -> list[str]:
+             log: Path | None = None) -> tuple[list[str], list[str]]:
     """`compute` (in a worker: with `threads` threads, beside `lanes` - 1 others, its output into
-    `log`); returns the keys of the runs this process computed meanwhile."""
+    `log`); returns the keys of the runs this process computed meanwhile, and of those it read
+    from the shared store."""
     if threads is not None:
         torch.set_num_threads(threads)
     runs.EXECUTION.update(lanes=lanes)
     if log is not None:
         _output_to(log)
-    before = set(runs.computed_keys())
+    before = set(runs.computed_keys()) | set(runs.fetched_keys())
     compute(ctx)
-    return [key for key in runs.computed_keys() if key not in before]
+    return ([key for key in runs.computed_keys() if key not in before],
+            [key for key in runs.fetched_keys() if key not in before])
 
 
 def _output_to(log: Path) -> None:
@@ -250,7 +252,7 @@ def prefetch(ctx: BuildContext, cores: int | None = None, stream=None) -> list[s
         job = next(iter(pending.values()))
         print(f"prefetch: {job.name}, the one job not cached, runs in this process with {cores} threads",
               file=stream or sys.stderr, flush=True)
-        return _run_job(ctx, job.compute, threads=cores)
+        return _run_job(ctx, job.compute, threads=cores)[0]
     speedup = measured_speedup()
     layout = plan(JOBS, cores, speedup, done=done) if ctx.device.type == "cpu" else _gpu_layout(pending, cores)
     progress = Progress(JOBS, layout.threads, cores, speedup, done=sorted(done), stream=stream)
@@ -276,12 +278,13 @@ def prefetch(ctx: BuildContext, cores: int | None = None, stream=None) -> list[s
                 name = running.pop(future)
                 busy -= layout.threads[name]
                 try:
-                    keys = future.result()
+                    keys, fetched = future.result()
                 except BaseException:
                     progress.failed(name, str(_log_path(ctx, name)))
                     raise
                 computed.extend(keys)
                 runs.COMPUTED_THIS_BUILD.update(keys)
+                runs.FETCHED_THIS_BUILD.update(fetched)
                 done.add(name)
                 progress.finished(name)
     progress.close()

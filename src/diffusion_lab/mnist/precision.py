@@ -16,15 +16,37 @@ The rule for "auto", one device type at a time (`bf16_is_fast`):
   kernels depending on the macOS and torch versions); fp32 until it is measured on Apple hardware.
   `autocast` is then a null context and `memory_format` the contiguous layout, on MPS as anywhere.
 
-A recipe that names "bf16" or "fp32" gets it on any device. The Build page says the rule in words
+A recipe that names "bf16" or "fp32" gets it on any device. A build may decide what "auto" means for
+everything it computes (`auto_means`: the run cache does, so that the precision in a run's cache key
+is the one its networks ran at; a build that reads a shared store adopts the store's precision). The Build page says the rule in words
 (`runcache.context.PRECISION_RULES`, held to this code by tests/test_devices.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
+from typing import Iterator
 
 import torch
+
+PRECISIONS = ("bf16", "fp32")
+
+# What "auto" resolves to inside `auto_means` (None: the device's rule).
+_AUTO_MEANS: ContextVar[str | None] = ContextVar("auto_means", default=None)
+
+
+@contextlib.contextmanager
+def auto_means(precision: str | None) -> Iterator[None]:
+    """Inside this block a recipe's "auto" resolves to `precision` ("bf16" or "fp32") on every
+    device; None keeps the device's rule."""
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'bf16' or 'fp32', not {precision!r}")
+    token = _AUTO_MEANS.set(precision)
+    try:
+        yield
+    finally:
+        _AUTO_MEANS.reset(token)
 
 
 def bf16_is_fast(device: torch.device | str) -> bool:
@@ -42,10 +64,16 @@ def bf16_is_fast(device: torch.device | str) -> bool:
     return False
 
 
+def device_precision(device: torch.device | str) -> str:
+    """What "auto" means on `device` by the device's rule: "bf16" where it is fast, else "fp32"."""
+    return "bf16" if bf16_is_fast(device) else "fp32"
+
+
 def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """"bf16" or "fp32": `precision` itself, or for "auto" what `auto_means` set, else the device's rule."""
     if precision == "auto":
-        return "bf16" if bf16_is_fast(device) else "fp32"
-    if precision not in ("bf16", "fp32"):
+        return _AUTO_MEANS.get() or device_precision(device)
+    if precision not in PRECISIONS:
         raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', not {precision!r}")
     return precision
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from urllib.parse import urlsplit
 import posixpath
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -131,6 +132,7 @@ def provenance_block(runs: Sequence[RunRecord], ctx: BuildContext, backend_label
     prepared = [
         dict(
             vars(run),
+            origin_text=ORIGIN_WORDS[run.origin],
             params_json=json.dumps(run.params, indent=2, sort_keys=True),
             computed_by=computed_by_markdown(run, page_path),
             backend_text=run_backend_text(run, ctx, backend_label),
@@ -279,7 +281,8 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
         runs=[dict(vars(run), computed_by=computed_by_markdown(run, path), label=labels.get(run.key, ""),
                    used_by=uses_markdown(run, path), precision_text=precision_text(run.precision),
                    threads_text=_recorded(run.threads), lanes_text=_recorded(run.lanes)) for run in runs],
-        hits=sum(run.hit for run in runs),
+        origins={origin: sum(run.origin == origin for run in runs) for origin in ORIGIN_WORDS},
+        store=store_text(ctx.cache_url),
         computed_s=sum(run.compute_s for run in runs if not run.hit),
         build_s=sum(run.wall_s for run in runs),
         cache_dir=cache_dir_text(ctx.cache_dir),
@@ -292,6 +295,20 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
 
 # A run made before its manifest kept precision and threads.
 NOT_RECORDED = "—"
+
+# Where a run of this build came from (`RunRecord.origin`), in words.
+ORIGIN_WORDS = {"computed": "computed now", "local": "read from the local cache", "remote": "read from the shared store"}
+
+
+def store_text(url: str) -> str:
+    """The shared store as the page shows it: its URL without credentials or query, or "none"."""
+    if not url:
+        return "none"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"`{parts.scheme}://{host}{parts.path}`"
 
 
 def device_rule_text(ctx: BuildContext) -> str:

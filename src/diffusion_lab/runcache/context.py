@@ -7,21 +7,26 @@
 The device (DIFFUSION_LAB_DEVICE) is cpu, cuda, cuda:N or mps; empty means the first of CUDA,
 Apple's MPS and the CPU that this machine has (`choose_device`, told what the machine has by an
 `Accelerators`, so tests can say "no CUDA, MPS present" on any machine). Part B's networks run at
-the precision `mnist.precision` resolves for the device (`PRECISION_RULES` says it in words).
+the build's precision (DIFFUSION_LAB_PRECISION: auto, bf16 or fp32), which is part of every run's
+cache key: auto is what `mnist.precision` resolves for the device (`PRECISION_RULES` says it in
+words), unless the shared store (DIFFUSION_LAB_CACHE_URL, `runcache.remote`) holds the profile's runs
+at another precision only; the build then adopts the store's.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from diffusion_lab.mnist.precision import resolve_precision
+from diffusion_lab.mnist.precision import PRECISIONS, device_precision
 from diffusion_lab.profiles import BACKEND_NAMES, PROFILE_NAMES, default_profile
-from diffusion_lab.runcache import machine
+from diffusion_lab.runcache import machine, remote
 
 MAX_SEED = 2**63 - 1
 
@@ -31,6 +36,8 @@ _MAKE_VARIABLES = {
     "DIFFUSION_LAB_BACKEND": "BACKEND",
     "DIFFUSION_LAB_SEED": "SEED",
     "DIFFUSION_LAB_CACHE": "CACHE_DIR",
+    "DIFFUSION_LAB_CACHE_URL": "CACHE_URL",
+    "DIFFUSION_LAB_PRECISION": "PRECISION",
 }
 
 
@@ -153,9 +160,38 @@ def choose_device(requested: str | None, available: Accelerators | None = None) 
 
 
 def network_precision(device: torch.device) -> str:
-    """What Part B's networks run at on `device` when their recipe says "auto": "bf16" or "fp32"
-    (`mnist.precision.resolve_precision`, the code that training and sampling call)."""
-    return resolve_precision("auto", device)
+    """What Part B's networks run at on `device` by its rule when their recipe says "auto": "bf16"
+    or "fp32" (`mnist.precision.device_precision`, the rule training and sampling follow)."""
+    return device_precision(device)
+
+
+def _check_precision(value: str) -> str:
+    value = value.strip()
+    if value not in ("auto", *PRECISIONS):
+        raise BuildSettingError("DIFFUSION_LAB_PRECISION", value,
+                                f"the precision must be auto, {_one_of(PRECISIONS)} "
+                                "(or empty for auto: the device's rule, or a shared store's precision)")
+    return value
+
+
+def _check_cache_url(value: str) -> str:
+    value = value.strip()
+    problem = value and remote.check_url(value)
+    if problem:
+        raise BuildSettingError("DIFFUSION_LAB_CACHE_URL", value, problem)
+    return value
+
+
+@lru_cache(maxsize=None)
+def _store_precision(url: str, profile: str, own: str) -> str:
+    """The precision a build of `profile` adopts with the store at `url` (`remote.adopted_precision`),
+    said once per process where it is not the device's own."""
+    adopted = remote.adopted_precision(remote.store_for(url), profile, own)
+    if adopted != own:
+        print(f"run cache: {url} holds the {profile} runs at {adopted}; this build computes at {adopted} too "
+              f"(not this device's {own}), so that it reads them; PRECISION={own} computes everything here "
+              f"at {own}", file=sys.stderr)
+    return adopted
 
 
 def device_line(device_type: str, name: str, precision: str, threads: int | None = None) -> str:
@@ -213,22 +249,15 @@ class BuildContext:
     seed: int
     cache_dir: Path
     force: bool
-
-    @property
-    def device_kind(self) -> str:
-        """What the cache key records: results from another kind of device are not reused."""
-        if self.device.type == "cuda":
-            return f"cuda:{torch.cuda.get_device_name(self.device)}"
-        if self.device.type == "mps":
-            return "mps"
-        return "cpu"
+    precision_setting: str = "auto"  # DIFFUSION_LAB_PRECISION: auto, bf16 or fp32
+    cache_url: str = ""  # DIFFUSION_LAB_CACHE_URL: a shared store (`runcache.remote`), "" for none
 
     @property
     def device_description(self) -> str:
         """This build's device, its model, the precision of Part B's networks and (CPU) the threads:
         "cpu (AMD EPYC 9654, AVX-512 BF16; bf16 autocast; 1 thread)", "cuda (NVIDIA H200; bf16
         autocast)", "mps (Apple M2; fp32)"."""
-        return _device_description(self.device)
+        return _device_description(self.device, self.precision)
 
     def describe_device(self, precision: str | None = None) -> str:
         """`device_description` with a run's own precision ("bf16", "fp32") in place of "auto"'s."""
@@ -236,8 +265,14 @@ class BuildContext:
 
     @property
     def precision(self) -> str:
-        """What Part B's networks run at on this build's device when their recipe says "auto"."""
-        return network_precision(self.device)
+        """What Part B's networks run at in this build where their recipe says "auto" ("bf16" or
+        "fp32"), and the precision in every run's cache key: DIFFUSION_LAB_PRECISION where it names
+        one; else, with a shared store, the store's precision for the profile where it holds none at
+        the device's (`remote.adopted_precision`); else the device's rule (`network_precision`)."""
+        if self.precision_setting in PRECISIONS:
+            return self.precision_setting
+        own = network_precision(self.device)
+        return _store_precision(self.cache_url, self.profile, own) if self.cache_url else own
 
     @property
     def threads(self) -> int:
@@ -258,6 +293,8 @@ class BuildContext:
             seed=lambda: _check_seed(env.get("DIFFUSION_LAB_SEED") or "0"),
             cache_dir=lambda: _check_cache(env.get("DIFFUSION_LAB_CACHE") or ".cache"),
             force=lambda: env.get("DIFFUSION_LAB_FORCE", "") not in ("", "0", "false", "no"),
+            precision_setting=lambda: _check_precision(env.get("DIFFUSION_LAB_PRECISION") or "auto"),
+            cache_url=lambda: _check_cache_url(env.get("DIFFUSION_LAB_CACHE_URL") or ""),
         )
         values = {name: overrides[name] if name in overrides else read() for name, read in readers.items()}
         values.update(overrides)

@@ -56,7 +56,7 @@ from diffusion_lab.runcache.provenance import canonical_json
 
 MANIFEST = "manifest.json"
 CHECKSUM = "manifest_sha256"  # the manifest's field holding the sha256 of its other fields
-_REQUIRED = ("name", "key", "params", "seed", "files", "compute_s", "device", "versions", "commit", "created")
+REQUIRED_FIELDS = ("name", "key", "params", "seed", "files", "compute_s", "device", "versions", "commit", "created")
 _LOCK = ".lock"
 _OWNERS = "owners"
 _POINTER = ".pointer-"  # a pointer being written, beside the copies; renamed onto runs/<entry>
@@ -302,7 +302,7 @@ def _move_to_trash(path: Path, cache_dir: Path) -> Path | None:
 # --- Manifests --------------------------------------------------------------------------------------
 
 
-def _manifest_checksum(manifest: dict) -> str:
+def manifest_checksum(manifest: dict) -> str:
     """sha256 of the manifest's fields but its checksum, in canonical JSON."""
     body = {name: value for name, value in manifest.items() if name != CHECKSUM}
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
@@ -310,12 +310,12 @@ def _manifest_checksum(manifest: dict) -> str:
 
 def write_manifest(folder: Path, manifest: dict) -> dict:
     """Write the manifest, with its own checksum, into a finished run's folder; returns it as written."""
-    manifest = dict(manifest, **{CHECKSUM: _manifest_checksum(manifest)})
+    manifest = dict(manifest, **{CHECKSUM: manifest_checksum(manifest)})
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 
 
-def _check_manifest(folder: Path, key: str) -> tuple[dict | None, str | None]:
+def check_copy(folder: Path, key: str) -> tuple[dict | None, str | None]:
     """(manifest, None) when `folder` holds a complete, unchanged run of `key`, else (None, why not)."""
     if not folder.is_dir():
         return None, "the copy it names is missing"
@@ -327,9 +327,9 @@ def _check_manifest(folder: Path, key: str) -> tuple[dict | None, str | None]:
         return None, f"its manifest cannot be read ({error})"
     if not isinstance(manifest, dict) or CHECKSUM not in manifest:
         return None, "its manifest has no checksum of its own"
-    if manifest[CHECKSUM] != _manifest_checksum(manifest):
+    if manifest[CHECKSUM] != manifest_checksum(manifest):
         return None, "its manifest was changed after it was written (its checksum does not match)"
-    if manifest.get("key") != key or any(name not in manifest for name in _REQUIRED):
+    if manifest.get("key") != key or any(name not in manifest for name in REQUIRED_FIELDS):
         return None, "its manifest is not one of this run"
     return _check_files(folder, manifest)
 
@@ -395,7 +395,7 @@ def read_entry(entry: Path, key: str) -> tuple[Published | None, str | None]:
         copy = current_copy(entry)
         if copy is None:
             return None, None
-        manifest, why = _check_manifest(copy, key)
+        manifest, why = check_copy(copy, key)
         if manifest is not None:
             return Published(manifest, copy), None
         if current_copy(entry) == copy:
@@ -466,7 +466,7 @@ def publish(scratch_dir: Path, manifest: dict, entry: Path, force: bool) -> Publ
     with _owning(cache_dir):  # the copies set aside become this process's folders in tmp/
         with _entry_lock(versions):
             current = current_copy(entry)
-            kept = None if force or current is None else _check_manifest(current, manifest["key"])[0]
+            kept = None if force or current is None else check_copy(current, manifest["key"])[0]
             if kept is None:
                 current = _switch_to(scratch_dir, entry, versions)
             elif os.path.islink(entry) and current.parent == versions:

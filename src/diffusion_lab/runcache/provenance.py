@@ -36,6 +36,15 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def key_versions() -> dict[str, str]:
+    """The versions in a run's cache key: each library's release without a build's local tag
+    (torch `2.14.1+cu130` and `2.14.1` are one release), Python's minor version (3.11)."""
+    versions = library_versions()
+    keyed = {name: version.split("+", 1)[0] for name, version in versions.items()}
+    keyed["python"] = ".".join(versions["python"].split(".")[:2])
+    return keyed
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str:
     """The commit of the package's checkout ("+dirty" when tracked files differ), or "unknown"."""

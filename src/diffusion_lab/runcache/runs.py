@@ -1,10 +1,19 @@
-"""Cached runs: an experiment's outputs are computed once per (name, params, seed, code, libraries, device).
+"""Cached runs: an experiment's outputs are computed once per (name, params, seed, code, libraries, precision).
 
-`cached_run` keys a run by what its result depends on (its parameters, seed, the code it executes,
-library versions, device kind), serves a valid cache entry as a hit, and otherwise computes the run
-in a scratch folder and publishes it (`entries.py`: atomic, idempotent under concurrent builds,
-checked against its manifest's checksums). Every run a build asks for is logged once, for the
-Build page.
+`cached_run` keys a run by what its result depends on (`cache_key`), serves a valid entry of the
+local cache, else of the shared store (`remote.py`, where the build names one), and otherwise
+computes the run in a scratch folder and publishes it (`entries.py`: atomic, idempotent under
+concurrent builds, checked against its manifest's checksums). Every run a build asks for is logged
+once, with where it came from, for the Build page.
+
+What is key and what is provenance. The key holds what decides the result's numbers up to the
+rounding of the hardware: the experiment, its parameters and seed, the source of the code it runs,
+the release versions of the libraries that compute (Python's minor version; a build's local tag
+such as torch's `+cu130` is not a different release), and the precision the networks run at (bf16
+autocast and fp32 give different numbers on any device). Where it ran (CPU or GPU, the chip's
+model, its vector instructions), with how many threads and lanes, when, and at which commit are
+provenance: the manifest keeps them and every figure shows them, but a `full` run computed on a GPU
+serves a CPU build of `full` from the same code, at the same precision.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ import torch
 from diffusion_lab.hashing import file_sha256
 from diffusion_lab.runcache.code_fingerprint import loaded_source_fingerprint
 from diffusion_lab.runcache.context import BuildContext
+from diffusion_lab.mnist.precision import auto_means
+from diffusion_lab.runcache import remote
 from diffusion_lab.runcache.entries import (
     Published,
     clean_dead_scratch,
@@ -35,7 +46,7 @@ from diffusion_lab.runcache.entries import (
     read_entry,
     write_manifest,
 )
-from diffusion_lab.runcache.provenance import canonical_json, git_commit, library_versions
+from diffusion_lab.runcache.provenance import canonical_json, git_commit, key_versions, library_versions
 from diffusion_lab.seeding import make_generator
 
 
@@ -91,6 +102,7 @@ class RunRecord:
     threads: int | None = None  # torch's threads in the process that computed it; None in older entries
     lanes: int | None = None  # processes computing side by side when it was computed (`EXECUTION`); None in older entries
     entry: Path | None = None  # the entry in runs/ (`path` follows it to a replacing copy)
+    origin: str = "computed"  # "computed" here, read from the "local" cache, or from the "remote" store
 
     def path(self, filename: str) -> Path:
         """The file in the run's copy; in the copy the entry names now where a concurrent FORCE
@@ -157,27 +169,28 @@ def _is_filled(cell) -> bool:
     return True
 
 
-def cache_key(name: str, params: dict, seed: int, device_kind: str,
+def cache_key(name: str, params: dict, seed: int, precision: str,
               source_modules: tuple[str, ...] | None = None) -> str:
-    """What a run's result depends on; the code of `source_modules` (see `compute_modules`) and all
-    they import from the package is part of it, or the whole package's code when None."""
+    """What a run's result depends on (the module's docstring says what is key and what is not); the
+    code of `source_modules` (see `compute_modules`) and all they import from the package is part of
+    it, or the whole package's code when None."""
     identity = {
         "experiment": name,
         "params": json.loads(canonical_json(params)),
         "seed": seed,
         "source": loaded_source_fingerprint(source_modules),
-        "versions": library_versions(),
-        "device": device_kind,
+        "versions": key_versions(),
+        "precision": precision,
     }
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
-def _record(published: Published, entry: Path, hit: bool, wall_s: float, ctx: BuildContext,
+def _record(published: Published, entry: Path, origin: str, wall_s: float, ctx: BuildContext,
             backend: str | None, function: str) -> RunRecord:
     manifest = published.manifest
     return RunRecord(
         name=manifest["name"], key=manifest["key"], params=manifest["params"], seed=manifest["seed"],
-        dir=published.folder, entry=entry, hit=hit, wall_s=wall_s, compute_s=manifest["compute_s"],
+        dir=published.folder, entry=entry, hit=origin != "computed", origin=origin, wall_s=wall_s, compute_s=manifest["compute_s"],
         device=manifest["device"], profile=ctx.profile, backend=backend, function=function,
         versions=manifest["versions"],
         commit=manifest["commit"], created=manifest["created"], metrics=manifest.get("metrics", {}),
@@ -199,7 +212,8 @@ def _compute(ctx: BuildContext, name: str, params: dict, seed: int, key: str, en
     try:
         scratch = Scratch(name=name, dir=scratch_dir, params=params, seed=seed, device=ctx.device)
         compute_started = time.perf_counter()
-        metrics = compute(scratch) or {}
+        with auto_means(ctx.precision):  # "auto" in a recipe is the precision in the key
+            metrics = compute(scratch) or {}
         compute_s = time.perf_counter() - compute_started
         files = {
             str(path.relative_to(scratch_dir)): file_sha256(path)
@@ -215,6 +229,7 @@ def _compute(ctx: BuildContext, name: str, params: dict, seed: int, key: str, en
             "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             # Optional (entries made before them stay valid): the Build page's columns.
             "precision": precision, "threads": ctx.threads, "lanes": EXECUTION["lanes"],
+            "profile": ctx.profile,
         })
         return publish(scratch_dir, manifest, entry, ctx.force)
     finally:
@@ -230,6 +245,9 @@ _LOOKUP_ONLY: ContextVar[bool] = ContextVar("lookup_only", default=False)
 # Keys that other processes of this build computed (the workers of experiments.prefetch): reading
 # one is reading this build's own result, so it is listed as computed, and FORCE does not redo it.
 COMPUTED_THIS_BUILD: set[str] = set()
+# Keys that other processes of this build read from the shared store: read here, they are listed as
+# read from the store.
+FETCHED_THIS_BUILD: set[str] = set()
 
 
 @contextmanager
@@ -245,6 +263,15 @@ def lookup_only():
 def computed_keys() -> list[str]:
     """The keys of the runs this process computed (not read from the cache) so far."""
     return [record.key for record in BUILD_LOG if not record.hit]
+
+
+def fetched_keys() -> list[str]:
+    """The keys of the runs this process read from the shared store so far."""
+    return [record.key for record in BUILD_LOG if record.origin == "remote"]
+
+
+def _origin_of(found: Published) -> str:
+    return "remote" if found.manifest["key"] in FETCHED_THIS_BUILD else "local"
 
 
 def cached_run(
@@ -264,20 +291,25 @@ def cached_run(
     """
     seed = ctx.seed if seed is None else seed
     function = computed_by(compute)
-    key = cache_key(name, params, seed, ctx.device_kind, compute_modules(compute))
+    key = cache_key(name, params, seed, ctx.precision, compute_modules(compute))
     entry = entry_dir(ctx.cache_dir, name, key)
     started = time.perf_counter()
     clean_dead_scratch(ctx.cache_dir)
 
+    def record(published: Published, origin: str) -> RunRecord:
+        return _log(_record(published, entry, origin, time.perf_counter() - started, ctx, backend, function))
+
     if not ctx.force or key in COMPUTED_THIS_BUILD:
         found, why = read_entry(entry, key)
         if found is not None:
-            hit = key not in COMPUTED_THIS_BUILD
-            return _log(_record(found, entry, hit, time.perf_counter() - started, ctx, backend, function))
+            return record(found, "computed" if key in COMPUTED_THIS_BUILD else _origin_of(found))
         if why is not None and not _LOOKUP_ONLY.get():
             print(f"run cache: recomputing {entry.name}: {why}", file=sys.stderr)
+    if not ctx.force and ctx.cache_url:
+        fetched = remote.store_for(ctx.cache_url).fetch(name, key, entry, ctx.cache_dir)
+        if fetched is not None:
+            return record(fetched, "remote")
     if _LOOKUP_ONLY.get():
         raise NotCached(name)
 
-    published = _compute(ctx, name, params, seed, key, entry, compute)
-    return _log(_record(published, entry, False, time.perf_counter() - started, ctx, backend, function))
+    return record(_compute(ctx, name, params, seed, key, entry, compute), "computed")
