@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from mkdocs.utils import yaml_load
 from sitebuild import REPO
 
 from diffusion_lab.report import page as page_module
@@ -211,7 +212,8 @@ def test_the_registries_start_empty_for_each_build():
 
 
 def test_mkdocs_builds_reference_pages_and_no_summary_page():
-    config = yaml.safe_load((PACKAGE_ROOT.parents[1] / "mkdocs.yml").read_text().replace("!!python", "#"))
+    # mkdocs' own loader: it knows the config's !ENV tags
+    config = yaml_load((PACKAGE_ROOT.parents[1] / "mkdocs.yml").read_text().replace("!!python", "#"))
     plugins = {next(iter(p)) if isinstance(p, dict) else p: (p if isinstance(p, dict) else {}) for p in config["plugins"]}
     scripts = plugins["gen-files"]["gen-files"]["scripts"]
     assert scripts.index("gen/code.py") < scripts.index("gen/reference.py") < scripts.index("gen/build.py")

@@ -20,6 +20,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from sitebuild import SITE_PATH
 
 from diffusion_lab import editing, illusions, sampling
 from diffusion_lab.backends.mnist import MnistBackend
@@ -197,7 +198,7 @@ def test_the_built_page_runs_every_mode_and_refuses_bad_input(builds):
     cold, _ = builds
     assert (cold / "try-it/ort" / RUNTIME_FILES[-1]).is_file(), "the tiny build copied no runtime into the site"
     settings = json.loads((cold / "try-it" / SETTINGS_FILE).read_text())
-    report = _run_js("page", "--site", str(cold), "--chromium", shutil.which("chromium"))
+    report = _run_js("page", "--site", str(cold), "--base-path", SITE_PATH, "--chromium", shutil.which("chromium"))
     assert report["state"] == "ready", report["message"]
     assert not report["console_errors"] and not report["outside_requests"], report
 

@@ -4,8 +4,9 @@
 //     DIR holds model.onnx and cases.json (written by the test). The cases run through
 //     docs/try-it/diffusion_loop.mjs and onnxruntime-web from node_modules: in headless Chromium
 //     (DIR served over http with copies of the loop and the runtime) or directly under node.
-//   node tests/browser/try_it.mjs page --site SITE [--chromium PATH]
-//     Opens SITE's part-a/try-it/ page, waits for the model, tries the bad inputs (an empty canvas,
+//   node tests/browser/try_it.mjs page --site SITE [--base-path /PATH/] [--chromium PATH]
+//     Serves SITE under the base path (as GitHub Pages serves a project's site; default /), opens
+//     its part-a/try-it/ page, waits for the model, tries the bad inputs (an empty canvas,
 //     an empty mask, a guidance out of range), draws a stroke and a mask with the mouse, runs each
 //     mode and reads what the page shows: its message, the result canvas, the frames, the time.
 //
@@ -120,8 +121,8 @@ async function tryMode(page, mode) {
   };
 }
 
-async function pageCheck({ site, chromium }) {
-  const { server, baseUrl } = await serveFolder(site);
+async function pageCheck({ site, chromium, "base-path": basePath }) {
+  const { server, baseUrl } = await serveFolder(site, { basePath });
   const browser = await launchChromium(chromium);
   const errors = [];
   const outside = [];
@@ -175,6 +176,7 @@ const { values, positionals } = parseArgs({
   options: {
     work: { type: "string" },
     site: { type: "string" },
+    "base-path": { type: "string", default: "/" },
     engine: { type: "string", default: "chromium" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
   },
