@@ -49,7 +49,7 @@ UV_STAMP    := $(LOCK_TOOLS)/.installed-uv-$(UV_VERSION)
 FIND_PYTHON := tools/find_python.sh
 UPGRADE     ?=
 
-.PHONY: site serve test bench bench-quality clean setup lock lock-tools cache-push
+.PHONY: site serve test bench bench-quality clean setup lock lock-tools cache-push publish
 
 site: $(STAMP) $(NPM_STAMP)
 	$(MKDOCS) build --strict
@@ -57,6 +57,16 @@ site: $(STAMP) $(NPM_STAMP)
 
 serve: $(STAMP) $(NPM_STAMP)
 	$(MKDOCS) serve
+
+# make publish: build the site as `make site` does and push it to the gh-pages branch of `origin`.
+# mkdocs gh-deploy runs the same strict build (into site/, with the settings exported above and any
+# given on make's command line: PROFILE, CACHE_DIR, CACHE_URL, SITE_URL...), so after `make site`
+# it is a warm rebuild that computes nothing, then commits site/ (with .nojekyll) as the branch's one
+# commit and force-pushes it. A project site is served at https://<owner>.github.io/<repository>/:
+# pass SITE_URL=that address, or its 404 page looks for its assets at the domain's root.
+publish: $(STAMP) $(NPM_STAMP)
+	@test -n "$$SITE_URL" || echo "note: SITE_URL is not set: the site is built to be served at a domain's root"
+	$(MKDOCS) gh-deploy --strict --force --no-history --remote-name origin --remote-branch gh-pages
 
 # Upload the runs of CACHE_DIR that the store at CACHE_URL lacks (credentials: the store's standard
 # places, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL for S3).
