@@ -267,6 +267,7 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
     GPU measurements the repository keeps (`gpu_measurements`, Markdown; by default read now from
     measurements/)."""
     from diffusion_lab.report.gpu_measurements import gpu_measurements_markdown, load_sessions
+    from diffusion_lab.report.store_measurements import load_records, store_measurements_markdown
     from diffusion_lab.runcache.provenance import lock_report
 
     unique: dict[str, RunRecord] = {}
@@ -290,6 +291,7 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
         environment=environment if environment is not None else lock_report(),
         gpu_measurements=gpu_measurements if gpu_measurements is not None
         else gpu_measurements_markdown(load_sessions()),
+        store_measurements=store_measurements_markdown(load_records()),
     )
 
 

@@ -132,7 +132,8 @@ def _storage_options(scheme: str) -> dict:
         return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(
             total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)}}
     if scheme in ("gs", "gcs"):
-        return {"timeout": READ_TIMEOUT_S}
+        # gcsfs limits a whole request (aiohttp's total), not the wait between bytes: ten times longer.
+        return {"requests_timeout": 10 * READ_TIMEOUT_S}
     return {}
 
 
