@@ -74,8 +74,8 @@ cache-push: $(STAMP)
 	$(PY) -m diffusion_lab cache-push
 
 # The strict tiny-profile site build runs inside pytest (tests/test_site_build.py), so that its
-# checks (every section present, provenance under every figure, a warm rebuild all cache hits)
-# are ordinary tests.
+# checks (every section present, provenance under every figure, a second build from an empty cache
+# served by a loopback S3 store: nothing computed, the same figures) are ordinary tests.
 test: $(STAMP)
 	$(PY) -m pytest
 

@@ -28,7 +28,7 @@ def test_every_figure_carries_its_provenance(builds):
         for following in after_each_figure:
             assert following.lstrip().startswith('<details class="provenance">'), f"{page}: a figure without provenance"
         for block in re.findall(r'<details class="provenance">(.*?)</details>', html, flags=re.S):
-            for field in ("seed", "profile", "backend", "device", "compute time", "cache", "versions", "git commit"):
+            for field in ("seed", "profile", "backend", "computed on", "compute time", "cache", "versions", "git commit"):
                 assert f"<td>{field}</td>" in block, f"{page}: provenance lacks {field}"
             assert "<code>tiny</code>" in block
     assert figures >= 1
