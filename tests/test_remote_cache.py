@@ -189,15 +189,16 @@ def test_malformed_and_foreign_manifests_are_refused(s3_env, tmp_path, capsys):
     reader = _ctx(tmp_path / "reader", url)
     compute = Compute()
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    root = url[len("s3://"):]
-    cases = {"a": b"{not json", "b": json.dumps({"name": "exp/b"}).encode()}
-    for name, body in cases.items():
-        fs.pipe_file(f"{root}/runs/{remote.entry_name('exp/' + name, _key(reader, 'exp/' + name, {'n': name}, compute))}.json", body)
-    # A valid manifest of another run, stored under this run's name.
-    _plant(fs, url, "exp/c", _key(reader, "exp/c", {"n": "c"}, compute), {"values.pt": b"0"}, )
-    other = json.loads(fs.cat_file(f"{root}/runs/{remote.entry_name('exp/c', _key(reader, 'exp/c', {'n': 'c'}, compute))}.json"))
-    fs.pipe_file(f"{root}/runs/{remote.entry_name('exp/d', _key(reader, 'exp/d', {'n': 'd'}, compute))}.json",
-                 json.dumps(other).encode())
+
+    def manifest_path(name: str) -> str:
+        key = _key(reader, f"exp/{name}", {"n": name}, compute)
+        return f"{url[len('s3://'):]}/runs/{remote.entry_name(f'exp/{name}', key)}.json"
+
+    fs.pipe_file(manifest_path("a"), b"{not json")
+    fs.pipe_file(manifest_path("b"), json.dumps({"name": "exp/b"}).encode())
+    # A valid manifest of another run (c), stored under this run's (d) name.
+    _plant(fs, url, "exp/c", _key(reader, "exp/c", {"n": "c"}, compute), {"values.pt": b"0"})
+    fs.pipe_file(manifest_path("d"), fs.cat_file(manifest_path("c")))
     capsys.readouterr()
     for name in ("a", "b", "d"):
         assert cached_run(reader, f"exp/{name}", {"n": name}, compute).origin == "computed"

@@ -190,7 +190,8 @@ def _record(published: Published, entry: Path, origin: str, wall_s: float, ctx: 
     manifest = published.manifest
     return RunRecord(
         name=manifest["name"], key=manifest["key"], params=manifest["params"], seed=manifest["seed"],
-        dir=published.folder, entry=entry, hit=origin != "computed", origin=origin, wall_s=wall_s, compute_s=manifest["compute_s"],
+        dir=published.folder, entry=entry, hit=origin != "computed", origin=origin, wall_s=wall_s,
+        compute_s=manifest["compute_s"],
         device=manifest["device"], profile=ctx.profile, backend=backend, function=function,
         versions=manifest["versions"],
         commit=manifest["commit"], created=manifest["created"], metrics=manifest.get("metrics", {}),
