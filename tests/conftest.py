@@ -14,6 +14,19 @@ from diffusion_lab.runcache.context import BuildContext
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_cache_or_store(tmp_path_factory):
+    """`make test` exports the build's settings (DIFFUSION_LAB_CACHE=.cache, and CACHE_URL, PRECISION,
+    FORCE where given): no test may read or write the user's run cache or shared store through them.
+    Tests that want a setting set it themselves."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DIFFUSION_LAB_CACHE", str(tmp_path_factory.mktemp("session-cache")))
+    for name in ("DIFFUSION_LAB_CACHE_URL", "DIFFUSION_LAB_PRECISION", "DIFFUSION_LAB_FORCE"):
+        patch.delenv(name, raising=False)
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def ctx(tmp_path):
     """A tiny-profile CPU build context whose cache lives in a fresh temporary folder."""
