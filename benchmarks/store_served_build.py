@@ -90,10 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     producer_files = data_files(producer_site)
     differing = sorted(name for name in producer_files.keys() | served_files.keys()
                        if producer_files.get(name) != served_files.get(name))
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
+    def commit(checkout: Path) -> str:
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=checkout, capture_output=True,
+                              text=True).stdout.strip()
+
     record = dict(
-        date=time.strftime("%Y-%m-%d"), commit=commit, machine=f"{machine.cpu_description()}, "
+        date=time.strftime("%Y-%m-%d"), commit=commit(REPO), producer_commit=commit(args.producer), machine=f"{machine.cpu_description()}, "
         f"{machine.usable_cores()} cores", profile=args.profile, store="S3 API (moto server on 127.0.0.1)",
         runs=runs, computed=computed, from_store=remote, producer_s=args.producer_seconds,
         push_s=round(push_s, 1), pushed_mb=round(pushed_mb, 1), served_s=round(served_s, 1),

@@ -22,7 +22,8 @@ class StoreServedBuild:
 
     folder: str
     date: str
-    commit: str
+    commit: str  # the reader's clone
+    producer_commit: str
     machine: str
     profile: str
     store: str  # the kind of store and server: "S3 API (moto server on 127.0.0.1)"
@@ -61,7 +62,8 @@ def store_measurements_markdown(records: list[StoreServedBuild]) -> str:
     if not records:
         return ""
     rows = [
-        f"| {r.date} | `{r.commit}` | {r.machine} | `{r.profile}` | {r.store} | {_s(r.producer_s)} | "
+        f"| {r.date} | `{r.commit}` | {r.machine} | `{r.profile}` | {r.store} | {_s(r.producer_s)} at "
+        f"`{r.producer_commit}` | "
         f"{_s(r.push_s)} ({r.pushed_mb:,.0f} MB) | **{_s(r.served_s)}** (mkdocs {_s(r.served_mkdocs_s)}) | "
         f"{r.from_store} of {r.runs} read, {r.computed} computed | "
         f"{r.files_compared - len(r.files_differing)} of {r.files_compared} identical | "
