@@ -104,8 +104,12 @@ def test_no_measurements_folder_means_no_section(tmp_path):
 def test_the_build_page_links_the_section_only_when_there_is_one(tmp_path):
     ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0, cache_dir=tmp_path,
                        force=False)
-    with_section = build_page_markdown(ctx, [], environment=_NoLock(), gpu_measurements="## Measured on a GPU, not by this build\n")
-    without = build_page_markdown(ctx, [], environment=_NoLock(), gpu_measurements="")
+    with_section = build_page_markdown(ctx, [], environment=_NoLock(), store_measurements="",
+                                       gpu_measurements="## Measured on a GPU, not by this build\n")
+    without = build_page_markdown(ctx, [], environment=_NoLock(), gpu_measurements="", store_measurements="")
+    with_store = build_page_markdown(ctx, [], environment=_NoLock(), gpu_measurements="",
+                                     store_measurements="## Builds served by a shared store\n")
+    assert with_store.rstrip().endswith("## Builds served by a shared store")
     assert "(#measured-on-a-gpu-not-by-this-build)" in with_section
     assert with_section.rstrip().endswith("## Measured on a GPU, not by this build")
     assert "measured-on-a-gpu" not in without
