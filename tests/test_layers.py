@@ -1,5 +1,6 @@
 """The layers import one way: gen/ and the CLI -> report/ -> experiments/ -> runcache/ -> profiles
--> algorithms -> models -> foundations. Every import counts, lazy ones inside functions too."""
+-> algorithms -> models -> foundations, and no modules import each other in a circle, inside a layer
+or across. Every import counts, lazy ones inside functions too."""
 
 from __future__ import annotations
 
@@ -87,6 +88,71 @@ def upward_imports() -> list[str]:
 
 def test_no_module_imports_a_higher_layer():
     assert upward_imports() == []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (at any depth, lazily or not), for every source."""
+    modules = {_module_name(path) for path in SOURCES}
+    graph = {}
+    for path in SOURCES:
+        importer = _module_name(path)
+        graph[importer] = {name for _, name in package_imports(path) if name in modules and name != importer}
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm): each is a circle of
+    imports, whatever the layers."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return circles
+
+
+def test_no_circle_of_imports_inside_a_layer_or_across():
+    assert import_circles(import_graph()) == []
+
+
+def test_the_circle_check_finds_a_planted_circle():
+    """The report circle this project once had (page -> gpu_measurements -> flow_figures ->
+    partb_figures -> page), planted into today's graph, is found; one import less, it is gone."""
+    graph = import_graph()
+    report = "diffusion_lab.report."
+    planted = {**graph, report + "page": graph[report + "page"] | {report + "gpu_measurements"}}
+    assert report + "flow_figures" in graph[report + "gpu_measurements"]
+    assert report + "partb_figures" in graph[report + "flow_figures"]
+    assert report + "page" in graph[report + "partb_figures"]
+    assert import_circles(planted) == [sorted(report + name for name in
+                                              ("page", "gpu_measurements", "flow_figures", "partb_figures"))]
+    assert import_circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_circles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 
 def test_mnist_imports_neither_backends_nor_sampling():

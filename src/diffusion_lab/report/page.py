@@ -260,15 +260,13 @@ def save_reference_pages(runs: Sequence[RunRecord], section: str) -> None:
 
 
 def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str = "build.md",
-                        environment=None, gpu_measurements: str | None = None,
-                        store_measurements: str | None = None) -> str:
+                        environment=None, gpu_measurements: str = "", store_measurements: str = "") -> str:
     """The Build page: this build's settings, whether the installed packages are the ones
     requirements.lock pins (`environment`, a provenance.LockReport; by default read now from the
     lock and the installed metadata), every run with its time, cache status and code, then the
     GPU measurements and the store-served builds the repository keeps (`gpu_measurements`,
-    `store_measurements`, Markdown; by default read now from measurements/)."""
-    from diffusion_lab.report.gpu_measurements import gpu_measurements_markdown, load_sessions
-    from diffusion_lab.report.store_measurements import load_records, store_measurements_markdown
+    `store_measurements`: Markdown sections, "" for none; gen/build.py reads them from
+    measurements/)."""
     from diffusion_lab.runcache.provenance import lock_report
 
     unique: dict[str, RunRecord] = {}
@@ -290,10 +288,8 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
         cache_dir=cache_dir_text(ctx.cache_dir),
         commit=git_commit(),
         environment=environment if environment is not None else lock_report(),
-        gpu_measurements=gpu_measurements if gpu_measurements is not None
-        else gpu_measurements_markdown(load_sessions()),
-        store_measurements=store_measurements if store_measurements is not None
-        else store_measurements_markdown(load_records()),
+        gpu_measurements=gpu_measurements,
+        store_measurements=store_measurements,
     )
 
 
