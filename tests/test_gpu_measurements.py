@@ -129,9 +129,15 @@ def test_the_kept_h200_session_reads_as_recorded():
     assert {run.device for run in session.runs} == {"cuda (NVIDIA H200)"}
     assert session.if_fp16["summary"]["max_ours_vs_pipeline"] == 0.0
     markdown = gm.gpu_measurements_markdown([session])
+    # The time DDPM's table: one row per score row of the session, in order, with its checkpoint,
+    # sampler and confident share in their own cells, then the real digits.
+    table = [line.split(" | ") for line in markdown.splitlines() if line.startswith(("| epoch", "| real"))][:4]
+    assert [(cells[0], cells[2], cells[3]) for cells in table] == [
+        ("| epoch 5 of 20", "300 steps", "71.6%"), ("| epoch 20 of 20", "300 steps", "86.6%"),
+        ("| epoch 20 of 20", "150 steps + 149 Langevin (r = 0.16)", "88.4%"),
+        ("| real training digits (1,000)", "–", "98.8%")]
     scores = session.run("partb/time-ddpm-scores").metrics["rows"]
-    for row in scores:  # every score row of the session is in the table
-        assert f"{100 * row['confident_fraction']:.1f}%" in markdown
+    assert [round(100 * row["confident_fraction"], 1) for row in scores] == [71.6, 86.6, 88.4]
 
 
 def test_a_session_folder_copied_elsewhere_still_renders(tmp_path):

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,11 @@ from diffusion_lab.runcache import entries, runs
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# One worker: calls cached_run on a few keys until its time is up, FORCE on a share of its calls,
-# and checks every record it gets against what the run computes. Without FORCE the keys change
-# every 0.2 s (the same for every worker), so that the workers keep racing to publish fresh keys.
+# One worker: waits until every worker is ready (so that all of them run at once, however long each
+# took to import torch), then calls cached_run a fixed number of times on a few keys, FORCE on a
+# share of its calls, and checks every record it gets against what the run computes. Without FORCE
+# the keys change every 10 calls (the same for every worker), so that the workers keep racing to
+# publish fresh keys. No clock decides anything.
 WORKER = r"""
 import dataclasses, random, sys, time
 import torch
@@ -31,7 +34,8 @@ from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import cached_run
 from diffusion_lab.seeding import make_generator
 
-cache, seconds, force_share, worker = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+cache, calls, force_share, worker = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+workers, gate = int(sys.argv[5]), Path(sys.argv[6])
 ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0, cache_dir=cache, force=False)
 forced = dataclasses.replace(ctx, force=True)
 expected = torch.randn(256, generator=make_generator(0, "hammer/values"))
@@ -43,31 +47,38 @@ def compute(scratch):
     return {"n": scratch.params["n"]}
 
 rng = random.Random(worker)
-calls, deadline = 0, time.monotonic() + seconds
-while time.monotonic() < deadline:
+(gate / f"ready-{worker}").touch()
+while len(list(gate.iterdir())) < workers:
+    time.sleep(0.001)
+done = 0
+for call in range(calls):
     params = {"n": rng.randrange(3)}
     if force_share == 0:
-        params["round"] = int(time.time() / 0.2)
+        params["round"] = call // 10
     run = cached_run(forced if rng.random() < force_share else ctx, "hammer", params, compute)
     assert torch.equal(run.load("values.pt"), expected), run.dir
     assert run.load("nested/params.json") == params and run.metrics == {"n": params["n"]}, run.dir
-    calls += 1
-print(calls)
+    done += 1
+print(done)
 """
 
 
-def hammer(cache: Path, seconds: float, force_share: float, workers: int = 4, src: Path = SRC) -> list:
-    """Run `workers` processes on one cache for `seconds`; returns (exit code, stdout, stderr) of each."""
+def hammer(cache: Path, calls: int, force_share: float, workers: int = 4, src: Path = SRC) -> list:
+    """Run `workers` processes on one cache, `calls` runs each, all started together; returns (exit
+    code, stdout, stderr) of each."""
     env = dict(os.environ, PYTHONPATH=str(src))
+    gate = cache.parent / f"gate-{uuid.uuid4().hex[:8]}"
+    gate.mkdir(parents=True)
     processes = [
-        subprocess.Popen([sys.executable, "-c", WORKER, str(cache), str(seconds), str(force_share), str(worker)],
+        subprocess.Popen([sys.executable, "-c", WORKER, str(cache), str(calls), str(force_share), str(worker),
+                          str(workers), str(gate)],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for worker in range(workers)
     ]
     results = []
     for process in processes:
         try:
-            stdout, stderr = process.communicate(timeout=seconds + 60)
+            stdout, stderr = process.communicate(timeout=300)
         except subprocess.TimeoutExpired:
             process.kill()
             stdout, stderr = process.communicate()
@@ -97,10 +108,10 @@ def assert_clean_and_valid(cache: Path) -> int:
 @pytest.mark.parametrize("force_share", [0.0, 0.5], ids=["without-force", "with-force"])
 def test_concurrent_builds_share_a_cache(tmp_path, force_share):
     cache = tmp_path / "cache"
-    results = hammer(cache, seconds=3.0, force_share=force_share)
+    results = hammer(cache, calls=60, force_share=force_share)
     failed = [stderr[-3000:] for code, _, stderr in results if code != 0]
     assert not failed, failed[0]
-    assert sum(int(stdout.strip() or 0) for _, stdout, _ in results) > 20, "the workers barely ran"
+    assert [int(stdout.strip() or 0) for _, stdout, _ in results] == [60] * 4, "every worker made all its calls"
     assert assert_clean_and_valid(cache) >= 3
     said = [line for _, _, stderr in results for line in stderr.splitlines() if "recomputing" in line]
     assert not said, "no valid entry is ever judged invalid by a concurrent reader"
