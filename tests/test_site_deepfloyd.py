@@ -43,7 +43,14 @@ def test_pages_say_a_tiny_random_test_model_drew_them(site):
         assert "<td>backend</td>" in html
 
 
-def test_part_b_is_unchanged_by_the_backend(site):
+def test_part_b_is_unchanged_by_the_backend(site, builds):
+    """Part B never evaluates Part A's noise model: its figures are the MNIST build's, byte for byte."""
+    cold, _ = builds
+    figures = sorted(path.relative_to(cold) for path in (cold / "part-b/img").rglob("*.png"))
+    assert len(figures) >= 10
+    assert sorted(path.relative_to(site) for path in (site / "part-b/img").rglob("*.png")) == figures
+    differing = [str(path) for path in figures if (site / path).read_bytes() != (cold / path).read_bytes()]
+    assert not differing, differing
     html = (site / "part-b/class-conditioned-ddpm/index.html").read_text()
     assert "<td>backend</td>" in html and "Fréchet" in html
 
