@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from diffusion_lab.runcache.code_fingerprint import dependency_closure, read_sources
+
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "diffusion_lab"
 
 TRAIN_ALL = """
@@ -32,12 +34,34 @@ print(json.dumps({run.name: run.hit for run in runs}))
 TRAINING_RUNS = ("partb/denoiser-training", "partb/time-ddpm-training", "partb/class-ddpm-training",
                  "partb/judge-training")
 
-# Code no training run executes: each must leave every trained model cached.
-NOT_TRAINING = ("sampling.py", "editing.py", "illusions.py", "schedule.py", "blur.py", "stock_sampling.py",
-                "backends/mnist.py", "experiments/parta.py", "experiments/parta_backend.py",
-                "experiments/parta_illusions.py", "experiments/parta_inputs.py", "experiments/parta_plan.py",
-                "experiments/parta_stock.py", "experiments/parta_upsample.py", "experiments/partb.py",
-                "experiments/partb_models.py", "experiments/partb_sampling.py", "report/page.py", "cli/part_a.py")
+# The modules of the training runs' compute functions (`runs.compute_modules`).
+TRAINING_MODULES = ("diffusion_lab.experiments.partb_training", "diffusion_lab.experiments.judge_training")
+# Code outside the fingerprint by design (rendering, the CLI): editing it must retrain nothing either.
+NOT_COMPUTATION = ("report/page.py", "cli/part_a.py")
+
+
+def not_training() -> list[str]:
+    """Every module no training run executes, as `code_fingerprint` reads the package: each must
+    leave every trained model cached when edited. Paths relative to the package."""
+    sources = read_sources(PACKAGE)
+    reached = dependency_closure(TRAINING_MODULES, sources)
+    paths = []
+    for name in sorted(set(sources.code) - reached):
+        relative = Path(*name.split(".")[1:])
+        paths.append(str(relative / "__init__.py") if (PACKAGE / relative).is_dir() else f"{relative}.py")
+    return paths + list(NOT_COMPUTATION)
+
+
+def test_what_training_does_not_run_is_what_the_course_says():
+    """The derived list holds Part A's code, the samplers, the measurements and the backends, and
+    none of the training code (the intent the derivation must keep)."""
+    derived = set(not_training())
+    assert {"sampling.py", "editing.py", "illusions.py", "schedule.py", "blur.py", "stock_sampling.py",
+            "backends/mnist.py", "experiments/parta.py", "experiments/partb.py", "experiments/partb_sampling.py",
+            "experiments/partb_models.py", "metrics.py"} <= derived
+    assert not derived & {"mnist/unet.py", "mnist/ddpm.py", "mnist/training.py", "mnist/judge.py",
+                          "experiments/partb_training.py"}
+    assert all((PACKAGE / path).is_file() for path in derived)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +91,7 @@ def test_training_runs_are_keyed_by_the_code_they_execute(package_copy):
     copy = package_copy
     assert train_all(copy) == {name: False for name in TRAINING_RUNS}
 
-    for relative in NOT_TRAINING:
+    for relative in not_training():
         edit(copy, relative)
     profiles = copy / "src" / "diffusion_lab" / "profiles.py"
     text = profiles.read_text()
