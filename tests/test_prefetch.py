@@ -39,8 +39,24 @@ def _slow_job_a(ctx):
     runs.cached_run(ctx, "test/prefetch-a", {"what": "test/prefetch-a"}, compute)
 
 
-def _other_slow_job_a(ctx):
-    _slow_job_a(ctx)
+def _gated_job_a(ctx):
+    """_job_a's run, computed only once two workers have both begun computing it: two jobs that
+    compute the same run, for certain (no clock decides it; the minute is a guard against a hang)."""
+    gate = ctx.cache_dir.parent / "gate"
+
+    def compute(scratch):
+        gate.mkdir(exist_ok=True)
+        (gate / str(os.getpid())).touch()
+        deadline = time.monotonic() + 60
+        while len(list(gate.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {"pid": os.getpid()}
+
+    runs.cached_run(ctx, "test/prefetch-a", {"what": "test/prefetch-a"}, compute)
+
+
+def _other_gated_job_a(ctx):
+    _gated_job_a(ctx)
 
 
 def _job_reading_a(ctx):
@@ -56,8 +72,9 @@ def _jobs(*jobs):
 
 @pytest.fixture
 def fresh_build(monkeypatch):
-    """An empty COMPUTED_THIS_BUILD and BUILD_LOG for the test, as at the start of a build."""
+    """An empty COMPUTED_THIS_BUILD, FETCHED_THIS_BUILD and BUILD_LOG for the test, as at the start of a build."""
     monkeypatch.setattr(runs, "COMPUTED_THIS_BUILD", set())
+    monkeypatch.setattr(runs, "FETCHED_THIS_BUILD", set())
     monkeypatch.setattr(runs, "BUILD_LOG", [])
 
 
@@ -103,7 +120,7 @@ def test_the_real_jobs_start_with_the_longest_chains():
 
 
 def test_two_jobs_computing_the_same_run_is_an_error(ctx, monkeypatch, fresh_build):
-    monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_slow_job_a), prefetch.Job(_other_slow_job_a)))
+    monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_gated_job_a), prefetch.Job(_other_gated_job_a)))
     with pytest.raises(RuntimeError, match="computed by two jobs"):
         prefetch.prefetch(ctx, cores=2)
 
