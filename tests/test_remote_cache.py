@@ -196,17 +196,19 @@ def test_malformed_and_foreign_manifests_are_refused(s3_env, tmp_path, capsys):
 
     fs.pipe_file(manifest_path("a"), b"{not json")
     fs.pipe_file(manifest_path("b"), json.dumps({"name": "exp/b"}).encode())
+    fs.pipe_file(manifest_path("e"), b"[" * 100_000)  # deeper than the JSON parser recurses
     # A valid manifest of another run (c), stored under this run's (d) name.
     _plant(fs, url, "exp/c", _key(reader, "exp/c", {"n": "c"}, compute), {"values.pt": b"0"})
     fs.pipe_file(manifest_path("d"), fs.cat_file(manifest_path("c")))
     capsys.readouterr()
-    for name in ("a", "b", "d"):
+    for name in ("a", "b", "d", "e"):
         assert cached_run(reader, f"exp/{name}", {"n": name}, compute).origin == "computed"
     lines = _lines(capsys)
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert "its manifest is not JSON" in lines[0]
     assert "checksum does not match" in lines[1]
     assert "not one of this run" in lines[2]
+    assert "its manifest is not JSON" in lines[3]
 
 
 def test_an_oversized_file_is_refused(s3_env, tmp_path, capsys):

@@ -234,9 +234,12 @@ class Store:
     def _download(self, raw: bytes, name: str, key: str, entry: Path, cache_dir: Path) -> Published:
         try:
             manifest = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RefusedEntry("its manifest is not JSON") from None
-        problem = manifest_problem(manifest, name, key)
+        try:
+            problem = manifest_problem(manifest, name, key)
+        except Exception as error:  # values no manifest of ours holds (NaN, deep nesting...)
+            problem = f"its manifest cannot be checked ({type(error).__name__})"
         if problem:
             raise RefusedEntry(problem)
         started = time.perf_counter()
