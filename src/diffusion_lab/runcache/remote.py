@@ -17,9 +17,9 @@ manifests, so whichever manifest lands last names files that are all there: one 
 What a store serves is untrusted input. Before a run from it is used, its manifest must be small,
 well-formed, carry its own checksum, name this run's key and experiment, and list only plain
 relative file names (no `..`, no absolute path, no backslash); every file must be no larger than
-`MAX_FILE_BYTES` and match its checksum. The files are written into a scratch folder of the local
-cache and published there as any computed run is (`entries.publish`), then read as local files
-(tensors with `weights_only=True`). A store that refuses an entry costs one line naming it, and the
+`MAX_FILE_BYTES` (all of them together no larger than `MAX_ENTRY_BYTES`) and match its checksum.
+The files are written into a scratch folder of the local cache and published there as any computed
+run is (`entries.publish`), then read as local files (tensors with `weights_only=True`). A store that refuses an entry costs one line naming it, and the
 run is computed here; a store that is down or slow (a connection error, or no answer within the
 timeouts) is said once and not asked again by this process.
 """
@@ -56,6 +56,7 @@ SCHEMES = ("s3", "gs", "gcs", "file", "http", "https")
 READ_ONLY_SCHEMES = ("http", "https")
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_FILE_BYTES = 1 << 30
+MAX_ENTRY_BYTES = 8 << 30
 MAX_FILES = 10_000
 # Seconds to connect, and to wait for the next bytes of an answer: a store slower than that is down.
 CONNECT_TIMEOUT_S = 5.0
@@ -256,9 +257,11 @@ class Store:
                 target = scratch / filename
                 if scratch.resolve() not in target.resolve().parents:
                     raise RefusedEntry(f"its file name {filename!r} would escape the entry")
+                total += len(data)
+                if total > MAX_ENTRY_BYTES:
+                    raise RefusedEntry(f"its files pass {MAX_ENTRY_BYTES:,} bytes in all")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-                total += len(data)
             (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
             published = publish(scratch, manifest, entry, force=False)
         finally:
