@@ -204,6 +204,18 @@ def test_the_build_page_opens_with_the_device_and_its_precision_rule(tmp_path, u
         assert ctx.device_description == "mps (Apple M2; fp32)"
 
 
+def test_the_build_page_says_when_the_build_computes_at_another_precision_than_the_rule(tmp_path, monkeypatch):
+    from diffusion_lab.mnist import precision
+
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: True)
+    ctx = BuildContext(profile="tiny", backend="mnist", device=torch.device("cpu"), seed=0,
+                       cache_dir=tmp_path / "cache", force=False, precision_setting="fp32")
+    markdown = build_page_markdown(ctx, [], environment=NO_LOCK)
+    line = next(line for line in markdown.splitlines() if line.startswith("This build runs on "))
+    assert "; here bf16 autocast, but this build computes at fp32, as its PRECISION setting says." in line
+    assert "(" in ctx.device_description and "; fp32;" in ctx.device_description
+
+
 def test_the_registries_start_empty_for_each_build():
     """gen/build.py clears what the pages registered, so that `mkdocs serve` rebuilds start afresh."""
     script = (PACKAGE_ROOT.parents[1] / "gen" / "build.py").read_text()

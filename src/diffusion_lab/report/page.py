@@ -32,7 +32,7 @@ from diffusion_lab.report.source_pages import (
     page_url,
     source_page_markdown,
 )
-from diffusion_lab.runcache.context import PRECISION_RULES, PRECISION_WORDS, BuildContext
+from diffusion_lab.runcache.context import PRECISION_RULES, PRECISION_WORDS, BuildContext, network_precision
 from diffusion_lab.runcache.provenance import LOCK_FILE, git_commit
 from diffusion_lab.runcache.runs import RunRecord
 
@@ -315,9 +315,15 @@ def device_rule_text(ctx: BuildContext) -> str:
     """The build's device and the precision rule of its type, with what the rule gives here: from
     the context and `mnist.precision` (through `BuildContext.precision`), never typed."""
     kind = ctx.device.type
+    own = network_precision(ctx.device)
+    chosen = "" if ctx.precision == own else (
+        f", but this build computes at {PRECISION_WORDS[ctx.precision]}, "
+        + ("as its PRECISION setting says" if ctx.precision_setting == ctx.precision
+           else "the precision its shared store holds the runs at"))
     return (f"This build runs on {ctx.device_description}. Part B's networks run at the precision "
             f"`mnist.precision` resolves for the device where their recipe says `auto`: on {kind}, "
-            f"{PRECISION_RULES.get(kind, 'fp32')}; here {PRECISION_WORDS[ctx.precision]}. "
+            f"{PRECISION_RULES.get(kind, 'fp32')}; here {PRECISION_WORDS[own]}{chosen}. "
+            f"The precision is part of every run's cache key; the device is not. "
             f"Each run's device, precision, threads and lanes (the processes computing side by side "
             f"with it) are its own, as its manifest recorded them "
             f"({NOT_RECORDED}: made before manifests kept them).")
