@@ -18,7 +18,8 @@ The rule for "auto", one device type at a time (`bf16_is_fast`):
 
 A recipe that names "bf16" or "fp32" gets it on any device. A build may decide what "auto" means for
 everything it computes (`auto_means`: the run cache does, so that the precision in a run's cache key
-is the one its networks ran at; a build that reads a shared store adopts the store's precision). The Build page says the rule in words
+is the one its networks ran at; a build that reads a shared store adopts the store's precision).
+The Build page says the rule in words
 (`runcache.context.PRECISION_RULES`, held to this code by tests/test_devices.py).
 """
 

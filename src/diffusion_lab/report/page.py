@@ -279,7 +279,7 @@ def build_page_markdown(ctx: BuildContext, runs: Sequence[RunRecord], path: str 
         ctx=ctx,
         device_rule=device_rule_text(ctx),
         runs=[dict(vars(run), computed_by=computed_by_markdown(run, path), label=labels.get(run.key, ""),
-                   used_by=uses_markdown(run, path), precision_text=precision_text(run.precision),
+                   used_by=uses_markdown(run, path), origin_cell=ORIGIN_CELLS[run.origin], precision_text=precision_text(run.precision),
                    threads_text=_recorded(run.threads), lanes_text=_recorded(run.lanes)) for run in runs],
         origins={origin: sum(run.origin == origin for run in runs) for origin in ORIGIN_WORDS},
         store=store_text(ctx.cache_url),
@@ -298,6 +298,8 @@ NOT_RECORDED = "—"
 
 # Where a run of this build came from (`RunRecord.origin`), in words.
 ORIGIN_WORDS = {"computed": "computed now", "local": "read from the local cache", "remote": "read from the shared store"}
+# The same in the Build page's table column.
+ORIGIN_CELLS = {"computed": "**computed**", "local": "local", "remote": "store"}
 
 
 def store_text(url: str) -> str:

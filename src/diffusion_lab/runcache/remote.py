@@ -215,16 +215,10 @@ class Store:
             return None
         label = entry_name(name, key)
         try:
-            raw = self._read(self._path("runs", f"{label}.json"), MAX_MANIFEST_BYTES)
-        except FileNotFoundError:
-            return None
-        except RefusedEntry as refused:
-            self.say(f"run cache: refused {label} from {self.url}: {refused}; computing it here")
-            return None
-        except StoreDown as error:
-            self._went_down(str(error))
-            return None
-        try:
+            try:
+                raw = self._read(self._path("runs", f"{label}.json"), MAX_MANIFEST_BYTES)
+            except FileNotFoundError:
+                return None
             return self._download(raw, name, key, entry, cache_dir)
         except RefusedEntry as refused:
             self.say(f"run cache: refused {label} from {self.url}: {refused}; computing it here")
@@ -281,9 +275,7 @@ class Store:
         unreadable (it is a hint, never trusted for a run's contents)."""
         try:
             index = json.loads(self._read(self._path(STORE_INDEX), MAX_MANIFEST_BYTES))
-        except FileNotFoundError:
-            return {}
-        except (RefusedEntry, ValueError):
+        except (FileNotFoundError, RefusedEntry, ValueError, RecursionError):
             return {}
         except StoreDown as error:
             self._went_down(str(error))
