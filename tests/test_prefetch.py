@@ -39,20 +39,38 @@ def _slow_job_a(ctx):
     runs.cached_run(ctx, "test/prefetch-a", {"what": "test/prefetch-a"}, compute)
 
 
-def _gated_job_a(ctx):
-    """_job_a's run, computed only once two workers have both begun computing it: two jobs that
-    compute the same run, for certain (no clock decides it; the minute is a guard against a hang)."""
+def _meet_another_worker(ctx) -> None:
+    """Return once two worker processes have both called this (no clock decides it; the minute is
+    a guard against a hang): a job that calls it is running while another job is, for certain."""
     gate = ctx.cache_dir.parent / "gate"
+    gate.mkdir(exist_ok=True)
+    (gate / str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(gate.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
 
+
+def _meeting_pid_run(ctx, name: str):
+    """_pid_run's run, computed only while another worker computes too."""
     def compute(scratch):
-        gate.mkdir(exist_ok=True)
-        (gate / str(os.getpid())).touch()
-        deadline = time.monotonic() + 60
-        while len(list(gate.iterdir())) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _meet_another_worker(ctx)
         return {"pid": os.getpid()}
 
-    runs.cached_run(ctx, "test/prefetch-a", {"what": "test/prefetch-a"}, compute)
+    return runs.cached_run(ctx, name, {"what": name}, compute)
+
+
+def _meeting_job_a(ctx):
+    _meeting_pid_run(ctx, "test/prefetch-a")
+
+
+def _meeting_job_b(ctx):
+    _meeting_pid_run(ctx, "test/prefetch-b")
+
+
+def _gated_job_a(ctx):
+    """_job_a's run, computed only once two workers have both begun computing it: two jobs that
+    compute the same run, for certain."""
+    _meeting_job_a(ctx)
 
 
 def _other_gated_job_a(ctx):
@@ -79,7 +97,9 @@ def fresh_build(monkeypatch):
 
 
 def test_lanes_run_in_parallel_workers_and_pages_read_their_results(ctx, monkeypatch, fresh_build):
-    monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
+    """Each job waits for the other to be computing: one worker that took both jobs in turn (a
+    second worker still starting while a quick first job ended) could not pass."""
+    monkeypatch.setattr(prefetch, "JOBS", _jobs((_meeting_job_a, ()), (_meeting_job_b, ())))
     keys = prefetch.prefetch(ctx, cores=2)
     assert len(keys) == 2 and set(keys) == runs.COMPUTED_THIS_BUILD
     a, b = _pid_run(ctx, "test/prefetch-a"), _pid_run(ctx, "test/prefetch-b")
