@@ -23,8 +23,8 @@ ctx = BuildContext.from_env()
 PATH = "deviations.md"
 rendered = {entry.path for entry in NAV}
 part_a = part_a_deviations(plan_for("deepfloyd"), plan_for(ctx.backend), model_facts(backend_for(ctx)))
-part_b = part_b_deviations(get_profile("full"), get_profile(ctx.profile))
-shown = showcase_deviations(get_profile("full"), get_profile(ctx.profile))
+part_b = part_b_deviations(get_profile("full"), ctx.recipes)
+shown = showcase_deviations(get_profile("full"), ctx.recipes)
 page = Page(PATH, "Deviations from the write-up", ctx)
 
 page.text(f"""

@@ -15,7 +15,7 @@ from diffusion_lab.runcache.runs import BUILD_LOG
 
 ctx = BuildContext.from_env()
 part_a = part_a_deviations(plan_for("deepfloyd"), plan_for(ctx.backend), model_facts(backend_for(ctx)))
-part_b = part_b_deviations(get_profile("full"), get_profile(ctx.profile))
+part_b = part_b_deviations(get_profile("full"), ctx.recipes)
 write_file("index.md", render_template(
     "home.md.j2", ctx=ctx, profiles=PROFILES, commit=git_commit(),
     gallery=gallery_markdown(take_headlines(), "index.md"),

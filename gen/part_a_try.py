@@ -2,7 +2,6 @@
 anagram in the browser, on the class-conditioned MNIST DDPM exported to ONNX."""
 
 from diffusion_lab.experiments.parta_onnx import onnx_export
-from diffusion_lab.profiles import get_profile
 from diffusion_lab.report.page import Page
 from diffusion_lab.report.parta_figures import SECTION
 from diffusion_lab.report.try_it import (
@@ -31,7 +30,7 @@ page.text(f"""
 Draw a digit and run Part A's loops on it here, in your browser, with nothing computed on a server
 (the page must be served over http, e.g. by `make serve`, not opened as a file): SDEdit, inpainting,
 sampling with classifier-free guidance and the 6/9 anagram. The model is this build's
-**class-conditioned MNIST DDPM** (Part B, `{ctx.profile}` profile: {get_profile(ctx.profile).purpose};
+**class-conditioned MNIST DDPM** (Part B, `{ctx.profile}` profile: {ctx.recipes.purpose};
 training run `{run.params['training'][:12]}`), BatchNorm folded into its convolutions and exported to
 ONNX (opset {run.params['opset']}, onnx {run.params['onnx']}, {megabytes(run.metrics['model_bytes'])}) by
 the run `{run.name}` (key `{run.key[:12]}`), whatever backend drew the other Part A pages.

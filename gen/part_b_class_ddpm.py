@@ -1,7 +1,7 @@
 """Part B, section 3: the class-conditioned DDPM with classifier-free guidance (B2.4, B2.5), judged."""
 
 from diffusion_lab.experiments import judge_training, partb, partb_training
-from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR, get_profile
+from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.gpu_measurements import guided_on_gpu_text
@@ -24,7 +24,7 @@ from diffusion_lab.report.partb_figures import (
 from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
-recipe = get_profile(ctx.profile).partb.class_ddpm
+recipe = ctx.recipes.partb.class_ddpm
 show = partb.showcase(ctx)
 page = Page("part-b/class-conditioned-ddpm.md", "B3. Class conditioning and classifier-free guidance", ctx,
             section="Part B: diffusion from scratch")
@@ -38,7 +38,7 @@ Two more FCBlocks embed a one-hot class vector \(c\) (zeroed with probability {r
 training, so the same network also learns the unconditional estimate): the bottleneck becomes
 \(c_1 \odot \text{{unflatten}} + t_1\) and the first up-block \(c_2 \odot \text{{up}}_1 + t_2\).
 With D = {recipe.num_hiddens} the model has **{trained.metrics['num_parameters']:,} parameters**;
-{how_trained_like(recipe, get_profile(ctx.profile).partb.time_ddpm, "time-conditioned")}.
+{how_trained_like(recipe, ctx.recipes.partb.time_ddpm, "time-conditioned")}.
 """)
 loss_curve(page, trained, "Training loss of the class-conditioned UNet.")
 

@@ -2,7 +2,6 @@
 
 from diffusion_lab.experiments import partb, partb_training
 from diffusion_lab.experiments.partb_noising import noising_run
-from diffusion_lab.profiles import get_profile
 from diffusion_lab.report.figures import image_grid, image_row
 from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
@@ -20,7 +19,7 @@ from diffusion_lab.report.partb_figures import (
 from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
-recipe = get_profile(ctx.profile).partb.denoiser
+recipe = ctx.recipes.partb.denoiser
 page = Page("part-b/single-step-denoiser.md", "B1. Training a single-step denoiser", ctx,
             section="Part B: diffusion from scratch")
 

@@ -1,7 +1,7 @@
 """Part B, the course's current version: denoising pure noise, then time- and class-conditioned flow matching."""
 
 from diffusion_lab.experiments import judge_training, partb, partb_flow, partb_training
-from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR, get_profile
+from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR
 from diffusion_lab.report.flow_figures import (
     CLASS_FLOW_SCORE_HEADERS, FLOW_SCORE_HEADERS, flow_bar_text, flow_score_rows, ode_path_gif, pure_noise_grids,
     pure_noise_text, sampler_text,
@@ -15,7 +15,7 @@ from diffusion_lab.report.partb_figures import (
 from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
-book = get_profile(ctx.profile).partb
+book = ctx.recipes.partb
 show = partb.showcase(ctx)
 flow = partb_flow.flow_showcase(ctx)
 page = Page("part-b/flow-matching.md", "B4. Flow matching (the course's current Part B)", ctx,

@@ -1,7 +1,7 @@
 """Part B, section 2: the time-conditioned DDPM (B2.1 to B2.3)."""
 
 from diffusion_lab.experiments import judge_training, partb, partb_training
-from diffusion_lab.profiles import QUALITY_BAR, get_profile
+from diffusion_lab.profiles import QUALITY_BAR
 from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.gpu_measurements import unguided_on_gpu_text
 from diffusion_lab.report.page import Page
@@ -13,7 +13,7 @@ from diffusion_lab.report.partb_figures import (
 from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
-recipe = get_profile(ctx.profile).partb.time_ddpm
+recipe = ctx.recipes.partb.time_ddpm
 page = Page("part-b/time-conditioned-ddpm.md", "B2. Training a time-conditioned DDPM", ctx,
             section="Part B: diffusion from scratch")
 trained = partb_training.ddpm_training(ctx, conditional=False)
@@ -48,7 +48,7 @@ reverse_process_gif(page, trained, samples, n_cols=10, what="the time-conditione
 judged = judge_training.judge_training(ctx)
 reference = partb.judge_reference(ctx)
 scores = partb.time_ddpm_scores(ctx)
-judge_recipe = get_profile(ctx.profile).partb.judge
+judge_recipe = ctx.recipes.partb.judge
 page.text(f"""
 ## Judging the samples
 

@@ -2,7 +2,7 @@
 the training and sampling algorithms B.1-B.4 beside the code that runs them."""
 
 from diffusion_lab.experiments.partb_architecture import architecture_run
-from diffusion_lab.profiles import COURSE_GUIDANCE, get_profile
+from diffusion_lab.profiles import COURSE_GUIDANCE
 from diffusion_lab.report.algorithm_boxes import Algorithm, algorithm_markdown
 from diffusion_lab.report.architecture import (
     architecture_figure,
@@ -21,7 +21,7 @@ from diffusion_lab.report.partb_figures import WRITE_UP_GUIDANCE, optimizer_text
 from diffusion_lab.runcache.context import BuildContext
 
 ctx = BuildContext.from_env()
-book = get_profile(ctx.profile).partb
+book = ctx.recipes.partb
 PATH = "part-b/unet.md"
 page = Page(PATH, "B1.1 Implementing the UNet", ctx, section="Part B: diffusion from scratch")
 unconditional = architecture_run(ctx, "denoiser")

@@ -67,7 +67,9 @@ def test_a_warm_started_class_flow_model_starts_from_the_time_model(ctx, monkeyp
     from diffusion_lab.mnist import training
 
     book = dataclasses.replace(TINY.partb, class_flow=dataclasses.replace(TINY.partb.class_flow, warm_start=True))
-    monkeypatch.setattr(partb_training, "get_profile", lambda name: dataclasses.replace(TINY, partb=book))
+    from diffusion_lab.runcache import context
+
+    monkeypatch.setattr(context, "get_profile", lambda name: dataclasses.replace(TINY, partb=book))
     started = []
     train = training.train_flow_matching
 

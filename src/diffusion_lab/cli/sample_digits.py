@@ -43,7 +43,7 @@ from diffusion_lab.cli.arguments import (
     storing_runs,
     write_atomically,
 )
-from diffusion_lab.profiles import COURSE_GUIDANCE, get_profile
+from diffusion_lab.profiles import COURSE_GUIDANCE
 
 SAMPLING_NOISE = "cli/sample-digits"  # the name the sampling generator derives from, with --seed
 DEFAULT_PER_CLASS = 10
@@ -69,7 +69,7 @@ def _check_model_options(args) -> None:
 
 
 def _recipe(ctx, model: str):
-    recipes = get_profile(ctx.profile).partb
+    recipes = ctx.recipes.partb
     return {"class": recipes.class_ddpm, "time": recipes.time_ddpm,
             "fm-class": recipes.class_flow, "fm-time": recipes.time_flow}[model]
 
@@ -89,7 +89,7 @@ def _check_steps(ctx, model: str, recipe, steps: int | None) -> None:
 
 def _training_line(ctx, model: str, recipe) -> str:
     """What is about to be trained and roughly how long it takes, from the profile's recipe."""
-    profile = get_profile(ctx.profile)
+    profile = ctx.recipes
     images = recipe.train_subset or 60_000
     start = ("; it starts from the time-conditioned model, which is trained first if it is not cached either"
              if recipe.warm_start else "")
@@ -168,7 +168,7 @@ def run(args) -> None:
     print(f"model: {name}, {ctx.profile} profile, train seed {ctx.seed}, {'cached' if trained.hit else 'trained now'}, "
           f"key {trained.key[:12]}", file=sys.stderr)
     if flow:
-        plan = get_profile(ctx.profile).flow
+        plan = ctx.recipes.flow
         sampler, steps = args.sampler or plan.sampler, args.steps or plan.steps
         model = FlowModel(partb_models.load_flow(ctx, trained), ctx.device)
         print(_flow_sampler_line(sampler, steps, args.sampler is None and args.steps is None), file=sys.stderr)

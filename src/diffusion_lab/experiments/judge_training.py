@@ -10,14 +10,13 @@ import torch
 
 from diffusion_lab.mnist import judge as judge_lib, training
 from diffusion_lab.mnist.data import load_mnist
-from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
 
 def judge_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
     """The project's MNIST classifier that scores generated digits, and its test accuracy."""
-    recipe = get_profile(ctx.profile).partb.judge
+    recipe = ctx.recipes.partb.judge
 
     def compute(scratch: Scratch):
         data = load_mnist()

@@ -25,7 +25,6 @@ from diffusion_lab.backends.mnist import MnistBackend, loop_timesteps, parse_pro
 from diffusion_lab.experiments import partb_models, partb_training
 from diffusion_lab.experiments.partb_sampling import inference_unet
 from diffusion_lab.mnist.training import schedule_for
-from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord
 from diffusion_lab.stock_sampling import sample_with_scheduler
@@ -85,7 +84,7 @@ class MnistPartA:
     @cached_property
     def _schedule(self):
         # From the profile's recipe, not the training run: known before anything is trained.
-        return schedule_for(get_profile(self.ctx.profile).partb.class_ddpm)
+        return schedule_for(self.ctx.recipes.partb.class_ddpm)
 
     @cached_property
     def alphas_cumprod(self) -> torch.Tensor:

@@ -27,7 +27,7 @@ from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_tra
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.ddpm import class_labels
-from diffusion_lab.profiles import COURSE_GUIDANCE, Showcase, get_profile
+from diffusion_lab.profiles import COURSE_GUIDANCE, Showcase
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 from diffusion_lab.seeding import randn
@@ -37,7 +37,7 @@ OOD_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 
 def showcase(ctx: BuildContext) -> Showcase:
     """How much this build's profile shows and measures."""
-    return get_profile(ctx.profile).showcase
+    return ctx.recipes.showcase
 
 
 # --- measurements ------------------------------------------------------------------------------

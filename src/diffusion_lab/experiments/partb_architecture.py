@@ -31,7 +31,6 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.unet import count_parameters, one_hot
-from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
@@ -255,7 +254,7 @@ def architecture_run(ctx: BuildContext, model: str) -> RunRecord:
     built with the same seeded init as its training run."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
-    recipe = getattr(get_profile(ctx.profile).partb, model)
+    recipe = getattr(ctx.recipes.partb, model)
     params = {"model": model, "recipe": recipe.to_dict(), "dummy_time": DUMMY_TIME, "dummy_digit": DUMMY_DIGIT,
               "image_size": IMAGE_SIZE}
 

@@ -17,7 +17,7 @@ from diffusion_lab.experiments.partb_training import flow_training, pure_noise_t
 from diffusion_lab.mnist import training
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.ddpm import class_labels
-from diffusion_lab.profiles import COURSE_GUIDANCE, FlowShowcase, get_profile
+from diffusion_lab.profiles import COURSE_GUIDANCE, FlowShowcase
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 from diffusion_lab.seeding import randn
@@ -25,7 +25,7 @@ from diffusion_lab.seeding import randn
 
 def flow_showcase(ctx: BuildContext) -> FlowShowcase:
     """How this build's profile samples the flow models and what the comparison measures."""
-    return get_profile(ctx.profile).flow
+    return ctx.recipes.flow
 
 
 def pure_noise_results(ctx: BuildContext) -> RunRecord:

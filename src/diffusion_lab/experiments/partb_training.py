@@ -15,7 +15,6 @@ import torch
 
 from diffusion_lab.mnist import pure_noise, training
 from diffusion_lab.mnist.data import load_mnist
-from diffusion_lab.profiles import get_profile
 from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.runs import RunRecord, Scratch, cached_run
 
@@ -59,7 +58,7 @@ def trained_state(run: RunRecord, epoch: int | None = None, weights: str | None 
 
 def denoiser_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
     """B1.2: the one-step denoiser of the profile's recipe."""
-    recipe = get_profile(ctx.profile).partb.denoiser
+    recipe = ctx.recipes.partb.denoiser
 
     def compute(scratch: Scratch):
         result = training.train_denoiser(recipe, load_mnist(), ctx.device, scratch.seed, progress)
@@ -78,7 +77,7 @@ def ddpm_training(ctx: BuildContext, conditional: bool, progress: bool = True,
 
 def pure_noise_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
     """The course's "denoising pure noise": the denoiser's UNet fed z ~ N(0, I) alone."""
-    recipe = get_profile(ctx.profile).partb.pure_noise
+    recipe = ctx.recipes.partb.pure_noise
 
     def compute(scratch: Scratch):
         result = pure_noise.train_pure_noise_denoiser(recipe, load_mnist(), ctx.device, scratch.seed, progress)
@@ -109,7 +108,7 @@ def _unet_training(ctx: BuildContext, kind: str, conditional: bool, progress: bo
     """A time- or class-conditioned UNet of `kind`; a warm-started class model starts from the
     weights the figures of the time-conditioned model of the same kind sample."""
     recipe_names, trainer, run_names = _UNET_RUNS[kind]
-    recipe = getattr(get_profile(ctx.profile).partb, recipe_names[conditional])
+    recipe = getattr(ctx.recipes.partb, recipe_names[conditional])
     params = {"recipe": recipe.to_dict(), "conditional": conditional}
     start = _unet_training(ctx, kind, False, progress, before_training) if conditional and recipe.warm_start else None
     if start is not None:

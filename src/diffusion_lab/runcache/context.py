@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from diffusion_lab.mnist.precision import PRECISIONS, device_precision
-from diffusion_lab.profiles import BACKEND_NAMES, PROFILE_NAMES, default_profile
+from diffusion_lab.profiles import BACKEND_NAMES, PROFILE_NAMES, Profile, default_profile, get_profile
 from diffusion_lab.runcache import machine, remote
 
 MAX_SEED = 2**63 - 1
@@ -251,6 +251,12 @@ class BuildContext:
     force: bool
     precision_setting: str = "auto"  # DIFFUSION_LAB_PRECISION: auto, bf16 or fp32
     cache_url: str = ""  # DIFFUSION_LAB_CACHE_URL: a shared store (`runcache.remote`), "" for none
+
+    @property
+    def recipes(self) -> Profile:
+        """This build's profile: its recipes, showcase sizes and quality bar. The one place a build
+        looks its profile up; every run reads its recipe here and records it in its params."""
+        return get_profile(self.profile)
 
     @property
     def device_description(self) -> str:
