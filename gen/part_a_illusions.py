@@ -26,6 +26,9 @@ from diffusion_lab.report.illusion_figures import (
     sweep_view_counts,
     sweep_works_at,
     verdict,
+    view_statistics_rows,
+    view_statistics_text,
+    VIEW_STATISTICS_HEADERS,
     working_count,
 )
 from diffusion_lab.report.gallery import headline
@@ -77,7 +80,9 @@ Drawn by **{backend.label}**, with CFG at g = {plan.guidance:g} applied to each 
 One image that shows one prompt as it is and another through a view \(v\) (upside down):
 \(\epsilon = \tfrac12\big(\epsilon_1(x_t) + v^{{-1}}(\epsilon_2(v(x_t)))\big)\). The write-up's view flips
 the image along its height; a rotation by 180° also mirrors it left to right, which is what turns a
-handwritten 6 into a 9. Views used here: {anagram_view_names(plan.anagrams)}.
+handwritten 6 into a 9. Views used here: {anagram_view_names(plan.anagrams)}. Beyond the write-up's flip, the fall 2025
+course asks for views from the Visual Anagrams paper's set: negation flips the sign of every pixel, and the
+patch view moves the tiles of a fixed grid to fixed new places.
 """)
 anagram_runs, anagram_names = [], []
 for spec in plan.anagrams:
@@ -115,6 +120,18 @@ if plan.judge:
     working = working_count(anagram_runs)
     page.text(f"By the judge, {working} of {len(anagram_runs)} anagrams have at least one candidate of {n} that "
               "reads as intended both ways.")
+
+view_stats = parta_illusions.view_statistics(ctx, plan, backend)
+page.text(rf"""
+### Which maps can be views
+
+The second estimate is made on \(v(x_t)\), so \(v\) must send a noisy image to a noisy image: an orthogonal
+map of the pixels (a permutation, a sign flip) sends \(\mathcal N(0, I)\) noise to \(\mathcal N(0, I)\)
+noise (the Visual Anagrams paper's rule). {view_statistics_text(view_stats)}
+""")
+page.table(VIEW_STATISTICS_HEADERS, view_statistics_rows(view_stats),
+           "Each view of this page and the blur counterexample, measured on noise drawn for this build.",
+           [view_stats])
 
 # --- 1.9 --------------------------------------------------------------------------------------
 scaling = parta_illusions.hybrid_kernel_scaling(ctx, plan, backend)

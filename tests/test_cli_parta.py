@@ -38,9 +38,11 @@ def _common(cache, out):
         ["edit", "img2img", "--image", DRAWN, "--prompt", "a handwritten 8", "--i-start", "5"],
         ["edit", "inpaint", "--image", DRAWN, "--mask", MASK, "--prompt", "3"],
         ["illusion", "anagram", "--prompts", "a handwritten 6", "a handwritten 9", "--view", "rot180"],
+        ["illusion", "anagram", "--prompts", "1", "7", "--view", "patch"],
+        ["illusion", "anagram", "--prompts", "0", "8", "--view", "negate"],
         ["illusion", "hybrid", "--prompts", "1", "7"],
     ],
-    ids=["sdedit", "img2img", "inpaint", "anagram", "hybrid"],
+    ids=["sdedit", "img2img", "inpaint", "anagram", "anagram-patch", "anagram-negate", "hybrid"],
 )
 def test_each_command_writes_a_png_of_the_models_size(argv, tmp_path, cache, capsys):
     out = tmp_path / "out.png"

@@ -140,6 +140,45 @@ def test_views_are_invertible(view):
     assert torch.equal(view.invert(view.apply(x)), x)
 
 
+@pytest.mark.parametrize("view", list(illusions.VIEWS.values()), ids=list(illusions.VIEWS))
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 8, 8)])
+def test_every_view_is_orthogonal_and_keeps_noise_white(view, shape):
+    """The rule a view must keep: M^T M = I exactly, so N(0, I) noise stays N(0, I): unit std,
+    uncorrelated neighbours (within what 400 draws can tell)."""
+    stats = illusions.noise_statistics(view.apply, shape, 400, torch.Generator().manual_seed(3))
+    assert illusions.orthogonality_error(view.apply, shape) == 0.0
+    assert stats.noise_std == pytest.approx(1.0, abs=0.02)
+    assert abs(stats.neighbour_correlation) < 0.02
+
+
+def test_blur_is_the_counterexample_it_is_shown_as():
+    stats = illusions.noise_statistics(illusions.blur_view, (1, 28, 28), 400, torch.Generator().manual_seed(3))
+    assert illusions.orthogonality_error(illusions.blur_view, (1, 28, 28)) > 0.5
+    assert stats.noise_std < 0.5 and stats.neighbour_correlation > 0.5
+
+
+def test_view_matrix_is_the_map():
+    x = torch.randn(1, 1, 4, 4, dtype=torch.float64)
+    matrix = illusions.view_matrix(illusions.ROT90.apply, (1, 4, 4))
+    torch.testing.assert_close(matrix @ x.flatten(), illusions.ROT90.apply(x).flatten())
+
+
+def test_patch_view_moves_whole_patches_to_the_places_of_its_order():
+    g = illusions.PATCH_GRID
+    # each 2 x 2 patch filled with its own row-major number
+    x = torch.arange(g * g, dtype=torch.float32).reshape(1, 1, g, g).repeat_interleave(2, 2).repeat_interleave(2, 3)
+    moved = illusions.PATCH.apply(x)
+    assert moved[0, 0, ::2, ::2].flatten().tolist() == [float(i) for i in illusions.PATCH_ORDER]
+    assert all(i != place for place, i in enumerate(illusions.PATCH_ORDER))  # no patch stays put
+    with pytest.raises(ValueError, match="not divisible by 4"):
+        illusions.PATCH.apply(torch.zeros(1, 1, 6, 6))
+
+
+def test_negation_sends_the_data_range_to_its_mirror():
+    assert illusions.NEGATE.maps_range((0.0, 1.0)) == (-1.0, -0.0)
+    assert illusions.FLIP.maps_range is None
+
+
 def test_flip_is_upside_down():
     x = torch.arange(4.0).reshape(1, 1, 2, 2)
     assert torch.equal(illusions.FLIP.apply(x), torch.tensor([[[[2.0, 3.0], [0.0, 1.0]]]]))

@@ -199,6 +199,25 @@ def test_judge_verdicts_are_recorded_for_every_candidate(builds):
     assert judge["both_count"] == sum(c["both"] for c in judge["candidates"])
 
 
+def test_a_view_that_moves_the_data_range_says_where_to(builds):
+    (first, handle), _, _ = builds
+    negated = next(spec for spec in PLAN.anagrams if spec.view == "negate")
+    assert parta_illusions.anagram(first, PLAN, handle, negated).metrics["view_range"] == [-1.0, -0.0]
+    flipped = next(spec for spec in PLAN.anagrams if spec.view == "flip")
+    assert parta_illusions.anagram(first, PLAN, handle, flipped).metrics["view_range"] is None
+
+
+def test_view_statistics_measure_every_view_of_the_plan_and_the_blur(builds):
+    (first, handle), _, _ = builds
+    rows = {row["view"]: row for row in parta_illusions.view_statistics(first, PLAN, handle).metrics["rows"]}
+    assert set(rows) == {spec.view for spec in PLAN.anagrams} | {"blur"}
+    for name, row in rows.items():
+        orthogonal = name != "blur"
+        assert (row["orthogonality_error"] == 0.0) == orthogonal
+        assert (abs(row["noise_std"] - 1) < 0.05) == orthogonal
+    assert rows["negate"]["view_range"] == [-1.0, -0.0] and rows["patch"]["view_range"] is None
+
+
 def test_judge_two_views_picks_the_candidate_best_in_both():
     probs_1 = torch.tensor([[0.0, 0.9, 0.1], [0.0, 0.6, 0.4], [0.0, 0.2, 0.8]])
     probs_2 = torch.tensor([[0.0, 0.9, 0.1], [0.0, 0.3, 0.7], [0.0, 0.1, 0.9]])
@@ -217,8 +236,10 @@ def test_plans_follow_the_write_up():
         assert plan.noise_fractions == (0.25, 0.5, 0.75) and plan.iterative_i_start == 10
         assert len(plan.sdedit_images) == 3 and len(plan.drawn_images) == 3
         assert len(plan.inpaintings) >= 2 and len(plan.text_edits) == 3
-        assert len(plan.anagrams) == 3 and len(plan.hybrids) == 3
+        assert len(plan.hybrids) == 3
         assert all(a.view in VIEWS for a in plan.anagrams)
+        # the write-up's three, and the fall 2025 course's views beyond the flip (four at least)
+        assert {a.view for a in plan.anagrams} >= {"flip", "rot180", "rot90", "negate", "patch"}
         with pytest.raises(dataclasses.FrozenInstanceError):
             plan.guidance = 1.0
     assert DEEPFLOYD_PLAN.guidance == 7.0 and DEEPFLOYD_PLAN.generic_prompt == "a high quality photo"
@@ -293,4 +314,9 @@ def test_deepfloyd_branch_runs_the_same_experiments(tmp_path, monkeypatch):
     run = parta_illusions.anagram(ctx, plan, handle, plan.anagrams[0])
     images = run.load("anagram.pt")["images"]
     assert images.shape == (2, 3, 16, 16) and "judge" not in run.metrics
+    for spec in plan.anagrams[1:]:  # every view runs on the IF's three-channel images
+        stored = parta_illusions.anagram(ctx, plan, handle, spec).load("anagram.pt")
+        assert torch.equal(VIEWS[spec.view].invert(stored["viewed"]), stored["images"])
+    negate = parta_illusions.view_statistics(ctx, plan, handle).metrics["rows"]
+    assert next(row for row in negate if row["view"] == "negate")["view_range"] is None  # IF's range is [-1, 1]
     assert run.params["model"]["settings"]["stage1"] == settings.stage1

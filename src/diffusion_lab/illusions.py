@@ -18,14 +18,23 @@ from diffusion_lab.backends.base import ModelOutput, NoiseModel
 from diffusion_lab.blur import gaussian_blur, gaussian_blur_each
 from diffusion_lab.sampling import NoiseEstimate, guided_estimate, sample
 
-# --- views: small invertible maps of NCHW images -------------------------------------------------
+# --- views: orthogonal maps of NCHW images --------------------------------------------------------
+#
+# An anagram's second estimate is made on view(x_t), so view(x_t) must still look like a noisy image
+# to the model: a view that is an orthogonal map of the pixels (a permutation, a sign flip) sends
+# N(0, I) noise to N(0, I) noise (Geng et al., Visual Anagrams). A blur does not (see BLUR).
 
 
 @dataclass(frozen=True)
 class View:
+    """apply / invert: (N, C, H, W) -> (N, C, H, W), exact inverses of each other."""
+
     name: str
     apply: Callable[[torch.Tensor], torch.Tensor]
     invert: Callable[[torch.Tensor], torch.Tensor]
+    # What the view does to the model's data range [lo, hi]: None where it keeps it (a permutation
+    # of the pixels); else the range the view's images lie in (negation: [-hi, -lo]).
+    maps_range: Callable[[tuple[float, float]], tuple[float, float]] | None = None
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -48,11 +57,88 @@ def _rot270(x: torch.Tensor) -> torch.Tensor:
     return x.rot90(-1, dims=(2, 3))
 
 
+def _negate(x: torch.Tensor) -> torch.Tensor:
+    return -x
+
+
+# The patch view's grid and its order of the 16 patches: one fixed permutation with no patch left in
+# place, drawn once (torch.randperm, generator seeded 0, redrawn until no fixed point) and written out so
+# that it never depends on torch's generator across releases.
+PATCH_GRID = 4
+PATCH_ORDER = (12, 10, 9, 6, 11, 8, 13, 5, 2, 14, 15, 0, 4, 3, 7, 1)
+_PATCH_INVERSE = tuple(sorted(range(len(PATCH_ORDER)), key=PATCH_ORDER.__getitem__))
+
+
+def _permute_patches(x: torch.Tensor, order: Sequence[int]) -> torch.Tensor:
+    """Cut (N, C, H, W) into PATCH_GRID x PATCH_GRID patches (H and W divisible by it) and put
+    patch `order[i]` at place i (row-major)."""
+    n, c, h, w = x.shape
+    g = PATCH_GRID
+    if h % g or w % g:
+        raise ValueError(f"the patch view cuts images into {g} x {g} patches: {h} x {w} is not divisible by {g}")
+    patches = x.reshape(n, c, g, h // g, g, w // g).permute(0, 1, 2, 4, 3, 5).reshape(n, c, g * g, h // g, w // g)
+    moved = patches[:, :, list(order)]
+    return moved.reshape(n, c, g, g, h // g, w // g).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
+
+
+def _patch(x: torch.Tensor) -> torch.Tensor:
+    return _permute_patches(x, PATCH_ORDER)
+
+
+def _unpatch(x: torch.Tensor) -> torch.Tensor:
+    return _permute_patches(x, _PATCH_INVERSE)
+
+
 IDENTITY = View("identity", _identity, _identity)
 FLIP = View("flip", _flip, _flip)
 ROT180 = View("rot180", _rot180, _rot180)
 ROT90 = View("rot90", _rot90, _rot270)  # square images only
-VIEWS: dict[str, View] = {view.name: view for view in (IDENTITY, FLIP, ROT180, ROT90)}
+NEGATE = View("negate", _negate, _negate, maps_range=lambda r: (-r[1], -r[0]))
+PATCH = View("patch", _patch, _unpatch)  # H and W divisible by PATCH_GRID
+VIEWS: dict[str, View] = {view.name: view for view in (IDENTITY, FLIP, ROT180, ROT90, NEGATE, PATCH)}
+
+# The counterexample: a Gaussian blur (5 x 5, sigma 1) is linear but not orthogonal. It shrinks noise and
+# correlates neighbouring pixels, so view(x_t) is no noisy image the model knows; it has no inverse
+# either (it is shown, measured, and never used as an anagram view).
+BLUR_KERNEL = (5, 1.0)
+
+
+def blur_view(x: torch.Tensor) -> torch.Tensor:
+    return gaussian_blur(x, *BLUR_KERNEL)
+
+
+def view_matrix(apply: Callable[[torch.Tensor], torch.Tensor], shape: Sequence[int]) -> torch.Tensor:
+    """The (D, D) matrix M of a linear map of images of `shape` (C, H, W), D = C*H*W, such that
+    apply(x).flatten() = M @ x.flatten(); built by applying the map to every basis image (float64)."""
+    d = 1
+    for size in shape:
+        d *= size
+    basis = torch.eye(d, dtype=torch.float64).reshape(d, *shape)
+    return apply(basis).reshape(d, d).T
+
+
+def orthogonality_error(apply: Callable[[torch.Tensor], torch.Tensor], shape: Sequence[int]) -> float:
+    """max |M^T M - I| over the matrix of the linear map `apply` on images of `shape` (C, H, W):
+    0 for an orthogonal map (exactly, for a permutation or a sign flip)."""
+    matrix = view_matrix(apply, shape)
+    return (matrix.T @ matrix - torch.eye(matrix.shape[0], dtype=torch.float64)).abs().max().item()
+
+
+@dataclass(frozen=True)
+class NoiseStatistics:
+    """What a map does to N(0, I) noise of one image shape."""
+
+    noise_std: float  # std of the mapped noise's pixels (1 for N(0, I))
+    neighbour_correlation: float  # correlation of horizontally adjacent mapped pixels (0 for N(0, I))
+
+
+def noise_statistics(apply: Callable[[torch.Tensor], torch.Tensor], shape: Sequence[int], count: int,
+                     generator: torch.Generator) -> NoiseStatistics:
+    """Measure `apply` on `count` draws of N(0, I) noise of `shape` (C, H, W) from `generator`."""
+    mapped = apply(torch.randn((count, *shape), generator=generator, dtype=torch.float64))
+    left, right = mapped[..., :-1].flatten(), mapped[..., 1:].flatten()
+    correlation = torch.corrcoef(torch.stack([left, right]))[0, 1].item()
+    return NoiseStatistics(mapped.std().item(), correlation)
 
 
 def _average(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from diffusion_lab import illusions
 from diffusion_lab.cli.arguments import (
     MAX_GUIDANCE,
     UsageError,
@@ -159,7 +160,6 @@ def _illusion(args) -> None:
     ctx, plan, handle = _part_a_backend(args)
     _check_prompts(handle, args.prompts)
 
-    from diffusion_lab import illusions
     from diffusion_lab.seeding import make_generator
 
     guidance = plan.guidance if args.guidance is None else args.guidance
@@ -184,7 +184,8 @@ def add_illusion_command(commands) -> None:
     parser.add_argument("kind", choices=ILLUSION_KINDS)
     parser.add_argument("--prompts", nargs=2, required=True, metavar=("P1", "P2"),
                         help="anagram: as is, then through --view; hybrid: from afar, then up close")
-    parser.add_argument("--view", choices=("flip", "rot180"), help="anagram only (default flip: upside down)")
+    parser.add_argument("--view", choices=[name for name in illusions.VIEWS if name != "identity"],
+                        help="anagram only (default flip: upside down); each is an orthogonal map of the pixels")
     _add_part_a_common(parser)
     parser.set_defaults(run=_illusion)
 

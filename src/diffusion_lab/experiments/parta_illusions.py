@@ -83,9 +83,45 @@ def anagram(ctx: BuildContext, plan: PartAPlan, handle: PartABackend, spec: Anag
         ).cpu().float()
         viewed = view.apply(images)
         scratch.save("anagram.pt", {"images": images, "viewed": viewed})
-        return {**common_metrics(handle), **_judged_views(ctx, judged, handle, prompts, images, viewed)}
+        return {**common_metrics(handle), "view_range": view_range(spec.view, handle.data_range),
+                **_judged_views(ctx, judged, handle, prompts, images, viewed)}
 
     return cached_run(ctx, "parta/anagram", params, compute, backend=handle.name)
+
+
+def view_range(view: str, data_range) -> list[float] | None:
+    """The range the model's images lie in through `view` where it moves the data range, else None."""
+    maps = illusions.VIEWS[view].maps_range
+    moved = None if maps is None else maps(tuple(data_range))
+    return None if moved is None or tuple(moved) == tuple(data_range) else [float(v) + 0.0 for v in moved]  # no -0
+
+
+NOISE_DRAWS = 200
+# A matrix of D x D float64 entries: the IF's 3 x 64 x 64 images would take 1.2 GB, so orthogonality
+# is measured on one channel of at most 32 x 32 pixels, where the views act the same way per channel.
+MATRIX_PIXELS = 32
+
+
+def view_statistics(ctx: BuildContext, plan: PartAPlan, handle: PartABackend) -> RunRecord:
+    """For each anagram view of the plan and for the blur counterexample: its orthogonality
+    (max |M^T M - I| of its matrix) and what it does to N(0, I) noise of the model's image shape."""
+    views = list(dict.fromkeys(spec.view for spec in plan.anagrams))
+    shape = list(handle.sample_shape)
+    side = min(shape[-1], MATRIX_PIXELS)
+    params = {"views": views, "blur_kernel": list(illusions.BLUR_KERNEL), "shape": shape, "draws": NOISE_DRAWS,
+              "matrix_shape": [1, side, side], "patch_grid": illusions.PATCH_GRID}
+
+    def compute(scratch: Scratch):
+        maps = {name: illusions.VIEWS[name].apply for name in views} | {"blur": illusions.blur_view}
+        rows = []
+        for name, apply in maps.items():
+            noise = illusions.noise_statistics(apply, shape, NOISE_DRAWS, scratch.generator(f"noise-{name}"))
+            rows.append({"view": name, "orthogonality_error": illusions.orthogonality_error(apply, [1, side, side]),
+                         "noise_std": noise.noise_std, "neighbour_correlation": noise.neighbour_correlation,
+                         "view_range": None if name == "blur" else view_range(name, handle.data_range)})
+        return {"rows": rows, "data_range": list(handle.data_range)}
+
+    return cached_run(ctx, "parta/view-statistics", params, compute, backend=handle.name)
 
 
 # --- 1.9 hybrid images ---------------------------------------------------------------------------

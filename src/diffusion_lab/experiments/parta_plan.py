@@ -160,6 +160,10 @@ MNIST_PLAN = PartAPlan(
         Anagram("a handwritten 6", "a handwritten 9", "rot180"),
         Anagram("a handwritten 2", "a handwritten 5", "flip"),
         Anagram("a handwritten 6", "a handwritten 9", "flip"),
+        # The fall 2025 course asks for views beyond the flip, from the Visual Anagrams paper's set.
+        Anagram("a handwritten 4", "a handwritten 7", "rot90"),
+        Anagram("a handwritten 0", "a handwritten 8", "negate"),
+        Anagram("a handwritten 1", "a handwritten 7", "patch"),
     ),
     hybrids=(
         Hybrid(far="a handwritten 1", near="a handwritten 7"),
@@ -207,6 +211,11 @@ DEEPFLOYD_PLAN = PartAPlan(
         Anagram("an oil painting of people around a campfire", "an oil painting of an old man", "flip"),
         Anagram("an oil painting of an old man", "an oil painting of a snowy mountain village", "flip"),
         Anagram("an oil painting of people around a campfire", "an oil painting of a snowy mountain village", "flip"),
+        # The fall 2025 course asks for views beyond the flip, from the Visual Anagrams paper's set.
+        Anagram("an oil painting of an old man", "an oil painting of a snowy mountain village", "rot180"),
+        Anagram("an oil painting of people around a campfire", "an oil painting of an old man", "rot90"),
+        Anagram("a lithograph of a skull", "a lithograph of waterfalls", "negate"),
+        Anagram("an oil painting of a snowy mountain village", "an oil painting of people around a campfire", "patch"),
     ),
     hybrids=(
         Hybrid(far="a lithograph of a skull", near="a lithograph of waterfalls"),

@@ -42,10 +42,57 @@ def verdict(run: RunRecord) -> str:
         return "not judged (no classifier for this backend)"
     k, n = judge["both_count"], run.params["candidates"]
     if k == 0:
-        return f"**fails**: no candidate of {n} reads as intended in both views"
+        return f"**fails**: no candidate of {n} reads as intended in both views{range_note(run)}"
     if k * 2 < n:
         return f"works sometimes: {k} of {n} candidates read as intended in both views"
     return f"works: {k} of {n} candidates read as intended in both views"
+
+
+def _range_text(values) -> str:
+    return f"[{values[0] + 0.0:g}, {values[1] + 0.0:g}]".replace("-", "−")  # + 0.0: no "−0"
+
+
+def range_note(run: RunRecord) -> str:
+    """Where the run's view moves the model's data range: what it moves it to."""
+    moved = run.metrics.get("view_range")
+    if not moved:
+        return ""
+    return (f"; the view sends the model's data range {_range_text(run.metrics['data_range'])} to "
+            f"{_range_text(moved)}, where the model was never shown an image")
+
+
+VIEW_STATISTICS_HEADERS = ["view", "max |MᵀM − I|", "std of v(ε)", "correlation of neighbouring pixels of v(ε)",
+                           "data range through the view", "kind"]
+
+
+def view_statistics_rows(run: RunRecord) -> list[list[str]]:
+    """One row per view of the `view_statistics` run: orthogonality, the noise it makes of N(0, I)."""
+    rows = []
+    for row in run.metrics["rows"]:
+        moved = row["view_range"]
+        kind = "counterexample, never used" if row["view"] == "blur" else "anagram view"
+        rows.append([VIEW_NAMES[row["view"]], f"{row['orthogonality_error']:.3g}", f"{row['noise_std']:.3f}",
+                     f"{row['neighbour_correlation']:+.3f}",
+                     _range_text(moved) if moved else f"{_range_text(run.metrics['data_range'])} (kept)", kind])
+    return rows
+
+
+def view_statistics_text(run: RunRecord) -> str:
+    """What the table shows, in numbers read from it: the views' largest orthogonality error and
+    noise std range, and the blur's."""
+    views = [row for row in run.metrics["rows"] if row["view"] != "blur"]
+    blur = next(row for row in run.metrics["rows"] if row["view"] == "blur")
+    worst = max(row["orthogonality_error"] for row in views)
+    stds = [row["noise_std"] for row in views]
+    shape = " × ".join(str(size) for size in run.params["shape"])
+    return (f"Each anagram view's matrix M has max |MᵀM − I| = {worst:.3g} (measured on "
+            f"{' × '.join(str(size) for size in run.params['matrix_shape'])} images), and mapped noise of the "
+            f"model's {shape} shape keeps a std of {min(stds):.3f} to {max(stds):.3f} over {run.params['draws']} "
+            f"draws. The blur ({run.params['blur_kernel'][0]} × {run.params['blur_kernel'][0]}, "
+            f"σ = {run.params['blur_kernel'][1]:g}) is linear but not orthogonal (max |MᵀM − I| = "
+            f"{blur['orthogonality_error']:.3g}): it turns N(0, I) into noise of std {blur['noise_std']:.3f} whose "
+            f"neighbouring pixels correlate at {blur['neighbour_correlation']:.2f}, which is no noisy image any "
+            "diffusion model was trained on, and it has no inverse to map the second estimate back.")
 
 
 def working_count(runs: Sequence[RunRecord]) -> int:

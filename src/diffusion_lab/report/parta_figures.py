@@ -8,13 +8,15 @@ from dataclasses import dataclass
 import torch
 
 from diffusion_lab.experiments.parta_backend import PartABackend
+from diffusion_lab.illusions import PATCH_GRID
 from diffusion_lab.experiments.parta_plan import PartAPlan
 from diffusion_lab.report.figures import image_grid, line_plot
 from diffusion_lab.report.page import Page
 from diffusion_lab.runcache.runs import RunRecord
 
 SECTION = "Part A: sampling loops"
-VIEW_NAMES = {"flip": "flipped upside down", "rot180": "rotated 180°", "rot90": "rotated 90°", "identity": "as is"}
+VIEW_NAMES = {"flip": "flipped upside down", "rot180": "rotated 180°", "rot90": "rotated 90°", "identity": "as is",
+              "negate": "negated", "patch": f"with its {PATCH_GRID} × {PATCH_GRID} patches permuted", "blur": "blurred"}
 
 
 def quoted(prompt: str) -> str:
