@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sitebuild import FLOW_PAGES, SECTION_PAGES
 
-EXPECTED_PAGES = ["index.html", *SECTION_PAGES, *FLOW_PAGES, "build/index.html"]
+EXPECTED_PAGES = ["index.html", *SECTION_PAGES, *FLOW_PAGES, "checks/index.html", "build/index.html"]
 
 
 def _pages(site: Path):
@@ -16,6 +16,15 @@ def test_every_section_is_rendered(builds):
     cold, _ = builds
     for page in EXPECTED_PAGES:
         assert (cold / page).is_file(), f"missing page {page}"
+
+
+def test_the_checks_page_runs_every_check_on_the_builds_model_and_all_pass(builds):
+    cold, _ = builds
+    html = (cold / "checks/index.html").read_text()
+    rows = re.findall(r"<tr>\s*<td>(.*?)</td>.*?<td>(pass|<strong>fail</strong>)</td>", html, flags=re.S)
+    assert len(rows) >= 10 and {verdict for _, verdict in rows} == {"pass"}, rows
+    assert f"All {len(rows)} checks pass on this build." in html
+    assert "inpainting 1 of this build keeps the known pixels to the last bit" in html
 
 
 def test_every_figure_carries_its_provenance(builds):

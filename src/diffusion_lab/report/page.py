@@ -10,6 +10,7 @@ import html
 import json
 from urllib.parse import urlsplit
 import posixpath
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -77,8 +78,13 @@ RUN_USES: dict[str, list[RunUse]] = {}
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], align: Sequence[str] | None = None) -> str:
     """A Markdown table, one line per row, ending in a newline; `align` is each column's "---" / "---:"."""
     align = align or ["---"] * len(headers)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]) + "\n"
+    lines = ["| " + " | ".join(_cell(header) for header in headers) + " |", "|" + "|".join(align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]) + "\n"
+
+
+def _cell(value) -> str:
+    """A table cell's Markdown: a "|" inside it (|x|, a norm) escaped, so it does not end the cell."""
+    return re.sub(r"(?<!\\)\|", r"\\|", str(value))
 
 
 @lru_cache(maxsize=1)
