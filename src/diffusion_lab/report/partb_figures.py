@@ -452,7 +452,7 @@ def reverse_process_gif(page: Page, training: RunRecord, samples: RunRecord, n_c
     stored = samples.load("samples.pt")
     final = str(partb_models.checkpoint_epochs(training)[-1])
     frames = stored["epochs"][final]["frames"]
-    timesteps = stored["epochs"][final]["frame_timesteps"]
+    timesteps = stored["epochs"][final]["frame_steps"]
     if frames is None:
         return
     if per_class:  # one column per class, as in the still figures
