@@ -34,7 +34,7 @@ from diffusion_lab.experiments.partb_models import (
     weight_kinds,
 )
 from diffusion_lab.experiments.partb_sampling import (
-    images_per_batch, partb_noise_model, sample_digits, sampling_start, score_samplers,
+    ScoreSampler, images_per_batch, partb_noise_model, sample_digits, sampling_start, score_samplers,
 )
 from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training
 from diffusion_lab.mnist import training
@@ -215,6 +215,13 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
         return TimeScores(tuple(rows)).to_metrics()
 
     return cached_run(ctx, "partb/time-ddpm-scores", params, compute)
+
+
+def scores_samplers(scores: RunRecord, num_timesteps: int) -> list[ScoreSampler]:
+    """The samplers a `time_ddpm_scores` run drew with at the last checkpoint, from its parameters
+    (`num_timesteps`: the DDPM's T); the first is the one every checkpoint was scored with."""
+    return score_samplers(scores.params["steps"], scores.params.get("corrector_snr"),
+                          scores.params.get("matched_start", False), num_timesteps)
 
 
 def guidance_sweep(ctx: BuildContext) -> RunRecord:
