@@ -117,7 +117,7 @@ def sweep(*rows) -> SimpleNamespace:
 ])
 def test_the_guided_bar_needs_one_scale_accurate_enough_close_enough(accuracy, distance, met):
     judgement = quality.guided_judgement(sweep((1.0, accuracy, distance)), reference(), BAR)
-    assert judgement.met is met
+    assert judgement.met is met and judgement.some_g.met is met and judgement.some_g.bar == BAR.guided_accuracy
     if met:
         assert judgement.best.guidance_scale == 1.0 and judgement.best_ratio == pytest.approx(3.0)
         assert judgement.closest is None
@@ -125,6 +125,7 @@ def test_the_guided_bar_needs_one_scale_accurate_enough_close_enough(accuracy, d
         assert judgement.closest.guidance_scale == 1.0, "the most accurate within the distance"
     else:
         assert judgement.closest is None, "nothing is within the distance"
+        assert judgement.some_g.measured is None
 
 
 def test_the_guided_bar_picks_the_closest_of_the_good_scales_and_reads_the_courses_g():

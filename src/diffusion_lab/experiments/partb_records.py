@@ -2,8 +2,8 @@
 sweep, the flow models' scores and the DDPM-vs-flow comparison measured.
 
 A run's compute function builds its record and returns `record.to_metrics()`, the JSON the run
-cache keeps (the same keys as before the records, so the GPU sessions kept in measurements/ read
-too); a reader gets the record back with `Record.of(run)`, from any object with a `metrics` dict
+cache keeps: the keys the runs kept before the records (an absent optional measure is now a None),
+so the GPU sessions kept in measurements/ read too; a reader gets the record back with `Record.of(run)`, from any object with a `metrics` dict
 (a RunRecord, or gpu_measurements' MeasuredRun). Epoch keys are ints in a record and strings in
 JSON; tuples are lists in JSON.
 """

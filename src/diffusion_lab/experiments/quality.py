@@ -41,8 +41,8 @@ class Verdict:
     """One part of a bar: `measured` against `bar`, met or not; `reason` says what was measured
     and the bar in words ("75.0% read with confidence ≥ 0.9 (bar: 70.0%)")."""
 
-    part: str  # "confident", "smallest_share", "frechet_ratio", "accuracy"
-    measured: float
+    part: str  # "confident", "smallest_share", "frechet_ratio", "accuracy", "guided"
+    measured: float | None  # None where nothing was measured that the bar could read
     bar: float
     met: bool
     reason: str
@@ -156,11 +156,6 @@ def matched_start_effects(scores: RunRecord, reference: RunRecord, training: Run
     return effects
 
 
-def final_alpha_bar(training: RunRecord) -> float:
-    """ᾱ_T of the schedule a DDPM training run was trained on."""
-    return float(partb_models.ddpm_schedule(training).zero_based_alphas_cumprod[-1])
-
-
 # --- class-conditioned samples (the guidance sweep) -------------------------------------------------------
 
 
@@ -170,10 +165,11 @@ class GuidedJudgement:
 
     best: the closest-to-real scale among those with accuracy >= guided_accuracy within
     guided_frechet_ratio (None: no scale clears both); closest: where none does, the most accurate
-    scale within the distance (None where none is within it either); course: the sweep's row at the
-    course's g and its verdict (None where the sweep lacks that g)."""
+    scale within the distance (None where none is within it either); some_g: that part's verdict, on
+    the accuracy of best or else closest; course: the sweep's row at the course's g and its verdict
+    (None where the sweep lacks that g)."""
 
-    bar: QualityBar
+    some_g: Verdict
     best: SweepRow | None
     best_ratio: float | None
     closest: SweepRow | None
@@ -183,7 +179,7 @@ class GuidedJudgement:
 
     @property
     def met(self) -> bool:
-        return self.best is not None
+        return self.some_g.met
 
 
 def guided_judgement(sweep: RunRecord, reference: RunRecord, bar: QualityBar) -> GuidedJudgement:
@@ -201,7 +197,13 @@ def guided_judgement(sweep: RunRecord, reference: RunRecord, bar: QualityBar) ->
         "accuracy", course.judge_accuracy, bar.course_guidance_accuracy,
         course.judge_accuracy >= bar.course_guidance_accuracy,
         f"{percent(course.judge_accuracy)} accuracy at g = {COURSE_GUIDANCE:g}")
-    return GuidedJudgement(bar, best, None if best is None else ratio(best), closest,
+    shown = best or closest
+    some_g = Verdict(
+        "guided", None if shown is None else shown.judge_accuracy, bar.guided_accuracy, best is not None,
+        f"{percent(bar.guided_accuracy)} accuracy at some g within {bar.guided_frechet_ratio:g}× the real digits' "
+        "distance" + ("" if shown is None else f" (g = {shown.guidance_scale:g}: {percent(shown.judge_accuracy)} at "
+                                               f"{ratio(shown):.1f}×)"))
+    return GuidedJudgement(some_g, best, None if best is None else ratio(best), closest,
                            None if closest is None else ratio(closest), course, course_verdict)
 
 

@@ -236,7 +236,7 @@ def guided_bar_text(sweep: RunRecord, reference: RunRecord, bar: QualityBar) -> 
     """Whether the class-conditioned model clears the bar (`quality.guided_judgement`): some g with
     accuracy >= guided_accuracy at a distance <= guided_frechet_ratio x real, and the course's g."""
     judged = quality.guided_judgement(sweep, reference, bar)
-    if judged.best is not None:
+    if judged.met:
         first = (f"{verdict_word(True)} at g = {judged.best.guidance_scale:g}: {percent(judged.best.judge_accuracy)} accuracy at "
                  f"{judged.best_ratio:.1f}× the real digits' distance")
     else:
@@ -325,7 +325,7 @@ def matched_start_text(scores: RunRecord, reference: RunRecord, training: RunRec
     effects = quality.matched_start_effects(scores, reference, training)
     if not effects:
         return ""
-    abar = quality.final_alpha_bar(training)
+    abar = partb_models.final_alpha_bar(training)
     text = (f"**The matched start.** This schedule ends at \\(\\bar\\alpha_T = {abar:.3f}\\): a training "
             f"digit noised to \\(x_T\\) still holds \\(\\sqrt{{\\bar\\alpha_T}}\\) = {100 * abar ** 0.5:.0f}% "
             "of it, and over the training digits these \\(x_T\\) have mean \\(\\sqrt{\\bar\\alpha_T}\\,\\mu\\) and "
