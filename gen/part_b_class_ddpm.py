@@ -1,6 +1,7 @@
 """Part B, section 3: the class-conditioned DDPM with classifier-free guidance (B2.4, B2.5), judged."""
 
 from diffusion_lab.experiments import judge_training, partb, partb_training
+from diffusion_lab.experiments.partb_records import GuidanceSweep, TrainingSummary
 from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR
 from diffusion_lab.report.figures import image_grid
 from diffusion_lab.report.gallery import headline
@@ -37,7 +38,7 @@ page.text(rf"""
 Two more FCBlocks embed a one-hot class vector \(c\) (zeroed with probability {recipe.p_uncond} during
 training, so the same network also learns the unconditional estimate): the bottleneck becomes
 \(c_1 \odot \text{{unflatten}} + t_1\) and the first up-block \(c_2 \odot \text{{up}}_1 + t_2\).
-With D = {recipe.num_hiddens} the model has **{trained.metrics['num_parameters']:,} parameters**;
+With D = {recipe.num_hiddens} the model has **{TrainingSummary.of(trained).num_parameters:,} parameters**;
 {how_trained_like(recipe, ctx.recipes.partb.time_ddpm, "time-conditioned")}.
 """)
 loss_curve(page, trained, "Training loss of the class-conditioned UNet.")
@@ -73,7 +74,7 @@ page.table(
     GUIDANCE_SWEEP_HEADERS,
     guidance_sweep_rows(sweep, reference),
     f"The guidance sweep: {sweep.params['per_class']} samples of each digit per g, from the last kept checkpoint "
-    f"({last_checkpoint_label(trained)}), drawn with Part A's strided sampler on {sweep.metrics['steps']} of the "
+    f"({last_checkpoint_label(trained)}), drawn with Part A's strided sampler on {GuidanceSweep.of(sweep).steps} of the "
     f"{recipe.num_timesteps} steps (every {ordinal(sweep.params['stride'])}).",
     [trained, judged, reference, sweep],
 )

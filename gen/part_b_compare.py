@@ -1,6 +1,7 @@
 """Part B: the DDPM of B2/B3 against the flow matching of B4, at equal training compute."""
 
 from diffusion_lab.experiments import judge_training, partb, partb_compare, partb_training
+from diffusion_lab.experiments.partb_records import Comparison
 from diffusion_lab.profiles import QUALITY_BAR
 from diffusion_lab.report.flow_figures import (
     COMPUTE_HEADERS, comparison_findings, comparison_grid, comparison_headers, comparison_plot, comparison_rows,
@@ -46,6 +47,7 @@ reference = partb.judge_reference(ctx)
 for conditional, title, ddpm, flow in ((False, "Unconditional samples", time_ddpm, time_flow),
                                         (True, "Class-conditioned samples", class_ddpm, class_flow)):
     run = partb_compare.comparison(ctx, conditional)
+    compared = Comparison.of(run)
     runs = [ddpm, flow, judged, reference, run]
     per = f"{run.params['samples'] // 10:,} of each digit" if conditional else f"{run.params['samples']:,} samples"
     seeds = run.params["seeds"]
@@ -53,7 +55,7 @@ for conditional, title, ddpm, flow in ((False, "Unconditional samples", time_ddp
 ## {title}
 
 Each point: {per}{guidance_words(run)}, {seeds} sampling seed{'s' if seeds > 1 else ''}; the Fréchet distance is in
-units of as many real training digits' ({run.metrics['frechet_floor']:.2f}).
+units of as many real training digits' ({compared.frechet_floor:.2f}).
 
 {comparison_findings(run, conditional, QUALITY_BAR)}
 """)
@@ -62,7 +64,7 @@ units of as many real training digits' ({run.metrics['frechet_floor']:.2f}).
     headline(page)
     page.table(comparison_headers(conditional), comparison_rows(run, conditional),
                f"{title}: every measured point (means over the sampling seeds). Heun takes two evaluations a step, "
-               f"so it has no odd counts; the DDPM takes at most its T = {run.metrics['num_timesteps']} steps.", runs)
+               f"so it has no odd counts; the DDPM takes at most its T = {compared.num_timesteps} steps.", runs)
     page.figure(comparison_grid(run),
                 f"{title}: the first samples of each sampler at {', '.join(map(str, run.params['grid']))} network "
                 "evaluations per sample" + (" (one of each digit)." if conditional else "."),

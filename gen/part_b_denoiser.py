@@ -2,6 +2,7 @@
 
 from diffusion_lab.experiments import partb, partb_training
 from diffusion_lab.experiments.partb_noising import noising_run
+from diffusion_lab.experiments.partb_records import TrainingSummary
 from diffusion_lab.report.figures import image_grid, image_row
 from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
@@ -48,9 +49,9 @@ page.text(f"""
 
 The unconditional UNet of the write-up (ConvBlock, two DownBlocks, Flatten/Unflatten, two
 UpBlocks with skip connections) with D = {recipe.num_hiddens} hidden channels has
-**{trained.metrics['num_parameters']:,} parameters**. Recipe of this build (`{ctx.profile}`):
+**{TrainingSummary.of(trained).num_parameters:,} parameters**. Recipe of this build (`{ctx.profile}`):
 σ = {recipe.sigma}, batch {recipe.batch_size}, {recipe.epochs} epochs, Adam at {recipe.learning_rate:g},
-{training_digit_count(recipe):,} training digits, {trained.metrics['precision']} precision.
+{training_digit_count(recipe):,} training digits, {TrainingSummary.of(trained).precision} precision.
 The write-up's recipe is D = 128, batch 256, 5 epochs, Adam 1e-4 (the `full` profile).
 """)
 loss_curve(page, trained, "Training loss of the single-step denoiser.")

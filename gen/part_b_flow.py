@@ -1,6 +1,7 @@
 """Part B, the course's current version: denoising pure noise, then time- and class-conditioned flow matching."""
 
 from diffusion_lab.experiments import judge_training, partb, partb_flow, partb_training
+from diffusion_lab.experiments.partb_records import TrainingSummary
 from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR
 from diffusion_lab.report.flow_figures import (
     CLASS_FLOW_SCORE_HEADERS, FLOW_SCORE_HEADERS, flow_bar_text, flow_score_rows, ode_path_gif, pure_noise_grids,
@@ -58,7 +59,7 @@ Noise \(x_0 \sim \mathcal{{N}}(0, I)\) and a digit \(x_1\) are joined by the str
 \(x_t = (1 - t)\,x_0 + t\,x_1\), \(t \sim U[0, 1]\). Its velocity \(x_1 - x_0\) does not depend on \(t\);
 the time-conditioned UNet of [B2](time-conditioned-ddpm.md) (t fed in [0, 1]) regresses it with
 \(\lVert (x_1 - x_0) - u_\theta(x_t, t) \rVert^2\). With D = {time_recipe.num_hiddens} it has
-**{time_trained.metrics['num_parameters']:,} parameters**. Batch {time_recipe.batch_size}, {time_recipe.epochs} epochs
+**{TrainingSummary.of(time_trained).num_parameters:,} parameters**. Batch {time_recipe.batch_size}, {time_recipe.epochs} epochs
 over {training_digit_count(time_recipe):,} training digits; {optimizer_text(time_recipe)} (`{ctx.profile}` profile;
 the course: D = 64, batch 64, 10 epochs, Adam 1e-2 decayed exponentially to 0.1 of it over training).
 
@@ -91,7 +92,7 @@ page.text(rf"""
 The class-conditioned UNet of [B3](class-conditioned-ddpm.md) regresses the same velocity with a one-hot
 class \(c\), zeroed with probability {class_recipe.p_uncond} so that it also learns the unconditional
 velocity; sampling follows \(u = u_u + g\,(u_c - u_u)\) with \(g = {COURSE_GUIDANCE:g}\), both halves in one
-network call. With D = {class_recipe.num_hiddens} it has **{class_trained.metrics['num_parameters']:,} parameters**;
+network call. With D = {class_recipe.num_hiddens} it has **{TrainingSummary.of(class_trained).num_parameters:,} parameters**;
 {how_trained_like(class_recipe, time_recipe, "time-conditioned flow")}.
 """)
 loss_curve(page, class_trained, "Training loss of the class-conditioned flow-matching UNet.")

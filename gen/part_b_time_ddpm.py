@@ -1,6 +1,7 @@
 """Part B, section 2: the time-conditioned DDPM (B2.1 to B2.3)."""
 
 from diffusion_lab.experiments import judge_training, partb, partb_training
+from diffusion_lab.experiments.partb_records import JudgeReference, TrainingSummary
 from diffusion_lab.profiles import QUALITY_BAR
 from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.gpu_measurements import unguided_on_gpu_text
@@ -25,7 +26,7 @@ page.text(rf"""
 The UNet now predicts the noise \(\epsilon\) in \(x_t = \sqrt{{\bar\alpha_t}}\,x_0 + \sqrt{{1-\bar\alpha_t}}\,\epsilon\).
 The normalized timestep \(t/T\) goes through two FCBlocks (Linear, GELU, Linear) whose outputs are
 added to the unflattened bottleneck (2D channels) and to the first up-block (D channels).
-With D = {recipe.num_hiddens} it has **{trained.metrics['num_parameters']:,} parameters**.
+With D = {recipe.num_hiddens} it has **{TrainingSummary.of(trained).num_parameters:,} parameters**.
 
 ## B2.2 Training
 
@@ -53,13 +54,13 @@ page.text(f"""
 ## Judging the samples
 
 A separate small CNN classifier, trained by this project on the MNIST training set
-({judge_recipe.epochs} epochs, {judged.metrics['num_parameters']:,} parameters), reads the samples.
-Its accuracy on the 10,000 test digits is **{100 * reference.metrics['test_accuracy']:.2f}%**.
+({judge_recipe.epochs} epochs, {TrainingSummary.of(judged).num_parameters:,} parameters), reads the samples.
+Its accuracy on the 10,000 test digits is **{100 * JudgeReference.of(reference).test_accuracy:.2f}%**.
 It reads a sample as a digit *with confidence* when its largest class probability is at least 0.9.
 The *Fréchet distance* compares the judge's penultimate-layer features ({judge_recipe.feature_dim}
 dimensions) of the samples with those of the test set, as FID does with Inception features, and the
 same number of real training digits ({reference.params['count']:,}) gives its floor,
-**{reference.metrics['frechet_floor']:.2f}**, the unit of the "× real digits'" column. Every row
+**{JudgeReference.of(reference).frechet_floor:.2f}**, the unit of the "× real digits'" column. Every row
 scores {scores.params['samples']:,} samples.{scores_noise_text(trained)}
 
 {matched_start_text(scores, reference, trained)}

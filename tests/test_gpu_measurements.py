@@ -26,11 +26,12 @@ def _session(folder, time_frechet: float, speed_rows: list[dict] | None = None):
     shares = [0.1] * 10
     runs = [
         _run("partb/judge-reference", {"frechet_floor": 10.0, "class_shares": shares, "confident_fraction": 0.99,
-                                       "train_accuracy_of_pick": 1.0}, {"count": 1000}),
+                                       "train_accuracy_of_pick": 1.0, "test_accuracy": 0.99}, {"count": 1000}),
         _run("partb/time-ddpm-training", {"checkpoint_labels": {"20": "epoch 20 of 20"}}, {"recipe": {}}, 150.0),
         _run("partb/time-ddpm-scores", {"rows": [{"epoch": 20, "weights": "raw", "steps": 300, "evaluations": 300,
                                                   "corrector_snr": None, "confident_fraction": 0.9,
-                                                  "class_shares": shares, "frechet_distance": time_frechet}]}),
+                                                  "class_shares": shares, "frechet_distance": time_frechet,
+                                                  "wall_time_s": 1.0}]}),
     ]
     (folder / "runs.json").write_text(json.dumps(runs))
     (folder / "session-1.log").write_text("[0 s] commit x\n[20 s] site build (full, mnist), at most 400 s\n"

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from diffusion_lab.experiments import partb_compare, partb_flow, partb_training
+from diffusion_lab.experiments.partb_records import Comparison, FlowScores, PureNoiseResults, SampleRun, sampled_epochs
 from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
 from diffusion_lab.mnist.unet import ClassConditionalUNet, TimeConditionalUNet
 from diffusion_lab.profiles import get_profile
@@ -30,33 +31,34 @@ def test_the_pure_noise_unet_collapses_to_one_image(ctx):
     inputs = stored["inputs"]
     assert inputs.shape == (TINY.showcase.denoiser_digits, 1, 28, 28)
     assert stored["mean_digit"].shape == (1, 1, 28, 28)
-    for epoch, distance in results.metrics["distances"].items():
-        assert distance["between_outputs"] < 0.1 * inputs.std().item(), epoch
-        output = stored["outputs"][epoch]
+    distances = PureNoiseResults.of(results).distances
+    for epoch, distance in distances.items():
+        assert distance.between_outputs < 0.1 * inputs.std().item(), epoch
+        output = stored["outputs"][str(epoch)]
         spread = (output - output.mean(dim=0, keepdim=True)).pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item()
-        assert distance["between_outputs"] == pytest.approx(spread)
-    assert sorted(map(int, results.metrics["distances"])) == list(TINY.partb.pure_noise.checkpoint_epochs)
+        assert distance.between_outputs == pytest.approx(spread)
+    assert sorted(distances) == list(TINY.partb.pure_noise.checkpoint_epochs)
 
 
 @pytest.mark.parametrize("conditional", [False, True])
 def test_flow_samples_after_each_checkpoint_and_the_ode_path(ctx, conditional):
     run = partb_flow.flow_samples(ctx, conditional)
-    stored = run.load("samples.pt")
-    epochs = sorted(map(int, stored["epochs"]))
+    stored = sampled_epochs(run)
+    epochs = sorted(stored)
     recipe = TINY.partb.class_flow if conditional else TINY.partb.time_flow
     assert epochs == list(recipe.checkpoint_epochs)
     count = 10 * TINY.showcase.per_class_grid if conditional else TINY.showcase.time_samples
     steps = TINY.flow.steps
     for epoch in epochs:
-        samples = stored["epochs"][str(epoch)]["samples"]
+        samples = stored[epoch].samples
         assert samples.shape == (count, 1, 28, 28) and torch.isfinite(samples).all()
-    last = stored["epochs"][str(epochs[-1])]
-    assert last["frame_steps"][0] == 0 and last["frame_steps"][-1] == steps
-    assert torch.equal(last["frames"][-1], last["samples"]), "the last frame is the samples"
-    assert stored["epochs"][str(epochs[0])]["frames"] is None
-    assert (stored["labels"] is not None) == conditional
+    last = stored[epochs[-1]]
+    assert last.frame_steps[0] == 0 and last.frame_steps[-1] == steps
+    assert torch.equal(last.frames[-1], last.samples), "the last frame is the samples"
+    assert stored[epochs[0]].frames is None
+    assert (run.load("samples.pt")["labels"] is not None) == conditional
     passes = 2 if conditional else 1
-    assert run.metrics["sampling"][str(epochs[-1])]["network_evaluations"] == passes * steps * count
+    assert SampleRun.of(run).sampling[epochs[-1]].network_evaluations == passes * steps * count
 
 
 def test_a_warm_started_class_flow_model_starts_from_the_time_model(ctx, monkeypatch):
@@ -88,11 +90,11 @@ def test_a_warm_started_class_flow_model_starts_from_the_time_model(ctx, monkeyp
 
 @pytest.mark.parametrize("conditional", [False, True])
 def test_flow_scores_read_the_judges_measures(ctx, conditional):
-    row = partb_flow.flow_scores(ctx, conditional).metrics["row"]
-    assert row["samples"] == TINY.showcase.judge_samples
-    assert 0.0 <= row["confident_fraction"] <= 1.0 and sum(row["class_shares"]) == pytest.approx(1.0)
-    assert row["frechet_distance"] > 0
-    assert ("judge_accuracy" in row) == conditional
+    row = FlowScores.of(partb_flow.flow_scores(ctx, conditional)).row
+    assert row.samples == TINY.showcase.judge_samples
+    assert 0.0 <= row.confident_fraction <= 1.0 and sum(row.class_shares) == pytest.approx(1.0)
+    assert row.frechet_distance > 0
+    assert (row.judge_accuracy is not None) == conditional == (row.per_class_accuracy is not None)
 
 
 def test_sampler_steps_spend_exactly_the_evaluations():
@@ -107,20 +109,21 @@ def test_sampler_steps_spend_exactly_the_evaluations():
 def test_the_comparison_measures_every_sampler_that_can_spend_each_count(ctx, conditional):
     run = partb_compare.comparison(ctx, conditional)
     T = TINY.partb.time_ddpm.num_timesteps
-    measured = {(row["sampler"], row["evaluations"]): row for row in run.metrics["rows"]}
+    compared = Comparison.of(run)
+    measured = {(row.sampler, row.evaluations): row for row in compared.rows}
     for evaluations in TINY.flow.compare_evaluations:
         for sampler in partb_compare.SAMPLERS:
             steps = partb_compare.sampler_steps(sampler, evaluations, T)
             assert ((sampler, evaluations) in measured) == (steps is not None)
             if steps is not None:
                 row = measured[(sampler, evaluations)]
-                assert row["steps"] == steps and row["seconds_per_1000"] > 0 and row["frechet_distance"] > 0
-                assert ("judge_accuracy" in row) == conditional
+                assert row.steps == steps and row.seconds_per_1000 > 0 and row.frechet_distance > 0
+                assert (row.judge_accuracy is not None) == conditional
     examples = run.load("examples.pt")
     for evaluations in TINY.flow.compare_grid_evaluations:
         assert examples[f"euler/{evaluations}"].shape == (partb_compare.GRID_COLUMNS, 1, 28, 28)
-    assert run.metrics["frechet_floor"] > 0
-    assert run.metrics["images_seen"]["ddpm"] == run.metrics["images_seen"]["flow"], "equal compute"
+    assert compared.frechet_floor > 0
+    assert compared.images_seen.ddpm == compared.images_seen.flow, "equal compute"
 
 
 def test_flow_sampling_depends_on_the_seed_and_counts_cfg_once_per_call():
@@ -146,6 +149,7 @@ def test_the_comparisons_sentences_come_from_its_rows():
     (a confident but one-digit blur does not), the cost at the largest shared count."""
     from types import SimpleNamespace
 
+    from diffusion_lab.experiments import quality
     from diffusion_lab.profiles import QUALITY_BAR
     from diffusion_lab.report import flow_figures
 
@@ -153,13 +157,17 @@ def test_the_comparisons_sentences_come_from_its_rows():
         return {"sampler": sampler, "evaluations": n, "steps": n, "seed": seed, "confident_fraction": confident,
                 "smallest_share": smallest, "frechet_distance": distance, "seconds_per_1000": float(n)}
 
+    def compared(rows):
+        return SimpleNamespace(metrics={"rows": rows, "frechet_floor": 10.0, "num_timesteps": 300,
+                                        "images_seen": {"ddpm": 1, "flow": 1}})
+
     rows = [row("ddpm", 1, 0, 1.0, 45.0, smallest=0.0), row("ddpm", 10, 0, 0.5, 40.0), row("ddpm", 10, 1, 0.7, 60.0),
             row("ddpm", 50, 0, 0.9, 30.0), row("euler", 10, 0, 0.8, 20.0), row("euler", 50, 0, 0.75, 60.0)]
-    run = SimpleNamespace(metrics={"rows": rows, "frechet_floor": 10.0})
-    points = flow_figures.comparison_points(run)
-    assert points[("ddpm", 10)]["confident_fraction"] == pytest.approx(0.6)
-    assert points[("ddpm", 10)]["frechet_distance"] == pytest.approx(50.0)
-    assert points[("ddpm", 10)]["frechet_spread"] == pytest.approx(20.0) and points[("ddpm", 10)]["seeds"] == 2
+    run = compared(rows)
+    points = quality.comparison_points(run)
+    assert points[("ddpm", 10)].confident_fraction == pytest.approx(0.6)
+    assert points[("ddpm", 10)].frechet_distance == pytest.approx(50.0)
+    assert points[("ddpm", 10)].frechet_spread == pytest.approx(20.0) and points[("ddpm", 10)].seeds == 2
     text = flow_figures.comparison_findings(run, False, QUALITY_BAR)
     assert "**DDPM, strided**: lowest Fréchet distance 3.0× the real digits', at 50 evaluations per sample; " \
            "it first clears the bar at 50 evaluations." in text, "not at 1: every sample the same digit"
@@ -167,7 +175,7 @@ def test_the_comparisons_sentences_come_from_its_rows():
            "it first clears the bar at 10 evaluations." in text
     assert "Heun" not in text, "no sentence about a sampler that was not measured"
     assert "At 50 evaluations per sample, 1,000 samples took: DDPM, strided 50.0 s, flow, Euler 50.0 s." in text
-    far = SimpleNamespace(metrics={"rows": [row("euler", 10, 0, 0.8, 60.0)], "frechet_floor": 10.0})
+    far = compared([row("euler", 10, 0, 0.8, 60.0)])
     assert "clears the bar at none of the measured counts" in flow_figures.comparison_findings(far, False, QUALITY_BAR)
 
 

@@ -92,7 +92,7 @@ def test_sampling_repeats_for_a_seed_and_differs_for_another(conditional):
 
 def test_frames_start_from_noise_and_end_at_the_samples():
     result = _sample(_tiny_model(False), 0, num_samples=6, frame_every=5)
-    assert result.frame_timesteps == [12, 7, 2, 0]
+    assert result.frame_steps == [12, 7, 2, 0]
     assert result.frames.shape == (4, 6, 1, 28, 28)
     assert torch.equal(result.frames[-1], result.samples)
     assert torch.equal(result.frames[0], seeding.randn((6, 1, 28, 28), seeding.make_generator(0, "sample")))

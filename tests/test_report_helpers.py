@@ -423,7 +423,7 @@ def test_denoising_grid_has_a_row_per_kept_checkpoint(tmp_path):
 def test_denoiser_table_rows_show_the_best_blur_or_a_dash():
     row = {"sigma": 0.5, "noisy_psnr": 6.0, "denoiser_psnr": 20.123, "denoiser_ssim": 0.91234, "blur_kernel": 5,
            "blur_sigma": 1.5, "blur_psnr": 15.0, "blur_ssim": None}
-    results = make_run(metrics={"table": [row, {**row, "sigma": 0.0, "blur_kernel": None}]})
+    results = make_run(metrics={"table": [row, {**row, "sigma": 0.0, "blur_kernel": 0}]})
     rows = pb.denoiser_table_rows(results)
     assert rows[0] == [0.5, "6.00", "20.12", "0.912", "5, 1.5", "15.00", "–"]
     assert rows[1][4] == "–"
@@ -449,7 +449,7 @@ def _reference(**metrics):
 
 def _sweep_row(scale, accuracy, distance, confident=0.9):
     return {"guidance_scale": scale, "judge_accuracy": accuracy, "per_class_accuracy": [accuracy] * 10,
-            "confident_fraction": confident, "frechet_distance": distance, "images_per_s": 10.0}
+            "confident_fraction": confident, "frechet_distance": distance, "images_per_s": 10.0, "wall_time_s": 1.0}
 
 
 def test_guidance_sweep_rows_end_with_the_real_digits():
@@ -457,8 +457,8 @@ def test_guidance_sweep_rows_end_with_the_real_digits():
     accuracy[4] = 0.25
     sweep = make_run("partb/guidance-sweep", metrics={"rows": [
         {"guidance_scale": 0.5, "judge_accuracy": 0.8125, "per_class_accuracy": accuracy, "confident_fraction": 0.5,
-         "frechet_distance": 12.345, "images_per_s": 1234.4},
-    ]})
+         "frechet_distance": 12.345, "images_per_s": 1234.4, "wall_time_s": 1.0},
+    ], "steps": 30})
     rows = pb.guidance_sweep_rows(sweep, _reference())
     assert rows[0] == ["0.5 (write-up)", "81.2%", "4 (25%)", "50.0%", "12.35", "6.2×", "1,234"]
     assert rows[1] == ["real training digits (1,000)", "99.5%", "–", "98.0%", "2.00", "1.0×", "–"]
@@ -468,13 +468,13 @@ def test_guidance_sweep_rows_end_with_the_real_digits():
 def test_guided_bar_text_says_met_only_when_one_scale_clears_both_parts():
     bar = QualityBar()
     reference = _reference()
-    met = make_run("partb/guidance-sweep", metrics={"rows": [
+    met = make_run("partb/guidance-sweep", metrics={"steps": 30, "rows": [
         _sweep_row(1.0, 0.96, 5.9), _sweep_row(COURSE_GUIDANCE, 0.995, 40.0)]})
     text = pb.guided_bar_text(met, reference, bar)
     assert "**met** at g = 1: 96.0% accuracy at 3.0×" in text
     assert f"**met**: 99.5% accuracy at g = {COURSE_GUIDANCE:g}" in text
     # accurate but too far, close but not accurate: neither scale clears both parts at once
-    split = make_run("partb/guidance-sweep", metrics={"rows": [
+    split = make_run("partb/guidance-sweep", metrics={"steps": 30, "rows": [
         _sweep_row(1.0, 0.90, 4.0), _sweep_row(COURSE_GUIDANCE, 0.98, 40.0)]})
     text = pb.guided_bar_text(split, reference, bar)
     assert "**not met**: no guidance scale" in text
@@ -492,7 +492,7 @@ def _time_runs(rows):
 def _score(epoch, weights, confident, shares, distance, steps=300, corrector_snr=None, start="noise"):
     return {"epoch": epoch, "weights": weights, "confident_fraction": confident, "class_shares": shares,
             "frechet_distance": distance, "steps": steps, "corrector_snr": corrector_snr, "start": start,
-            "evaluations": 2 * steps - 1 if corrector_snr else steps}
+            "evaluations": 2 * steps - 1 if corrector_snr else steps, "wall_time_s": 1.0}
 
 
 def test_time_score_rows_and_the_bar_read_the_sampled_weights_of_the_last_checkpoint():

@@ -12,6 +12,19 @@ import torch
 from diffusion_lab import metrics
 from diffusion_lab.blur import best_blur
 from diffusion_lab.experiments.judge_training import judge_training
+from diffusion_lab.experiments.partb_records import (
+    DenoiserResults,
+    DenoiserRow,
+    GuidanceSweep,
+    JudgeReference,
+    SampledEpoch,
+    SampleRun,
+    SamplingTime,
+    SweepRow,
+    TimeScoreRow,
+    TimeScores,
+    save_samples,
+)
 from diffusion_lab.experiments.partb_models import (
     checkpoint_epochs,
     ddpm_schedule,
@@ -21,7 +34,7 @@ from diffusion_lab.experiments.partb_models import (
     weight_kinds,
 )
 from diffusion_lab.experiments.partb_sampling import (
-    images_per_batch, partb_noise_model, sample_digits, sampling_start, score_samplers,
+    ScoreSampler, images_per_batch, partb_noise_model, sample_digits, sampling_start, score_samplers,
 )
 from diffusion_lab.experiments.partb_training import ddpm_training, denoiser_training
 from diffusion_lab.mnist import training
@@ -72,21 +85,21 @@ def denoiser_results(ctx: BuildContext) -> RunRecord:
             denoised = training.denoise(final, noisy, ctx.device).clamp(0, 1)
             blur = best_blur(noisy, clean, (0.0, 1.0)) if s > 0 else None
             blurred = blur.image if blur else clean
-            table.append({
-                "sigma": s,
-                "noisy_psnr": metrics.psnr(noisy.clamp(0, 1), clean).mean().item() if s > 0 else None,
-                "denoiser_psnr": metrics.psnr(denoised, clean).mean().item(),
-                "denoiser_ssim": metrics.ssim(denoised, clean).mean().item(),
-                "blur_kernel": blur.kernel_size if blur else 0,
-                "blur_sigma": blur.sigma if blur else 0.0,
-                "blur_psnr": metrics.psnr(blurred, clean).mean().item() if blur else None,
-                "blur_ssim": metrics.ssim(blurred, clean).mean().item(),
-            })
+            table.append(DenoiserRow(
+                sigma=s,
+                noisy_psnr=metrics.psnr(noisy.clamp(0, 1), clean).mean().item() if s > 0 else None,
+                denoiser_psnr=metrics.psnr(denoised, clean).mean().item(),
+                denoiser_ssim=metrics.ssim(denoised, clean).mean().item(),
+                blur_kernel=blur.kernel_size if blur else 0,
+                blur_sigma=blur.sigma if blur else 0.0,
+                blur_psnr=metrics.psnr(blurred, clean).mean().item() if blur else None,
+                blur_ssim=metrics.ssim(blurred, clean).mean().item(),
+            ))
         scratch.save("results.pt", {
             "shown_clean": shown, "shown_noisy": noisy_shown, "per_epoch": per_epoch,
             "ood_noisy": ood_noisy, "ood_denoised": ood_denoised,
         })
-        return {"table": table}
+        return DenoiserResults(tuple(table)).to_metrics()
 
     return cached_run(ctx, "partb/denoiser-results", params, compute)
 
@@ -109,12 +122,10 @@ def ddpm_samples(ctx: BuildContext, conditional: bool, guidance_scale: float = C
                 num_samples=None if conditional else show.time_samples, guidance_scale=guidance_scale,
                 batch_size=images_per_batch(show.sample_batch, conditional), frame_every=show.gif_frame_every, progress=True,
             )
-            outputs[str(epoch)] = {"samples": result.samples, "frames": result.frames,
-                                   "frame_timesteps": result.frame_timesteps}
-            timings[str(epoch)] = {"wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
-                                   "network_evaluations": result.network_evaluations}
-        scratch.save("samples.pt", {"epochs": outputs, "labels": labels})
-        return {"sampling": timings}
+            outputs[epoch] = SampledEpoch(result.samples, result.frames, result.frame_steps)
+            timings[epoch] = SamplingTime(result.wall_time_s, result.images_per_s, result.network_evaluations)
+        save_samples(scratch, outputs, labels)
+        return SampleRun(timings).to_metrics()
 
     name = "partb/class-ddpm-samples" if conditional else "partb/time-ddpm-samples"
     return cached_run(ctx, name, params, compute)
@@ -135,12 +146,15 @@ def judge_reference(ctx: BuildContext) -> RunRecord:
         real = data.train_images[pick]
         test_features = trained.features(data.test_images)
         scratch.save("test_features.pt", test_features)
-        return {
-            "test_accuracy": judged.metrics["test_accuracy"],
-            "frechet_floor": metrics.frechet_distance(trained.features(real), test_features),
-            "train_accuracy_of_pick": trained.accuracy(real, data.train_labels[pick]),
-            **trained.verdicts(real),
-        }
+        verdicts = trained.verdicts(real)
+        return JudgeReference(
+            test_accuracy=judged.metrics["test_accuracy"],
+            frechet_floor=metrics.frechet_distance(trained.features(real), test_features),
+            train_accuracy_of_pick=trained.accuracy(real, data.train_labels[pick]),
+            confident_fraction=verdicts["confident_fraction"],
+            class_shares=tuple(verdicts["class_shares"]),
+            confidence=verdicts["confidence"],
+        ).to_metrics()
 
     return cached_run(ctx, "partb/judge-reference", params, compute)
 
@@ -182,22 +196,32 @@ def time_ddpm_scores(ctx: BuildContext) -> RunRecord:
                     result = sample_digits(sampler, scratch.generator(f"epoch-{epoch}"),
                                            num_samples=show.judge_samples, batch_size=show.sample_batch,
                                            corrector=how.corrector, start=starts[how.start], progress=True)
-                    rows.append({
-                        "epoch": epoch,
-                        "weights": weights,
-                        **judge.verdicts(result.samples),
-                        "frechet_distance": metrics.frechet_distance(judge.features(result.samples), test_features),
-                        "steps": len(sampler.strided_timesteps()),
-                        "corrector_snr": None if how.corrector is None else how.corrector.snr,
-                        "start": how.start,
-                        "evaluations": result.network_evaluations // show.judge_samples,
-                        "wall_time_s": result.wall_time_s,
-                    })
+                    verdicts = judge.verdicts(result.samples)
+                    rows.append(TimeScoreRow(
+                        epoch=epoch,
+                        weights=weights,
+                        confident_fraction=verdicts["confident_fraction"],
+                        class_shares=tuple(verdicts["class_shares"]),
+                        confidence=verdicts["confidence"],
+                        frechet_distance=metrics.frechet_distance(judge.features(result.samples), test_features),
+                        steps=len(sampler.strided_timesteps()),
+                        corrector_snr=None if how.corrector is None else how.corrector.snr,
+                        start=how.start,
+                        evaluations=result.network_evaluations // show.judge_samples,
+                        wall_time_s=result.wall_time_s,
+                    ))
                     shown.append(result.samples[:SCORED_SAMPLES_SHOWN])
         scratch.save("shown_samples.pt", torch.stack(shown))
-        return {"rows": rows}
+        return TimeScores(tuple(rows)).to_metrics()
 
     return cached_run(ctx, "partb/time-ddpm-scores", params, compute)
+
+
+def scores_samplers(scores: RunRecord, num_timesteps: int) -> list[ScoreSampler]:
+    """The samplers a `time_ddpm_scores` run drew with at the last checkpoint, from its parameters
+    (`num_timesteps`: the DDPM's T); the first is the one every checkpoint was scored with."""
+    return score_samplers(scores.params["steps"], scores.params.get("corrector_snr"),
+                          scores.params.get("matched_start", False), num_timesteps)
 
 
 def guidance_sweep(ctx: BuildContext) -> RunRecord:
@@ -227,17 +251,17 @@ def guidance_sweep(ctx: BuildContext) -> RunRecord:
                                    batch_size=images_per_batch(show.sample_batch, guided=True),
                                    scalar_dtype=torch.float32, progress=True)
             images = result.samples
-            rows.append({
-                "guidance_scale": scale,
-                "judge_accuracy": trained_judge.accuracy(images, labels),
-                "per_class_accuracy": trained_judge.per_class_accuracy(images, labels),
-                "confident_fraction": trained_judge.verdicts(images)["confident_fraction"],
-                "frechet_distance": metrics.frechet_distance(trained_judge.features(images), test_features),
-                "images_per_s": result.images_per_s,
-                "wall_time_s": result.wall_time_s,
-            })
+            rows.append(SweepRow(
+                guidance_scale=scale,
+                judge_accuracy=trained_judge.accuracy(images, labels),
+                per_class_accuracy=tuple(trained_judge.per_class_accuracy(images, labels)),
+                confident_fraction=trained_judge.verdicts(images)["confident_fraction"],
+                frechet_distance=metrics.frechet_distance(trained_judge.features(images), test_features),
+                images_per_s=result.images_per_s,
+                wall_time_s=result.wall_time_s,
+            ))
             examples[str(scale)] = images[::per_class][:10]
         scratch.save("examples.pt", examples)
-        return {"rows": rows, "steps": len(backend.strided_timesteps())}
+        return GuidanceSweep(tuple(rows), len(backend.strided_timesteps())).to_metrics()
 
     return cached_run(ctx, "partb/guidance-sweep", params, compute)

@@ -18,6 +18,7 @@ from diffusion_lab.experiments.partb import judge_reference, showcase
 from diffusion_lab.experiments.partb_flow import flow_showcase
 from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
 from diffusion_lab.experiments.partb_models import ddpm_schedule, load_ddpm, load_flow, load_judge
+from diffusion_lab.experiments.partb_records import Comparison, ComparisonRow, ImagesSeen
 from diffusion_lab.experiments.partb_sampling import images_per_batch, partb_noise_model, sample_digits
 from diffusion_lab.experiments.partb_training import ddpm_training, flow_training
 from diffusion_lab.mnist.data import load_mnist
@@ -89,22 +90,20 @@ def comparison(ctx: BuildContext, conditional: bool, guidance_scale: float = COU
                         taken = steps
                     images = result.samples
                     verdicts = judge.verdicts(images)
-                    row = {
-                        "sampler": sampler, "evaluations": evaluations, "steps": taken, "seed": seed,
-                        "confident_fraction": verdicts["confident_fraction"],
-                        "smallest_share": min(verdicts["class_shares"]),
-                        "frechet_distance": metrics.frechet_distance(judge.features(images), test_features),
-                        "seconds_per_1000": 1000 * result.wall_time_s / images.shape[0],
-                    }
-                    if conditional:
-                        row["judge_accuracy"] = judge.accuracy(images, labels)
-                    rows.append(row)
+                    rows.append(ComparisonRow(
+                        sampler=sampler, evaluations=evaluations, steps=taken, seed=seed,
+                        confident_fraction=verdicts["confident_fraction"],
+                        smallest_share=min(verdicts["class_shares"]),
+                        frechet_distance=metrics.frechet_distance(judge.features(images), test_features),
+                        seconds_per_1000=1000 * result.wall_time_s / images.shape[0],
+                        judge_accuracy=judge.accuracy(images, labels) if conditional else None,
+                    ))
                     if seed == 0 and evaluations in plan.compare_grid_evaluations:
                         per_class = count // 10
                         examples[f"{sampler}/{evaluations}"] = (images[::per_class] if conditional else images)[:GRID_COLUMNS]
         scratch.save("examples.pt", examples)
-        return {"rows": rows, "frechet_floor": floor, "num_timesteps": schedule.num_timesteps,
-                "images_seen": {"ddpm": ddpm.metrics["num_images_seen"], "flow": flow.metrics["num_images_seen"]}}
+        seen = ImagesSeen(ddpm=ddpm.metrics["num_images_seen"], flow=flow.metrics["num_images_seen"])
+        return Comparison(tuple(rows), floor, schedule.num_timesteps, seen).to_metrics()
 
     name = "partb/compare-class" if conditional else "partb/compare-time"
     return cached_run(ctx, name, params, compute)

@@ -12,6 +12,16 @@ from diffusion_lab.experiments.judge_training import judge_training
 from diffusion_lab.experiments.partb import judge_reference, showcase
 from diffusion_lab.experiments.partb_flow_sampling import FlowModel, sample_flow_digits
 from diffusion_lab.experiments.partb_models import checkpoint_epochs, load_denoiser, load_flow, load_judge
+from diffusion_lab.experiments.partb_records import (
+    FlowScoreRow,
+    FlowScores,
+    PureNoiseDistance,
+    PureNoiseResults,
+    SampledEpoch,
+    SampleRun,
+    SamplingTime,
+    save_samples,
+)
 from diffusion_lab.experiments.partb_sampling import images_per_batch
 from diffusion_lab.experiments.partb_training import flow_training, pure_noise_training
 from diffusion_lab.mnist import training
@@ -43,12 +53,12 @@ def pure_noise_results(ctx: BuildContext) -> RunRecord:
             out = training.denoise(load_denoiser(ctx, trained, epoch), z, ctx.device)
             outputs[str(epoch)] = out
             # root-mean-square pixel distance of each output to the mean digit, and to each other
-            distances[str(epoch)] = {
-                "to_mean_digit": (out - mean_digit).pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item(),
-                "between_outputs": (out - out.mean(dim=0, keepdim=True)).pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item(),
-            }
+            distances[epoch] = PureNoiseDistance(
+                to_mean_digit=(out - mean_digit).pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item(),
+                between_outputs=(out - out.mean(dim=0, keepdim=True)).pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item(),
+            )
         scratch.save("results.pt", {"inputs": z, "outputs": outputs, "mean_digit": mean_digit})
-        return {"distances": distances}
+        return PureNoiseResults(distances).to_metrics()
 
     return cached_run(ctx, "partb/pure-noise-results", params, compute)
 
@@ -75,12 +85,10 @@ def flow_samples(ctx: BuildContext, conditional: bool, guidance_scale: float = C
                 batch_size=images_per_batch(show.sample_batch, conditional),
                 frame_every=max(1, flow.steps // 10) if epoch == epochs[-1] else None,
             )
-            outputs[str(epoch)] = {"samples": result.samples, "frames": result.frames,
-                                   "frame_steps": result.frame_timesteps}
-            timings[str(epoch)] = {"wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
-                                   "network_evaluations": result.network_evaluations}
-        scratch.save("samples.pt", {"epochs": outputs, "labels": labels})
-        return {"sampling": timings}
+            outputs[epoch] = SampledEpoch(result.samples, result.frames, result.frame_steps)
+            timings[epoch] = SamplingTime(result.wall_time_s, result.images_per_s, result.network_evaluations)
+        save_samples(scratch, outputs, labels)
+        return SampleRun(timings).to_metrics()
 
     name = "partb/class-flow-samples" if conditional else "partb/time-flow-samples"
     return cached_run(ctx, name, params, compute)
@@ -107,17 +115,18 @@ def flow_scores(ctx: BuildContext, conditional: bool, guidance_scale: float = CO
             num_samples=None if conditional else show.judge_samples, guidance_scale=guidance_scale,
             batch_size=images_per_batch(show.sample_batch, conditional),
         )
-        row = {
-            "epoch": checkpoint_epochs(trained)[-1],
-            **judge.verdicts(result.samples),
-            "frechet_distance": metrics.frechet_distance(judge.features(result.samples), test_features),
-            "wall_time_s": result.wall_time_s,
-            "samples": result.samples.shape[0],
-        }
-        if conditional:
-            row["judge_accuracy"] = judge.accuracy(result.samples, labels)
-            row["per_class_accuracy"] = judge.per_class_accuracy(result.samples, labels)
-        return {"row": row}
+        verdicts = judge.verdicts(result.samples)
+        return FlowScores(FlowScoreRow(
+            epoch=checkpoint_epochs(trained)[-1],
+            confident_fraction=verdicts["confident_fraction"],
+            class_shares=tuple(verdicts["class_shares"]),
+            confidence=verdicts["confidence"],
+            frechet_distance=metrics.frechet_distance(judge.features(result.samples), test_features),
+            wall_time_s=result.wall_time_s,
+            samples=result.samples.shape[0],
+            judge_accuracy=judge.accuracy(result.samples, labels) if conditional else None,
+            per_class_accuracy=tuple(judge.per_class_accuracy(result.samples, labels)) if conditional else None,
+        )).to_metrics()
 
     name = "partb/class-flow-scores" if conditional else "partb/time-flow-scores"
     return cached_run(ctx, name, params, compute)

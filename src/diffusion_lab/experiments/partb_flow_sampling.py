@@ -64,7 +64,7 @@ def sample_flow_digits(
     unconditional ones, by `num_steps` steps of `sampler` from t = 0 to 1.
 
     frame_every: also keep x before every this many steps, and the final samples; the result's
-    `frame_timesteps` are then the step indices of the frames (0 = pure noise, num_steps = the end)."""
+    `frame_steps` are then the step indices of the frames (0 = pure noise, num_steps = the end)."""
     if (labels is None) == (num_samples is None):
         raise ValueError("give either labels or num_samples")
     count = labels.shape[0] if labels is not None else num_samples
@@ -91,7 +91,7 @@ def sample_flow_digits(
     return SampleResult(
         samples=torch.cat(samples),
         frames=torch.cat(frames, dim=1) if frames else None,
-        frame_timesteps=frame_steps,
+        frame_steps=frame_steps,
         labels=labels,
         guidance_scale=guidance,
         wall_time_s=wall,

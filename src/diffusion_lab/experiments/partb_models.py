@@ -59,5 +59,10 @@ def ddpm_schedule(run: RunRecord) -> DDPMSchedule:
     return training.schedule_for(_recipe(run, DDPMRecipe))
 
 
+def final_alpha_bar(run: RunRecord) -> float:
+    """ᾱ_T of the schedule a DDPM training run was trained on: how much of a digit x_T still holds."""
+    return float(ddpm_schedule(run).zero_based_alphas_cumprod[-1])
+
+
 def load_judge(ctx: BuildContext, run: RunRecord) -> Judge:
     return Judge.from_state_dict(_recipe(run, JudgeRecipe), run.load("judge.pt"), ctx.device)

@@ -65,11 +65,11 @@ def images_per_batch(network_batch: int, guided: bool) -> int:
 class SampleResult:
     """samples: (N, 1, 28, 28) float32 on the CPU, not clipped.
     frames: (F, N, 1, 28, 28) snapshots of x_t (first = pure noise, last = the samples) when asked
-    for, at the 1-based `frame_timesteps` (0 = the final samples); None otherwise."""
+    for, at the 1-based `frame_steps` (0 = the final samples); None otherwise."""
 
     samples: torch.Tensor
     frames: torch.Tensor | None
-    frame_timesteps: list[int]
+    frame_steps: list[int]
     labels: torch.Tensor | None
     guidance_scale: float | None
     wall_time_s: float
@@ -146,7 +146,7 @@ def sample_digits(
     guidance = guidance_scale if model.num_classes else None
     timesteps = model.strided_timesteps()
     uncond = model.encode("")
-    samples, frames, frame_timesteps = [], [], []
+    samples, frames, frame_steps = [], [], []
     started = time.perf_counter()
     for begin in range(0, count, batch_size):
         batch = digits[begin : begin + batch_size]
@@ -159,13 +159,13 @@ def sample_digits(
         samples.append(x)
         if recorder is not None:
             frames.append(torch.stack([frame.float() for _, _, frame in recorder.frames] + [x]))
-            frame_timesteps = [t + 1 for t in recorder.timesteps] + [0]
+            frame_steps = [t + 1 for t in recorder.timesteps] + [0]
     wall = time.perf_counter() - started
     passes = 2 if sampling.needs_unconditional(guidance) else 1
     return SampleResult(
         samples=torch.cat(samples),
         frames=torch.cat(frames, dim=1) if frames else None,
-        frame_timesteps=frame_timesteps,
+        frame_steps=frame_steps,
         labels=labels,
         guidance_scale=guidance,
         wall_time_s=wall,

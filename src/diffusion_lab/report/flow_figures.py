@@ -10,18 +10,26 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from diffusion_lab.experiments import partb_models  # noqa: E402
+from diffusion_lab.experiments import partb_models, quality  # noqa: E402
+from diffusion_lab.experiments.partb_records import (  # noqa: E402
+    FlowScores,
+    PureNoiseResults,
+    TrainingSummary,
+    sampled_epochs,
+)
 from diffusion_lab.profiles import COURSE_GUIDANCE, QualityBar  # noqa: E402
-from diffusion_lab.report.figures import gif_bytes, image_grid, tile  # noqa: E402
+from diffusion_lab.report.figures import gif_bytes, image_grid  # noqa: E402
 from diffusion_lab.report.page import Page  # noqa: E402
 from diffusion_lab.report.partb_figures import (  # noqa: E402
     MNIST_TRAINING_DIGITS,
+    animation_tiles,
     fmt,
-    frechet_ratio,
     percent,
+    rarest_cell,
+    ratio_cell,
+    real_digits_label,
     short_checkpoint_label,
+    verdicts_text,
     worst_digit,
 )
 from diffusion_lab.runcache.runs import RunRecord  # noqa: E402
@@ -52,11 +60,11 @@ def pure_noise_grids(training: RunRecord, results: RunRecord) -> tuple[bytes, by
 def pure_noise_text(training: RunRecord, results: RunRecord) -> str:
     """What the outputs are close to, in numbers: their RMS pixel distance to the mean training
     digit and to their own mean, at the last kept checkpoint."""
-    last = str(partb_models.checkpoint_epochs(training)[-1])
-    distance = results.metrics["distances"][last]
-    return (f"After {partb_models.checkpoint_label(training, int(last))} the outputs lie at a root-mean-square pixel "
-            f"distance of {distance['to_mean_digit']:.3f} from the mean training digit and of "
-            f"{distance['between_outputs']:.3f} from their own mean (pixels range over [0, 1]).")
+    last = partb_models.checkpoint_epochs(training)[-1]
+    distance = PureNoiseResults.of(results).distances[last]
+    return (f"After {partb_models.checkpoint_label(training, last)} the outputs lie at a root-mean-square pixel "
+            f"distance of {distance.to_mean_digit:.3f} from the mean training digit and of "
+            f"{distance.between_outputs:.3f} from their own mean (pixels range over [0, 1]).")
 
 
 # --- flow-matching samples and scores ----------------------------------------------------------
@@ -65,20 +73,16 @@ def pure_noise_text(training: RunRecord, results: RunRecord) -> str:
 def ode_path_gif(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str,
                  per_class: int | None = None) -> None:
     """An animation of the last checkpoint's samples along the ODE, from noise at t = 0 to t = 1."""
-    stored = samples.load("samples.pt")
-    final = str(partb_models.checkpoint_epochs(training)[-1])
-    frames, steps = stored["epochs"][final]["frames"], stored["epochs"][final]["frame_steps"]
-    if frames is None:
+    final = partb_models.checkpoint_epochs(training)[-1]
+    kept = sampled_epochs(samples)[final]
+    if kept.frames is None:
         return
-    if per_class:  # one column per class, as in the still figures
-        order = torch.tensor([d * per_class + r for r in range(per_class) for d in range(frames.shape[1] // per_class)])
-        frames, n_cols = frames[:, order], frames.shape[1] // per_class
-    total = samples.params["steps"]
+    steps, total = kept.frame_steps, samples.params["steps"]
     page.figure(
-        gif_bytes([tile(frame.clamp(0, 1), n_cols) for frame in frames], scale=3),
+        gif_bytes(animation_tiles(kept.frames, n_cols, per_class), scale=3),
         f"{what} along the ODE, from pure noise at t = 0 to t = 1: one frame every {steps[1] - steps[0]} of the "
         f"{total} {SAMPLER_NAMES[samples.params['sampler']]} steps "
-        f"({partb_models.checkpoint_label(training, int(final))}).",
+        f"({partb_models.checkpoint_label(training, final)}).",
         [training, samples], pixelated=True,
     )
 
@@ -94,50 +98,28 @@ def sampler_text(run: RunRecord) -> str:
     return f"{SAMPLER_NAMES[run.params['sampler']]}, {run.params['steps']} steps"
 
 
-def _smallest(shares: list[float]) -> str:
-    digit = min(range(len(shares)), key=shares.__getitem__)
-    return f"{percent(shares[digit])} (digit {digit})"
-
-
 def flow_score_rows(scores: RunRecord, reference: RunRecord, training: RunRecord) -> list[list[str]]:
     """The judge's reading of the last checkpoint's samples, then of the same count of real digits."""
-    row, real = scores.metrics["row"], reference.metrics
-    label = short_checkpoint_label(training, row["epoch"])
-    ratio = f"{frechet_ratio(row['frechet_distance'], reference):.1f}×"
-    real_label = f"real training digits ({reference.params['count']:,})"
-    if "judge_accuracy" in row:
-        return [[label, percent(row["judge_accuracy"]), worst_digit(row["per_class_accuracy"]),
-                 percent(row["confident_fraction"]), fmt(row["frechet_distance"]), ratio, sampler_text(scores)],
-                [real_label, percent(real["train_accuracy_of_pick"]), "–", percent(real["confident_fraction"]),
-                 fmt(real["frechet_floor"]), "1.0×", "–"]]
-    return [[label, percent(row["confident_fraction"]), _smallest(row["class_shares"]), fmt(row["frechet_distance"]),
+    row, real = FlowScores.of(scores).row, quality.real_digits(reference)
+    label = short_checkpoint_label(training, row.epoch)
+    ratio = ratio_cell(quality.frechet_ratio(row.frechet_distance, real.frechet_distance))
+    if row.judge_accuracy is not None:
+        return [[label, percent(row.judge_accuracy), worst_digit(row.per_class_accuracy),
+                 percent(row.confident_fraction), fmt(row.frechet_distance), ratio, sampler_text(scores)],
+                [real_digits_label(real), percent(real.accuracy), "–", percent(real.confident_fraction),
+                 fmt(real.frechet_distance), ratio_cell(real.frechet_ratio), "–"]]
+    return [[label, percent(row.confident_fraction), rarest_cell(row.class_shares), fmt(row.frechet_distance),
              ratio, sampler_text(scores)],
-            [real_label, percent(real["confident_fraction"]), _smallest(real["class_shares"]),
-             fmt(real["frechet_floor"]), "1.0×", "–"]]
+            [real_digits_label(real), percent(real.confident_fraction), rarest_cell(real.class_shares),
+             fmt(real.frechet_distance), ratio_cell(real.frechet_ratio), "–"]]
 
 
 def flow_bar_text(scores: RunRecord, reference: RunRecord, bar: QualityBar) -> str:
-    """Each part of the project's bar, met or not, for the scored samples (class model: accuracy at
-    the course's g; time model: confident fraction, rarest digit, Fréchet distance)."""
-    row = scores.metrics["row"]
-    ratio = frechet_ratio(row["frechet_distance"], reference)
-    if "judge_accuracy" in row:
-        parts = [(row["judge_accuracy"] >= bar.course_guidance_accuracy,
-                  f"{percent(row['judge_accuracy'])} judge accuracy at g = {scores.params['guidance_scale']:g} "
-                  f"(bar: {percent(bar.course_guidance_accuracy)})"),
-                 (ratio <= bar.guided_frechet_ratio,
-                  f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.guided_frechet_ratio:g}×)")]
-    else:
-        parts = [(row["confident_fraction"] >= bar.confident,
-                  f"{percent(row['confident_fraction'])} read with confidence ≥ 0.9 (bar: {percent(bar.confident)})"),
-                 (min(row["class_shares"]) >= bar.smallest_share,
-                  f"the rarest digit is {percent(min(row['class_shares']))} of the samples "
-                  f"(bar: {percent(bar.smallest_share)})"),
-                 (ratio <= bar.unguided_frechet_ratio,
-                  f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.unguided_frechet_ratio:g}×)")]
-    met = all(ok for ok, _ in parts)
-    listed = "; ".join(f"{text}, {'met' if ok else '**not met**'}" for ok, text in parts)
-    return f"The project's bar for this model is **{'met' if met else 'not met'}**: {listed}."
+    """Each part of the project's bar, met or not, for the scored samples (`quality.flow_verdicts`;
+    class model: accuracy at the course's g; time model: confident fraction, rarest digit, Fréchet distance)."""
+    verdicts = quality.flow_verdicts(scores, reference, bar)
+    met = quality.all_met(verdicts)
+    return f"The project's bar for this model is **{'met' if met else 'not met'}**: {verdicts_text(verdicts)}."
 
 
 # --- the comparison ------------------------------------------------------------------------------
@@ -150,7 +132,7 @@ def started_from(run: RunRecord, time_run: RunRecord) -> list[RunRecord]:
 
 def total_images_seen(run: RunRecord, chain: list[RunRecord]) -> int:
     """Images a model has seen, counting the model it was warm-started from (`chain`: that run)."""
-    return run.metrics["num_images_seen"] + sum(start.metrics["num_images_seen"] for start in chain)
+    return TrainingSummary.of(run).num_images_seen + sum(TrainingSummary.of(start).num_images_seen for start in chain)
 
 
 COMPUTE_HEADERS = ["model", "width D", "batch", "learning-rate schedule", "precision", "training digits",
@@ -171,34 +153,16 @@ def compute_rows(pairs: dict[str, tuple[RunRecord, list[RunRecord]]]) -> list[li
     """One row per trained model: what makes the compute equal, read from the training runs."""
     rows = []
     for label, (run, chain) in pairs.items():
-        recipe = run.params["recipe"]
-        wall = run.metrics["wall_time_s"] + sum(start.metrics["wall_time_s"] for start in chain)
+        recipe, trained = run.params["recipe"], TrainingSummary.of(run)
+        wall = trained.wall_time_s + sum(TrainingSummary.of(start).wall_time_s for start in chain)
         rows.append([label, str(recipe["num_hiddens"]), str(recipe["batch_size"]), recipe["lr_schedule"],
-                     run.metrics["precision"], f"{recipe['train_subset'] or MNIST_TRAINING_DIGITS:,}",
+                     trained.precision, f"{recipe['train_subset'] or MNIST_TRAINING_DIGITS:,}",
                      f"{total_images_seen(run, chain):,}", loss_emphasis(recipe), fmt(wall, 1)])
     return rows
 
 
-def _mean(rows: list[dict], key: str) -> float:
-    return sum(row[key] for row in rows) / len(rows)
-
-
-def comparison_points(run: RunRecord) -> dict[tuple[str, int], dict]:
-    """(sampler, evaluations) -> the point's measures averaged over its sampling seeds, with the
-    spread (max - min) of the quality measure."""
-    grouped: dict[tuple[str, int], list[dict]] = {}
-    for row in run.metrics["rows"]:
-        grouped.setdefault((row["sampler"], row["evaluations"]), []).append(row)
-    points = {}
-    for key, rows in grouped.items():
-        point = {name: _mean(rows, name) for name in rows[0] if isinstance(rows[0][name], float)}
-        point["steps"], point["seeds"] = rows[0]["steps"], len(rows)
-        point["frechet_spread"] = max(r["frechet_distance"] for r in rows) - min(r["frechet_distance"] for r in rows)
-        points[key] = point
-    return points
-
-
 def _quality(conditional: bool) -> tuple[str, str]:
+    """The attribute of a `quality.ComparisonPoint` a plot and table show, and its words."""
     return ("judge_accuracy", "judge accuracy") if conditional else ("confident_fraction", "confident ≥ 0.9")
 
 
@@ -209,15 +173,15 @@ def _evaluations(count: int) -> str:
 def comparison_plot(run: RunRecord, conditional: bool) -> bytes:
     """Two panels against network evaluations per sample (log scale): the quality measure (class:
     accuracy; time: confident fraction) and the Fréchet distance in units of the real digits'."""
-    points, floor = comparison_points(run), run.metrics["frechet_floor"]
+    points = quality.comparison_points(run)
     key, words = _quality(conditional)
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
     for sampler, label in SAMPLER_WORDS.items():
         xs = sorted(n for s, n in points if s == sampler)
         if not xs:
             continue
-        axes[0].plot(xs, [100 * points[(sampler, n)][key] for n in xs], marker="o", label=label)
-        axes[1].plot(xs, [points[(sampler, n)]["frechet_distance"] / floor for n in xs], marker="o", label=label)
+        axes[0].plot(xs, [100 * getattr(points[(sampler, n)], key) for n in xs], marker="o", label=label)
+        axes[1].plot(xs, [points[(sampler, n)].frechet_ratio for n in xs], marker="o", label=label)
     axes[0].set_ylabel(f"{words} (%)")
     axes[1].set_ylabel("Fréchet distance (× real digits')")
     axes[1].set_yscale("log")
@@ -246,15 +210,15 @@ def comparison_headers(conditional: bool) -> list[str]:
 
 def comparison_rows(run: RunRecord, conditional: bool) -> list[list[str]]:
     """One row per (evaluations, sampler) measured, means over the sampling seeds."""
-    points, floor = comparison_points(run), run.metrics["frechet_floor"]
+    points = quality.comparison_points(run)
     key, _ = _quality(conditional)
     rows = []
     for (sampler, evaluations), point in sorted(points.items(), key=lambda item: (item[0][1], list(SAMPLER_WORDS).index(item[0][0]))):
-        spread = f" (± {point['frechet_spread'] / 2:.1f})" if point["seeds"] > 1 else ""
-        rows.append([str(evaluations), SAMPLER_WORDS[sampler], str(point["steps"]), percent(point[key])]
-                    + ([] if conditional else [percent(point["smallest_share"])])
-                    + [fmt(point["frechet_distance"]) + spread, f"{point['frechet_distance'] / floor:.1f}×",
-                       fmt(point["seconds_per_1000"], 1)])
+        spread = f" (± {point.frechet_spread / 2:.1f})" if point.seeds > 1 else ""
+        rows.append([str(evaluations), SAMPLER_WORDS[sampler], str(point.steps), percent(getattr(point, key))]
+                    + ([] if conditional else [percent(point.smallest_share)])
+                    + [fmt(point.frechet_distance) + spread, ratio_cell(point.frechet_ratio),
+                       fmt(point.seconds_per_1000, 1)])
     return rows
 
 
@@ -270,16 +234,6 @@ def comparison_grid(run: RunRecord) -> bytes:
     return image_grid(rows, row_titles=titles, cell_inches=0.6)
 
 
-def meets_bar(point: dict, conditional: bool, bar: QualityBar, floor: float) -> bool:
-    """Whether a comparison point clears the project's bar: class-conditioned, the accuracy required at
-    the course's g; unconditional, every part of the bar (a one-step blur the judge reads confidently
-    as one digit fails on the rarest digit and the distance)."""
-    if conditional:
-        return point["judge_accuracy"] >= bar.course_guidance_accuracy
-    return (point["confident_fraction"] >= bar.confident and point["smallest_share"] >= bar.smallest_share
-            and point["frechet_distance"] / floor <= bar.unguided_frechet_ratio)
-
-
 def bar_words(conditional: bool, bar: QualityBar) -> str:
     if conditional:
         return f"{percent(bar.course_guidance_accuracy)} judge accuracy"
@@ -288,28 +242,19 @@ def bar_words(conditional: bool, bar: QualityBar) -> str:
 
 
 def comparison_findings(run: RunRecord, conditional: bool, bar: QualityBar) -> str:
-    """What the table shows, each sentence computed from its rows: every sampler's lowest Fréchet
-    distance and where, the fewest evaluations at which it clears the project's bar (`meets_bar`),
-    and what 1,000 samples cost at the largest count all samplers share."""
-    points, floor = comparison_points(run), run.metrics["frechet_floor"]
+    """What the table shows, each sentence from `quality.comparison_findings`: every sampler's lowest
+    Fréchet distance and where, the fewest evaluations at which it clears the project's bar
+    (`quality.meets_bar`), and what 1,000 samples cost at the largest count all samplers share."""
+    found = quality.comparison_findings(run, conditional, bar, tuple(SAMPLER_WORDS))
     sentences = []
-    for sampler, label in SAMPLER_WORDS.items():
-        mine = {n: p for (s, n), p in points.items() if s == sampler}
-        if not mine:
-            continue
-        best = min(mine, key=lambda n: mine[n]["frechet_distance"])
-        reaching = [n for n in sorted(mine) if meets_bar(mine[n], conditional, bar, floor)]
-        reach = (f"it first clears the bar at {_evaluations(reaching[0])}" if reaching
+    for finding in found.samplers:
+        reach = (f"it first clears the bar at {_evaluations(finding.first_met)}" if finding.first_met is not None
                  else "it clears the bar at none of the measured counts")
-        sentences.append(f"**{label}**: lowest Fréchet distance {mine[best]['frechet_distance'] / floor:.1f}× the real "
-                         f"digits', at {_evaluations(best)} per sample; {reach}.")
-    common = sorted(set.intersection(*({n for s, n in points if s == sampler} for sampler in SAMPLER_WORDS
-                                       if any(s == sampler for s, _ in points))))
-    if common:
-        n = common[-1]
-        costs = ", ".join(f"{SAMPLER_WORDS[s]} {points[(s, n)]['seconds_per_1000']:.1f} s" for s in SAMPLER_WORDS
-                          if (s, n) in points)
-        sentences.append(f"At {_evaluations(n)} per sample, 1,000 samples took: {costs}.")
+        sentences.append(f"**{SAMPLER_WORDS[finding.sampler]}**: lowest Fréchet distance {finding.best_ratio:.1f}× "
+                         f"the real digits', at {_evaluations(finding.best_evaluations)} per sample; {reach}.")
+    if found.shared_evaluations is not None:
+        costs = ", ".join(f"{SAMPLER_WORDS[s]} {seconds:.1f} s" for s, seconds in found.seconds_per_1000.items())
+        sentences.append(f"At {_evaluations(found.shared_evaluations)} per sample, 1,000 samples took: {costs}.")
     return f"The bar: {bar_words(conditional, bar)}.\n\n" + "\n\n".join(sentences)
 
 

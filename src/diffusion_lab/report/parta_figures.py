@@ -10,6 +10,7 @@ import torch
 from diffusion_lab.experiments.parta_backend import PartABackend
 from diffusion_lab.illusions import PATCH_GRID
 from diffusion_lab.experiments.parta_plan import PartAPlan
+from diffusion_lab.experiments.quality import percent  # noqa: F401  (the one percent helper, for the Part A pages)
 from diffusion_lab.report.figures import image_grid, line_plot
 from diffusion_lab.report.page import Page
 from diffusion_lab.runcache.runs import RunRecord
@@ -56,11 +57,6 @@ def is_unconditional(prompt: str) -> bool:
 def plural(noun: str, count: int) -> str:
     """`noun` with an "s" unless `count` is 1 or less: "image", "images"."""
     return f"{noun}s" if count > 1 else noun
-
-
-def percent(part: float, whole: float) -> str:
-    """`part` as a share of `whole`, one decimal: percent(2, 64) == "3.1%"."""
-    return f"{100 * part / whole:.1f}%"
 
 
 def existing_runs(*runs: RunRecord | None) -> list[RunRecord]:

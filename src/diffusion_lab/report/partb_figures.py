@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from diffusion_lab.experiments import partb_models
-from diffusion_lab.experiments.partb_sampling import score_samplers
+from diffusion_lab.experiments import partb, partb_models, quality
+from diffusion_lab.experiments.partb_records import (
+    DenoiserResults,
+    DenoiserRow,
+    GuidanceSweep,
+    TimeScoreRow,
+    TimeScores,
+    TrainingSummary,
+    sampled_epochs,
+)
+from diffusion_lab.experiments.quality import RealDigits, Verdict, percent
 from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, UNetRecipe
 from diffusion_lab.profiles import COURSE_GUIDANCE, QualityBar
 from diffusion_lab.report.figures import gif_bytes, grouped_bars, image_grid, line_plot, tile
@@ -154,16 +163,16 @@ DENOISER_TABLE_HEADERS = ["σ", "noisy PSNR (dB)", "denoiser PSNR (dB)", "denois
                           "blur PSNR (dB)", "blur SSIM"]
 
 
-def best_blur_cell(row: dict) -> str:
+def best_blur_cell(row: DenoiserRow) -> str:
     """The best blur's "kernel, σ_blur" of a denoiser-table row, or "–" where no blur was chosen."""
-    return f"{row['blur_kernel']}, {row['blur_sigma']}" if row["blur_kernel"] else "–"
+    return f"{row.blur_kernel}, {row.blur_sigma}" if row.blur_kernel else "–"
 
 
 def denoiser_table_rows(results: RunRecord) -> list[list]:
     """Per σ: PSNR of the noisy digits, PSNR and SSIM of the denoiser's and of the best blur's output."""
-    return [[row["sigma"], fmt(row["noisy_psnr"]), fmt(row["denoiser_psnr"]), fmt(row["denoiser_ssim"], 3),
-             best_blur_cell(row), fmt(row["blur_psnr"]), fmt(row["blur_ssim"], 3)]
-            for row in results.metrics["table"]]
+    return [[row.sigma, fmt(row.noisy_psnr), fmt(row.denoiser_psnr), fmt(row.denoiser_ssim, 3),
+             best_blur_cell(row), fmt(row.blur_psnr), fmt(row.blur_ssim, 3)]
+            for row in DenoiserResults.of(results).table]
 
 
 # --- B3: the guidance sweep ----------------------------------------------------------------------
@@ -175,64 +184,71 @@ def guidance_label(scale: float) -> str:
             + (" (course)" if scale == COURSE_GUIDANCE else ""))
 
 
-def worst_digit(per_class_accuracy: list[float]) -> str:
+def worst_digit(per_class_accuracy) -> str:
     """The digit the judge gets right least often and its accuracy, "4 (60%)"; the lowest digit on a tie."""
-    digit = min(range(len(per_class_accuracy)), key=per_class_accuracy.__getitem__)
-    return f"{digit} ({100 * per_class_accuracy[digit]:.0f}%)"
+    digit, accuracy = quality.rarest_digit(per_class_accuracy)
+    return f"{digit} ({100 * accuracy:.0f}%)"
+
+
+def rarest_cell(shares) -> str:
+    """The digit read least often and its share, "3.0% (digit 1)"; the lowest digit on a tie."""
+    digit, share = quality.rarest_digit(shares)
+    return f"{percent(share)} (digit {digit})"
+
+
+def ratio_cell(ratio: float) -> str:
+    """A Fréchet ratio as the "× real digits'" columns show it: "6.2×"."""
+    return f"{ratio:.1f}×"
+
+
+def real_digits_label(real: RealDigits) -> str:
+    return f"real training digits ({real.count:,})"
+
+
+def verdict_word(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+def verdicts_text(verdicts: tuple[Verdict, ...]) -> str:
+    """Each part of a bar with its verdict: "75.0% read with confidence ≥ 0.9 (bar: 70.0%), met; ..."."""
+    return "; ".join(f"{verdict.reason}, {'met' if verdict.met else '**not met**'}" for verdict in verdicts)
 
 
 GUIDANCE_SWEEP_HEADERS = ["guidance g", "judge accuracy", "worst digit (accuracy)", "confident ≥ 0.9",
                           "Fréchet distance", "× real digits'", "images/s"]
 
 
-def percent(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def frechet_ratio(distance: float, reference: RunRecord) -> float:
-    """A Fréchet distance in units of the real digits' (the `reference` run's floor, same count)."""
-    return distance / reference.metrics["frechet_floor"]
-
-
 def guidance_sweep_rows(sweep: RunRecord, reference: RunRecord) -> list[list[str]]:
     """One row per guidance scale of the sweep, then the real digits': judge accuracy, worst digit,
     confident fraction, Fréchet distance and its ratio to the real digits', sampling throughput."""
-    rows = [[guidance_label(row["guidance_scale"]), percent(row["judge_accuracy"]),
-             worst_digit(row["per_class_accuracy"]), percent(row["confident_fraction"]),
-             fmt(row["frechet_distance"]), f"{frechet_ratio(row['frechet_distance'], reference):.1f}×",
-             f"{row['images_per_s']:,.0f}"]
-            for row in sweep.metrics["rows"]]
-    real = reference.metrics
-    rows.append([f"real training digits ({reference.params['count']:,})", percent(real["train_accuracy_of_pick"]),
-                 "–", percent(real["confident_fraction"]), fmt(real["frechet_floor"]), "1.0×", "–"])
+    floor = quality.floor_of(reference)
+    rows = [[guidance_label(row.guidance_scale), percent(row.judge_accuracy), worst_digit(row.per_class_accuracy),
+             percent(row.confident_fraction), fmt(row.frechet_distance),
+             ratio_cell(quality.frechet_ratio(row.frechet_distance, floor)), f"{row.images_per_s:,.0f}"]
+            for row in GuidanceSweep.of(sweep).rows]
+    real = quality.real_digits(reference)
+    rows.append([real_digits_label(real), percent(real.accuracy), "–", percent(real.confident_fraction),
+                 fmt(real.frechet_distance), ratio_cell(real.frechet_ratio), "–"])
     return rows
 
 
 def guided_bar_text(sweep: RunRecord, reference: RunRecord, bar: QualityBar) -> str:
-    """Whether the class-conditioned model clears the bar, from the sweep's own rows: some g with
+    """Whether the class-conditioned model clears the bar (`quality.guided_judgement`): some g with
     accuracy >= guided_accuracy at a distance <= guided_frechet_ratio x real, and the course's g."""
-    rows = sweep.metrics["rows"]
-    good = [row for row in rows if row["judge_accuracy"] >= bar.guided_accuracy
-            and frechet_ratio(row["frechet_distance"], reference) <= bar.guided_frechet_ratio]
-    course = next((row for row in rows if row["guidance_scale"] == COURSE_GUIDANCE), None)
-    if good:
-        best = min(good, key=lambda row: row["frechet_distance"])
-        first = (f"**met** at g = {best['guidance_scale']:g}: {percent(best['judge_accuracy'])} accuracy at "
-                 f"{frechet_ratio(best['frechet_distance'], reference):.1f}× the real digits' distance")
+    judged = quality.guided_judgement(sweep, reference, bar)
+    if judged.met:
+        first = (f"{verdict_word(True)} at g = {judged.best.guidance_scale:g}: {percent(judged.best.judge_accuracy)} accuracy at "
+                 f"{judged.best_ratio:.1f}× the real digits' distance")
     else:
-        first = (f"**not met**: no guidance scale of the sweep reaches {percent(bar.guided_accuracy)} accuracy within "
+        first = (f"{verdict_word(False)}: no guidance scale of the sweep reaches {percent(bar.guided_accuracy)} accuracy within "
                  f"{bar.guided_frechet_ratio:g}× the real digits' distance")
-        near = [row for row in rows if frechet_ratio(row["frechet_distance"], reference) <= bar.guided_frechet_ratio]
-        if near:
-            closest = max(near, key=lambda row: row["judge_accuracy"])
-            first += (f" (the most accurate within it: g = {closest['guidance_scale']:g}, "
-                      f"{percent(closest['judge_accuracy'])} at "
-                      f"{frechet_ratio(closest['frechet_distance'], reference):.1f}×)")
-    if course is None:
+        if judged.closest is not None:
+            first += (f" (the most accurate within it: g = {judged.closest.guidance_scale:g}, "
+                      f"{percent(judged.closest.judge_accuracy)} at {judged.closest_ratio:.1f}×)")
+    if judged.course_verdict is None:
         second = f"the sweep has no g = {COURSE_GUIDANCE:g}"
     else:
-        verdict = "**met**" if course["judge_accuracy"] >= bar.course_guidance_accuracy else "**not met**"
-        second = f"{verdict}: {percent(course['judge_accuracy'])} accuracy at g = {COURSE_GUIDANCE:g}"
+        second = f"{verdict_word(judged.course_verdict.met)}: {judged.course_verdict.reason}"
     return (f"The bar for this model, {percent(bar.guided_accuracy)} accuracy at some g within "
             f"{bar.guided_frechet_ratio:g}× the real digits' distance: {first}. "
             f"At least {percent(bar.course_guidance_accuracy)} at the course's g = {COURSE_GUIDANCE:g}: {second}.")
@@ -246,45 +262,42 @@ TIME_SCORE_HEADERS = ["checkpoint", "weights", "sampler", "confident ≥ 0.9", "
 WEIGHT_WORDS = {"raw": "trained", "ema": "EMA"}
 
 
-def sampler_words(row: dict) -> str:
+def sampler_words(row: TimeScoreRow) -> str:
     """How a scores row was sampled: "100 steps", "50 steps + 49 Langevin (r = 0.16)" or
     "100 steps, matched start"."""
-    words = f"{row['steps']} steps"
-    if row.get("corrector_snr") is not None:
-        words += f" + {row['evaluations'] - row['steps']} Langevin (r = {row['corrector_snr']:g})"
-    if row.get("start", "noise") == "matched":
+    words = f"{row.steps} steps"
+    if row.corrector_snr is not None:
+        words += f" + {row.evaluations - row.steps} Langevin (r = {row.corrector_snr:g})"
+    if row.start == "matched":
         words += ", matched start"
     return words
 
 
-def _row_label(row: dict, training: RunRecord, with_sampler: bool) -> str:
-    label = f"{short_checkpoint_label(training, row['epoch'])}, {WEIGHT_WORDS[row['weights']]}"
+def _row_label(row: TimeScoreRow, training: RunRecord, with_sampler: bool) -> str:
+    label = f"{short_checkpoint_label(training, row.epoch)}, {WEIGHT_WORDS[row.weights]}"
     return f"{label}, {sampler_words(row)}" if with_sampler else label
 
 
-def _several_samplers(scores: RunRecord) -> bool:
-    return len({sampler_words(row) for row in scores.metrics["rows"]}) > 1
+def _several_samplers(scores: TimeScores) -> bool:
+    return len({sampler_words(row) for row in scores.rows}) > 1
 
 
 def time_score_rows(scores: RunRecord, reference: RunRecord, training: RunRecord) -> list[list[str]]:
     """One row per (checkpoint, weights, sampler) of the scores run, then the real digits' row."""
-    rows = []
-    for row in scores.metrics["rows"]:
-        shares = row["class_shares"]
-        smallest = min(range(10), key=shares.__getitem__)
-        rows.append([short_checkpoint_label(training, row["epoch"]), WEIGHT_WORDS[row["weights"]], sampler_words(row),
-                     percent(row["confident_fraction"]), f"{percent(shares[smallest])} (digit {smallest})",
-                     fmt(row["frechet_distance"]), f"{frechet_ratio(row['frechet_distance'], reference):.1f}×"])
-    real = reference.metrics
-    shares = real["class_shares"]
-    smallest = min(range(10), key=shares.__getitem__)
-    rows.append([f"real training digits ({reference.params['count']:,})", "–", "–", percent(real["confident_fraction"]),
-                 f"{percent(shares[smallest])} (digit {smallest})", fmt(real["frechet_floor"]), "1.0×"])
+    floor = quality.floor_of(reference)
+    rows = [[short_checkpoint_label(training, row.epoch), WEIGHT_WORDS[row.weights], sampler_words(row),
+             percent(row.confident_fraction), rarest_cell(row.class_shares), fmt(row.frechet_distance),
+             ratio_cell(quality.frechet_ratio(row.frechet_distance, floor))]
+            for row in TimeScores.of(scores).rows]
+    real = quality.real_digits(reference)
+    rows.append([real_digits_label(real), "–", "–", percent(real.confident_fraction), rarest_cell(real.class_shares),
+                 fmt(real.frechet_distance), ratio_cell(real.frechet_ratio)])
     return rows
 
 
 def scores_sampler_text(scores: RunRecord, num_timesteps: int) -> str:
-    """Which samplers drew the scored samples, and the CLI calls that draw the same way."""
+    """Which samplers drew the scored samples (`partb.scores_samplers`), and the CLI calls that draw
+    the same way."""
     steps = scores.params["steps"]
     if steps is None:
         text = f"Part B's sampler on all {num_timesteps} steps (what `sample-digits --model time` runs by default)"
@@ -293,8 +306,7 @@ def scores_sampler_text(scores: RunRecord, num_timesteps: int) -> str:
                 f"(`sample-digits --model time --steps {steps}` samples the same way)")
     steps_option = "" if steps is None else f" --steps {steps}"
     added = []
-    for how in score_samplers(steps, scores.params.get("corrector_snr"), scores.params.get("matched_start", False),
-                              num_timesteps)[1:]:
+    for how in partb.scores_samplers(scores, num_timesteps)[1:]:
         if how.corrector is not None:
             snr = how.corrector.snr
             added.append(f"with half as many steps, each followed by a Langevin corrector step at signal-to-noise "
@@ -310,11 +322,10 @@ def scores_sampler_text(scores: RunRecord, num_timesteps: int) -> str:
 def matched_start_text(scores: RunRecord, reference: RunRecord, training: RunRecord) -> str:
     """Why the scores also sample from the matched start, and what it changed at the last checkpoint
     (the same noise and steps from N(0, I) against from the matched start); "" where they do not."""
-    rows = final_scores(scores, training)
-    matched = [row for row in rows if row.get("start") == "matched"]
-    if not matched:
+    effects = quality.matched_start_effects(scores, reference, training)
+    if not effects:
         return ""
-    abar = float(partb_models.ddpm_schedule(training).zero_based_alphas_cumprod[-1])
+    abar = partb_models.final_alpha_bar(training)
     text = (f"**The matched start.** This schedule ends at \\(\\bar\\alpha_T = {abar:.3f}\\): a training "
             f"digit noised to \\(x_T\\) still holds \\(\\sqrt{{\\bar\\alpha_T}}\\) = {100 * abar ** 0.5:.0f}% "
             "of it, and over the training digits these \\(x_T\\) have mean \\(\\sqrt{\\bar\\alpha_T}\\,\\mu\\) and "
@@ -322,14 +333,12 @@ def matched_start_text(scores: RunRecord, reference: RunRecord, training: RunRec
             "digits' mean and covariance), while the loop starts from \\(\\mathcal{N}(0, I)\\). The matched "
             "start draws \\(x_T\\) from the Gaussian with those two moments instead, made from the same "
             "noise (`matched_start.MatchedStart`); flow matching has no such gap, its \\(t = 0\\) is pure noise.")
-    for row in matched:
-        twin = next((other for other in rows if other.get("start", "noise") == "noise"
-                     and other["steps"] == row["steps"] and other.get("corrector_snr") == row.get("corrector_snr")), None)
-        if twin is not None:
-            text += (f" With {sampler_words(twin)} it moves the Fréchet distance from "
-                     f"{frechet_ratio(twin['frechet_distance'], reference):.1f}× to "
-                     f"{frechet_ratio(row['frechet_distance'], reference):.1f}× the real digits' and the confident "
-                     f"share from {percent(twin['confident_fraction'])} to {percent(row['confident_fraction'])}.")
+    for effect in effects:
+        if effect.twin is not None:
+            text += (f" With {sampler_words(effect.twin)} it moves the Fréchet distance from "
+                     f"{ratio_cell(effect.twin_ratio)} to {ratio_cell(effect.matched_ratio)} the real digits' and the "
+                     f"confident share from {percent(effect.twin.confident_fraction)} to "
+                     f"{percent(effect.matched.confident_fraction)}.")
     return text
 
 
@@ -337,11 +346,12 @@ def scored_samples_figure(page: Page, scores: RunRecord, training: RunRecord) ->
     """The first samples of every sampler the last checkpoint was scored with, one row each (the
     weights the figures sample); a column starts from one noise draw in every row. Nothing where a
     single sampler scored it: there is nothing to set beside its samples."""
-    last = final_scores(scores, training)
+    rows = TimeScores.of(scores).rows
+    last = quality.final_score_rows(TimeScores.of(scores), training)
     if len(last) < 2:
         return
     stored = scores.load("shown_samples.pt")
-    indices = [scores.metrics["rows"].index(row) for row in last]
+    indices = [rows.index(row) for row in last]
     page.figure(
         image_grid([list(stored[i].clamp(0, 1)) for i in indices], row_titles=[sampler_words(row) for row in last],
                    cell_inches=0.7),
@@ -359,50 +369,33 @@ def scores_noise_text(training: RunRecord) -> str:
     return " The trained weights and their average are sampled from the same noise, so their rows differ by the weights alone."
 
 
-def final_scores(scores: RunRecord, training: RunRecord) -> list[dict]:
-    """The scores rows of the weights the figures sample at the last checkpoint, one per sampler."""
-    last = partb_models.checkpoint_epochs(training)[-1]
-    weights = partb_models.sampled_weights(training)
-    return [row for row in scores.metrics["rows"] if row["epoch"] == last and row["weights"] == weights]
-
-
 def unguided_bar_text(scores: RunRecord, reference: RunRecord, training: RunRecord, bar: QualityBar) -> str:
     """Each part of the bar for unconditional samples, met or not, for the weights the figures show,
     one paragraph per sampler that scored them."""
     weights = WEIGHT_WORDS[partb_models.sampled_weights(training)]
-    several = _several_samplers(scores)
+    several = _several_samplers(TimeScores.of(scores))
     paragraphs = []
-    for row in final_scores(scores, training):
-        ratio = frechet_ratio(row["frechet_distance"], reference)
-        smallest = min(row["class_shares"])
-        parts = [
-            (row["confident_fraction"] >= bar.confident,
-             f"{percent(row['confident_fraction'])} read with confidence ≥ 0.9 (bar: {percent(bar.confident)})"),
-            (smallest >= bar.smallest_share,
-             f"the rarest digit is {percent(smallest)} of the samples (bar: {percent(bar.smallest_share)})"),
-            (ratio <= bar.unguided_frechet_ratio,
-             f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.unguided_frechet_ratio:g}×)"),
-        ]
-        met = all(ok for ok, _ in parts)
-        listed = "; ".join(f"{text}, {'met' if ok else '**not met**'}" for ok, text in parts)
-        sampler = f", sampled with {sampler_words(row)}" if several else ""
-        paragraphs.append(f"The bar for unconditional samples is **{'met' if met else 'not met'}** by the {weights} "
-                          f"weights after {last_checkpoint_label(training)}{sampler}: {listed}.")
+    for judged in quality.unguided_judgements(scores, reference, training, bar):
+        sampler = f", sampled with {sampler_words(judged.row)}" if several else ""
+        paragraphs.append(f"The bar for unconditional samples is **{'met' if judged.met else 'not met'}** by the "
+                          f"{weights} weights after {last_checkpoint_label(training)}{sampler}: "
+                          f"{verdicts_text(judged.verdicts)}.")
     return "\n\n".join(paragraphs)
 
 
 def class_share_chart(scores: RunRecord, reference: RunRecord, training: RunRecord, bar: QualityBar) -> bytes:
     """The share of each digit the judge reads, per (checkpoint, weights, sampler), beside the real digits'."""
-    several = _several_samplers(scores)
-    series = {_row_label(row, training, several): row["class_shares"] for row in scores.metrics["rows"]}
-    series["real digits"] = reference.metrics["class_shares"]
+    rows = TimeScores.of(scores).rows
+    several = _several_samplers(TimeScores.of(scores))
+    series = {_row_label(row, training, several): list(row.class_shares) for row in rows}
+    series["real digits"] = list(quality.real_digits(reference).class_shares)
     return grouped_bars(series, [str(d) for d in range(10)], "digit the judge reads", "share of samples",
                         reference_line=(bar.smallest_share, f"bar: every digit ≥ {percent(bar.smallest_share)}"))
 
 
 def loss_curve(page: Page, run: RunRecord, caption: str) -> None:
     losses = run.load("losses.pt").tolist()
-    per_epoch = run.metrics["steps_per_epoch"]
+    per_epoch = TrainingSummary.of(run).steps_per_epoch
     window = max(1, min(50, per_epoch // 4))
     page.figure(
         line_plot({"loss per step": losses}, "training step", "MSE loss (log scale)", log_y=True, smooth=window),
@@ -415,10 +408,10 @@ def loss_curve(page: Page, run: RunRecord, caption: str) -> None:
 def training_cost_rows(runs: dict[str, RunRecord]) -> list[list[str]]:
     rows = []
     for label, run in runs.items():
-        m = run.metrics
+        m = TrainingSummary.of(run)
         rows.append([
-            label, f"{m['num_parameters']:,}", m["precision"], run.device, fmt(m["wall_time_s"], 1),
-            f"{m['images_per_s']:,.0f}", f"{m['num_images_seen']:,}", fmt(m["final_epoch_loss"], 4),
+            label, f"{m.num_parameters:,}", m.precision, run.device, fmt(m.wall_time_s, 1),
+            f"{m.images_per_s:,.0f}", f"{m.num_images_seen:,}", fmt(m.final_epoch_loss, 4),
         ])
     return rows
 
@@ -434,11 +427,28 @@ def grid_rows(images: torch.Tensor, n_cols: int, per_class: int | None = None) -
     return [list(images[i : i + n_cols]) for i in range(0, images.shape[0], n_cols)]
 
 
+def per_class_columns(frames: torch.Tensor, per_class: int | None, n_cols: int) -> tuple[torch.Tensor, int]:
+    """Animation frames (F, N, 1, 28, 28) of images ordered 0,0,..,1,1,.. reordered so that each
+    tile has one column per class, as in the still figures, and the tiles' column count; as given
+    without per_class."""
+    if not per_class:
+        return frames, n_cols
+    classes = frames.shape[1] // per_class
+    order = torch.tensor([d * per_class + r for r in range(per_class) for d in range(classes)])
+    return frames[:, order], classes
+
+
+def animation_tiles(frames: torch.Tensor, n_cols: int, per_class: int | None) -> list[torch.Tensor]:
+    """One tiled image per frame, clipped to [0, 1], a column per class where `per_class` is given."""
+    frames, n_cols = per_class_columns(frames, per_class, n_cols)
+    return [tile(frame.clamp(0, 1), n_cols) for frame in frames]
+
+
 def samples_per_epoch(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str,
                       per_class: int | None = None) -> None:
-    stored = samples.load("samples.pt")
+    stored = sampled_epochs(samples)
     for epoch in partb_models.checkpoint_epochs(training):
-        images = stored["epochs"][str(epoch)]["samples"]
+        images = stored[epoch].samples
         page.figure(
             image_grid(grid_rows(images, n_cols, per_class), cell_inches=0.7,
                        col_titles=[str(d) for d in range(10)] if per_class else None),
@@ -449,20 +459,15 @@ def samples_per_epoch(page: Page, training: RunRecord, samples: RunRecord, n_col
 
 def reverse_process_gif(page: Page, training: RunRecord, samples: RunRecord, n_cols: int, what: str,
                         per_class: int | None = None) -> None:
-    stored = samples.load("samples.pt")
-    final = str(partb_models.checkpoint_epochs(training)[-1])
-    frames = stored["epochs"][final]["frames"]
-    timesteps = stored["epochs"][final]["frame_timesteps"]
-    if frames is None:
+    final = partb_models.checkpoint_epochs(training)[-1]
+    kept = sampled_epochs(samples)[final]
+    if kept.frames is None:
         return
-    if per_class:  # one column per class, as in the still figures
-        order = torch.tensor([d * per_class + r for r in range(per_class) for d in range(frames.shape[1] // per_class)])
-        frames, n_cols = frames[:, order], frames.shape[1] // per_class
-    tiles = [tile(frame.clamp(0, 1), n_cols) for frame in frames]
+    timesteps = kept.frame_steps
     page.figure(
-        gif_bytes(tiles, scale=3),
+        gif_bytes(animation_tiles(kept.frames, n_cols, per_class), scale=3),
         f"The reverse process of {what}, from pure noise at t = {timesteps[0]} to t = 0, one frame every "
-        f"{timesteps[0] - timesteps[1]} steps ({partb_models.checkpoint_label(training, int(final))}).",
+        f"{timesteps[0] - timesteps[1]} steps ({partb_models.checkpoint_label(training, final)}).",
         [training, samples],
         pixelated=True,
     )
