@@ -1,15 +1,17 @@
 """Part B's expensive runs computed side by side, before the pages ask for them.
 
 On a CPU, one training or sampling process uses the cores badly: the width-32 UNets are too small
-for many threads to share one convolution well, so a build first runs the heavy runs below (`JOBS`)
+for many threads to share one convolution well (a second thread adds far less than a second core:
+`MEASURED["thread_speedup"]`), so a build first runs the heavy runs below (`JOBS`)
 in worker processes (lanes), each job as soon as the jobs whose runs it reads are done (which those
 are follows from the runs each job asks for: `prefetch_graph`); the page scripts then find them in
 the cache. How many lanes, and how many threads each job gets, follow the physical cores
 this process may use (`runcache.machine.usable_cores`) by the rule of `prefetch_plan.plan`: one thread
 a job, and the cores that would idle shared out among the jobs that start. On the project's 2-core
 machines that is two lanes of one thread each. On a GPU, two lanes (`GPU_LANES`) share it: a
-width-64 UNet at batch 64-128 leaves it idle between kernel launches, and a second process's kernels
-fill those gaps (measurements/2026-11-30-h200-full).
+width-64 UNet's eager training step at batch 64-128 leaves it idle between kernel launches (a CUDA
+graph of the whole step, which launches once, trained several times as fast in the H200 session:
+measurements/2026-11-30-h200-full/train_speed.json), and a second process's kernels fill those gaps.
 
 A run's result does not depend on which process computed it, nor on how many lanes ran beside it:
 only on its thread count, since oneDNN may sum a convolution's gradient in another order with
@@ -214,8 +216,9 @@ def _output_to(log: Path) -> None:
             os.dup2(handle.fileno(), stream.fileno())
 
 
-# On a GPU the lanes share the card, not the cores: two processes filled the gaps between one
-# process's kernel launches on the H200 (measurements/2026-11-30-h200-full); more are unmeasured.
+# On a GPU the lanes share the card, not the cores: a second process fills the gaps between one
+# process's kernel launches (module docstring). Two is what the H200 session ran with
+# (measurements/2026-11-30-h200-full); no other count has been measured.
 GPU_LANES = 2
 
 
