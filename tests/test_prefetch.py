@@ -68,13 +68,14 @@ def _meeting_job_b(ctx):
 
 
 def _gated_job_a(ctx):
-    """_job_a's run, computed only once two workers have both begun computing it: two jobs that
-    compute the same run, for certain."""
-    _meeting_job_a(ctx)
+    """_job_a's run, asked for inside the compute function of a run of its own (so no trace sees it)
+    and computed only once two workers have both begun computing it: two jobs that compute the same
+    run, for certain."""
+    runs.cached_run(ctx, "test/prefetch-gated", {}, lambda scratch: _meeting_job_a(ctx))
 
 
 def _other_gated_job_a(ctx):
-    _gated_job_a(ctx)
+    runs.cached_run(ctx, "test/prefetch-other-gated", {}, lambda scratch: _meeting_job_a(ctx))
 
 
 def _job_reading_a(ctx):
@@ -84,8 +85,8 @@ def _job_reading_a(ctx):
     _pid_run(ctx, "test/prefetch-c")
 
 
-def _jobs(*jobs):
-    return tuple(prefetch.Job(compute, after) for compute, after in jobs)
+def _jobs(*computes):
+    return tuple(prefetch.Job(compute) for compute in computes)
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def fresh_build(monkeypatch):
 def test_lanes_run_in_parallel_workers_and_pages_read_their_results(ctx, monkeypatch, fresh_build):
     """Each job waits for the other to be computing: one worker that took both jobs in turn (a
     second worker still starting while a quick first job ended) could not pass."""
-    monkeypatch.setattr(prefetch, "JOBS", _jobs((_meeting_job_a, ()), (_meeting_job_b, ())))
+    monkeypatch.setattr(prefetch, "JOBS", _jobs(_meeting_job_a, _meeting_job_b))
     keys = prefetch.prefetch(ctx, cores=2)
     assert len(keys) == 2 and set(keys) == runs.COMPUTED_THIS_BUILD
     a, b = _pid_run(ctx, "test/prefetch-a"), _pid_run(ctx, "test/prefetch-b")
@@ -109,7 +110,7 @@ def test_lanes_run_in_parallel_workers_and_pages_read_their_results(ctx, monkeyp
 
 
 def test_force_computes_a_prefetched_run_once(ctx, monkeypatch, fresh_build):
-    monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
+    monkeypatch.setattr(prefetch, "JOBS", _jobs(_job_a, _job_b))
     forced = ctx.__class__(**{**ctx.__dict__, "force": True})
     prefetch.prefetch(forced, cores=2)
     assert _pid_run(forced, "test/prefetch-a").metrics["pid"] != os.getpid()
@@ -117,37 +118,42 @@ def test_force_computes_a_prefetched_run_once(ctx, monkeypatch, fresh_build):
 
 def test_a_lone_missing_job_runs_here_and_cached_runs_are_skipped(ctx, monkeypatch, fresh_build):
     _job_a(ctx)  # cached before the build
-    monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
+    monkeypatch.setattr(prefetch, "JOBS", _jobs(_job_a, _job_b))
     keys = prefetch.prefetch(ctx, cores=2)
     assert len(keys) == 1 and _pid_run(ctx, "test/prefetch-b").metrics["pid"] == os.getpid()
 
 
 def test_a_job_starts_only_after_the_jobs_it_reads(ctx, monkeypatch, fresh_build):
     """_job_reading_a would fail in a worker where _job_a's run is not there yet; it is listed first
-    and its chain is the longest, so only `after` holds it back."""
-    monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_job_reading_a, ("slow_job_a",), 100),
-                                           prefetch.Job(_slow_job_a, (), 1), prefetch.Job(_job_b, (), 50)))
+    and its chain is the longest, so only the derived `after` (it asks for _slow_job_a's run) holds
+    it back."""
+    monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_job_reading_a, 100), prefetch.Job(_slow_job_a, 1),
+                                           prefetch.Job(_job_b, 50)))
+    assert [job.after for job in prefetch.ordered(ctx)] == [("slow_job_a",), (), ()]
     keys = prefetch.prefetch(ctx, cores=2)
     assert len(keys) == 3
     pids = {name: _pid_run(ctx, f"test/prefetch-{name}").metrics["pid"] for name in "abc"}
     assert os.getpid() not in pids.values()
 
 
-def test_the_real_jobs_start_with_the_longest_chains():
-    chain = prefetch.critical_seconds(prefetch.JOBS)
+def test_the_real_jobs_start_with_the_longest_chains(ctx):
+    chain = prefetch.critical_seconds(prefetch.ordered(ctx))
     first_two = sorted(chain, key=chain.get, reverse=True)[:2]
     assert set(first_two) == {"time_ddpm", "time_flow"}, chain
 
 
 def test_two_jobs_computing_the_same_run_is_an_error(ctx, monkeypatch, fresh_build):
+    """The queue's last check, behind the derived graph: a run that two jobs ask for only inside
+    compute functions is seen by no trace, and the two compute it side by side."""
     monkeypatch.setattr(prefetch, "JOBS", (prefetch.Job(_gated_job_a), prefetch.Job(_other_gated_job_a)))
+    assert [job.after for job in prefetch.ordered(ctx)] == [(), ()]
     with pytest.raises(RuntimeError, match="computed by two jobs"):
         prefetch.prefetch(ctx, cores=2)
 
 
 def test_nothing_runs_on_one_core(ctx, monkeypatch, fresh_build):
     """One usable core (read from the machine when no count is given): the pages compute their runs."""
-    monkeypatch.setattr(prefetch, "JOBS", _jobs((_job_a, ()), (_job_b, ())))
+    monkeypatch.setattr(prefetch, "JOBS", _jobs(_job_a, _job_b))
     assert prefetch.prefetch(ctx, cores=1) == []
     monkeypatch.setattr(prefetch, "usable_cores", lambda: 1)
     assert prefetch.prefetch(ctx) == []
@@ -188,14 +194,21 @@ def _manifest(record) -> dict:
     return json.loads((record.dir / "manifest.json").read_text())
 
 
+def _sleeping_run(ctx, name: str):
+    """A run whose computing writes this worker's pid into $PREFETCH_TEST_PIDS, then works for a long time."""
+    def compute(scratch):
+        (Path(os.environ["PREFETCH_TEST_PIDS"]) / str(os.getpid())).touch()
+        time.sleep(120)
+
+    runs.cached_run(ctx, name, {}, compute)
+
+
 def _sleeping_job(ctx):
-    """Writes this worker's pid into $PREFETCH_TEST_PIDS, then works for a long time."""
-    (Path(os.environ["PREFETCH_TEST_PIDS"]) / str(os.getpid())).touch()
-    time.sleep(120)
+    _sleeping_run(ctx, "test/sleeping")
 
 
 def _other_sleeping_job(ctx):
-    _sleeping_job(ctx)
+    _sleeping_run(ctx, "test/other-sleeping")
 
 
 _KILLED_BUILD = """

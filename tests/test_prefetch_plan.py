@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+import torch
 
 from diffusion_lab.experiments import prefetch
 from diffusion_lab.experiments.prefetch_plan import Speedup, critical_seconds, plan, share_cores, simulate
+from diffusion_lab.runcache.context import BuildContext
 from diffusion_lab.runcache.machine import physical_cores_of
 
 
@@ -17,6 +19,15 @@ class J:
     name: str
     after: tuple[str, ...] = ()
     seconds: float = 0.0
+
+
+@pytest.fixture(scope="module")
+def quick_jobs(tmp_path_factory):
+    """The real jobs ordered for a quick build, whose cold build their measured seconds are of
+    (traced: nothing is computed)."""
+    ctx = BuildContext(profile="quick", backend="mnist", device=torch.device("cpu"), seed=0,
+                       cache_dir=tmp_path_factory.mktemp("quick") / "cache", force=False)
+    return prefetch.ordered(ctx)
 
 
 LINEAR = Speedup(parallel=1.0)  # t threads, t times as fast
@@ -80,30 +91,30 @@ def _most_at_once(slots, weight) -> int:
 
 
 @pytest.mark.parametrize("cores", [2, 3, 4, 8, 16])
-def test_the_plan_never_holds_more_threads_than_cores(cores):
+def test_the_plan_never_holds_more_threads_than_cores(cores, quick_jobs):
     speedup = prefetch.measured_speedup()
-    layout = plan(prefetch.JOBS, cores, speedup)
-    assert set(layout.threads) == {job.name for job in prefetch.JOBS}
+    layout = plan(quick_jobs, cores, speedup)
+    assert set(layout.threads) == {job.name for job in quick_jobs}
     assert max(layout.threads.values()) <= speedup.most_threads()
-    slots = simulate(prefetch.JOBS, cores, speedup, threads=layout.threads)
+    slots = simulate(quick_jobs, cores, speedup, threads=layout.threads)
     assert _most_at_once(slots, lambda slot: slot.threads) <= cores
     assert layout.lanes == _most_at_once(slots, lambda slot: 1) <= cores
 
 
-def test_two_cores_run_two_lanes_of_one_thread_and_more_cores_end_sooner():
+def test_two_cores_run_two_lanes_of_one_thread_and_more_cores_end_sooner(quick_jobs):
     """On the project's 2-core machines every job keeps its one thread (so runs are computed as
     before this rule); more cores never make the plan longer."""
     speedup = prefetch.measured_speedup()
-    two = plan(prefetch.JOBS, 2, speedup)
+    two = plan(quick_jobs, 2, speedup)
     assert two.lanes == 2 and set(two.threads.values()) == {1}
-    ends = [plan(prefetch.JOBS, cores, speedup).seconds for cores in (2, 4, 8, 16)]
+    ends = [plan(quick_jobs, cores, speedup).seconds for cores in (2, 4, 8, 16)]
     assert ends == sorted(ends, reverse=True) and ends[0] > ends[-1]
 
 
-def test_the_plan_follows_the_cache_state_only():
+def test_the_plan_follows_the_cache_state_only(quick_jobs):
     speedup = prefetch.measured_speedup()
     done = {"time_ddpm", "time_flow", "judge", "denoisers", "pure_noise"}
-    first, second = plan(prefetch.JOBS, 4, speedup, done=done), plan(prefetch.JOBS, 4, speedup, done=done)
+    first, second = plan(quick_jobs, 4, speedup, done=done), plan(quick_jobs, 4, speedup, done=done)
     assert first == second and not set(first.threads) & done
 
 

@@ -1,14 +1,17 @@
 """Part B's expensive runs computed side by side, before the pages ask for them.
 
 On a CPU, one training or sampling process uses the cores badly: the width-32 UNets are too small
-for many threads to share one convolution well, so a build first runs the heavy runs below (`JOBS`)
-in worker processes (lanes), each job as soon as the runs it reads are there; the page scripts then
-find them in the cache. How many lanes, and how many threads each job gets, follow the physical cores
+for many threads to share one convolution well (a second thread adds far less than a second core:
+`MEASURED["thread_speedup"]`), so a build first runs the heavy runs below (`JOBS`)
+in worker processes (lanes), each job as soon as the jobs whose runs it reads are done (which those
+are follows from the runs each job asks for: `prefetch_graph`); the page scripts then find them in
+the cache. How many lanes, and how many threads each job gets, follow the physical cores
 this process may use (`runcache.machine.usable_cores`) by the rule of `prefetch_plan.plan`: one thread
 a job, and the cores that would idle shared out among the jobs that start. On the project's 2-core
 machines that is two lanes of one thread each. On a GPU, two lanes (`GPU_LANES`) share it: a
-width-64 UNet at batch 64-128 leaves it idle between kernel launches, and a second process's kernels
-fill those gaps (measurements/2026-11-30-h200-full).
+width-64 UNet's eager training step at batch 64-128 leaves it idle between kernel launches (a CUDA
+graph of the whole step, which launches once, trained several times as fast in the H200 session:
+measurements/2026-11-30-h200-full/train_speed.json), and a second process's kernels fill those gaps.
 
 A run's result does not depend on which process computed it, nor on how many lanes ran beside it:
 only on its thread count, since oneDNN may sum a convolution's gradient in another order with
@@ -29,7 +32,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +54,7 @@ from diffusion_lab.experiments.partb_training import (
     flow_training,
     pure_noise_training,
 )
+from diffusion_lab.experiments.prefetch_graph import after, touched_runs
 from diffusion_lab.experiments.prefetch_plan import Plan, Speedup, critical_seconds, fixed_starts, plan
 from diffusion_lab.experiments.prefetch_progress import Progress
 from diffusion_lab.runcache import runs
@@ -74,12 +78,13 @@ def measured_speedup(images_per_s: dict[str, float] = MEASURED["thread_speedup"]
 @dataclass(frozen=True)
 class Job:
     """Runs one worker computes in order (`compute`), once the jobs named in `after`, whose runs
-    they read, are done. `seconds`: what it took in a cold quick build in a one-thread worker on the
-    reference machine (`MEASURED`); it orders the queue and scales the time-left estimate."""
+    they read, are done; `after` is derived for a build (`ordered`), not given. `seconds`: what it
+    took in a cold quick build in a one-thread worker on the reference machine (`MEASURED`); it
+    orders the queue and scales the time-left estimate."""
 
     compute: Compute
-    after: tuple[str, ...] = ()
     seconds: float = 0.0
+    after: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -148,28 +153,20 @@ def _class_comparison(ctx):
     comparison(ctx, True)
 
 
-# The class-conditioned models start from the time-conditioned ones (warm_start), so they come after
-# them; everything that judges samples comes after the judge.
-_AFTER: dict[Compute, tuple[str, ...]] = {
-    _time_ddpm: (),
-    _class_ddpm: ("time_ddpm",),
-    _time_flow: (),
-    _class_flow: ("time_flow",),
-    _judge: (),
-    _denoisers: (),
-    _pure_noise: (),
-    _ddpm_scores: ("time_ddpm", "judge"),
-    _time_ddpm_figures: ("time_ddpm",),
-    _class_ddpm_figures: ("class_ddpm",),
-    _guidance_sweep: ("class_ddpm", "judge"),
-    _flow_measurements: ("time_flow", "class_flow", "judge"),
-    _time_comparison: ("time_ddpm", "time_flow", "judge"),
-    _class_comparison: ("class_ddpm", "class_flow", "judge"),
-}
 JOBS: tuple[Job, ...] = tuple(
-    Job(compute, after, MEASURED["job_seconds"]["seconds"][compute.__name__.lstrip("_")])
-    for compute, after in _AFTER.items()
+    Job(compute, MEASURED["job_seconds"]["seconds"][compute.__name__.lstrip("_")])
+    for compute in (_time_ddpm, _class_ddpm, _time_flow, _class_flow, _judge, _denoisers, _pure_noise, _ddpm_scores,
+                    _time_ddpm_figures, _class_ddpm_figures, _guidance_sweep, _flow_measurements, _time_comparison,
+                    _class_comparison)
 )
+
+
+def ordered(ctx: BuildContext, jobs: tuple[Job, ...] | None = None) -> tuple[Job, ...]:
+    """`jobs` (default: `JOBS`) with the jobs each comes after for `ctx`'s build: those owning a run
+    it touches (`prefetch_graph`; traced, nothing is computed or read)."""
+    jobs = JOBS if jobs is None else jobs
+    graph = after(touched_runs(ctx, {job.name: job.compute for job in jobs}))
+    return tuple(replace(job, after=graph[job.name]) for job in jobs)
 
 
 def _missing(ctx: BuildContext, compute: Compute) -> bool:
@@ -219,8 +216,9 @@ def _output_to(log: Path) -> None:
             os.dup2(handle.fileno(), stream.fileno())
 
 
-# On a GPU the lanes share the card, not the cores: two processes filled the gaps between one
-# process's kernel launches on the H200 (measurements/2026-11-30-h200-full); more are unmeasured.
+# On a GPU the lanes share the card, not the cores: a second process fills the gaps between one
+# process's kernel launches (module docstring). Two is what the H200 session ran with
+# (measurements/2026-11-30-h200-full); no other count has been measured.
 GPU_LANES = 2
 
 
@@ -243,9 +241,10 @@ def prefetch(ctx: BuildContext, cores: int | None = None, stream=None) -> list[s
     cores = usable_cores() if cores is None else cores
     if cores < 2:
         return []
-    chain = critical_seconds(JOBS)  # also refuses circles and unknown names before any work
-    pending = {job.name: job for job in JOBS if _missing(ctx, job.compute)}
-    done = {job.name for job in JOBS} - set(pending)
+    jobs = ordered(ctx)  # refuses a run that two jobs could compute, before any work
+    chain = critical_seconds(jobs)  # also refuses circles and unknown names before any work
+    pending = {job.name: job for job in jobs if _missing(ctx, job.compute)}
+    done = {job.name for job in jobs} - set(pending)
     if not pending:
         return []
     if len(pending) == 1:
@@ -254,8 +253,8 @@ def prefetch(ctx: BuildContext, cores: int | None = None, stream=None) -> list[s
               file=stream or sys.stderr, flush=True)
         return _run_job(ctx, job.compute, threads=cores)[0]
     speedup = measured_speedup()
-    layout = plan(JOBS, cores, speedup, done=done) if ctx.device.type == "cpu" else _gpu_layout(pending, cores)
-    progress = Progress(JOBS, layout.threads, cores, speedup, done=sorted(done), stream=stream)
+    layout = plan(jobs, cores, speedup, done=done) if ctx.device.type == "cpu" else _gpu_layout(pending, cores)
+    progress = Progress(jobs, layout.threads, cores, speedup, done=sorted(done), stream=stream)
     computed: list[str] = []
     running: dict[Future, str] = {}
     busy = 0
@@ -290,6 +289,7 @@ def prefetch(ctx: BuildContext, cores: int | None = None, stream=None) -> list[s
     progress.close()
     twice = sorted({key[:12] for key in computed if computed.count(key) > 1})
     if twice:
-        raise RuntimeError(f"prefetch: runs {', '.join(twice)} were computed by two jobs; a job must come `after` "
-                           "every job whose runs it reads (JOBS)")
+        raise RuntimeError(f"prefetch: runs {', '.join(twice)} were computed by two jobs; a job must ask for "
+                           "every run it reads outside its compute functions, so that it comes after the job "
+                           "computing it (prefetch_graph)")
     return computed

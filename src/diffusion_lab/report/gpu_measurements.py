@@ -1,23 +1,16 @@
 """Measurements made on a lent GPU machine, kept in the repository and shown on the Build page,
-apart from this build's own runs.
-
-A session folder, `measurements/<date>-<device>-<what>/`, holds what `benchmarks/gpu_session.sh`
-brought back, unedited (runs.json, train_speed.json, if_fp16.json, gpu_usage.csv, the logs), and a
-session.json saying what ran where. Every number shown is computed here from those files; the
-Part B judge tables reuse the functions that draw this build's own pages.
+apart from this build's own runs: laid out from a session folder as `experiments.gpu_session` reads
+it. Every number shown is computed from those files; the Part B judge tables reuse the functions
+that draw this build's own pages, against the quality bar stored with the session.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import posixpath
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
 
+from diffusion_lab.experiments.gpu_session import GpuSession, MeasuredRun, load_sessions
 from diffusion_lab.experiments.parta_inputs import REPO_ROOT
-from diffusion_lab.profiles import QUALITY_BAR, QualityBar
+from diffusion_lab.profiles import QualityBar
 from diffusion_lab.report.flow_figures import (
     CLASS_FLOW_SCORE_HEADERS,
     FLOW_SCORE_HEADERS,
@@ -34,13 +27,7 @@ from diffusion_lab.report.partb_figures import (
     unguided_bar_text,
 )
 
-MEASUREMENTS = REPO_ROOT / "measurements"
-SESSION_FILE = "session.json"
 BUILD_PAGE_SECTION = "build.md#measured-on-a-gpu-not-by-this-build"
-# gpu_session.sh's log lines around the site build: "[27 s] site build (...), at most 423 s" and
-# "[450 s] site build exit 124 ...".
-_BUILD_START = re.compile(r"^\[(\d+) s\] site build \(")
-_BUILD_END = re.compile(r"^\[(\d+) s\] site build exit (\d+)")
 VARIANT_WORDS = {
     "eager_fp32": "eager fp32",
     "eager_bf16": "eager bf16 + channels_last (what training runs)",
@@ -49,104 +36,6 @@ VARIANT_WORDS = {
 }
 # The write-up's three Part B models (B1, B2, B3); the flow-matching pair came later.
 WRITE_UP_MODELS = ("time_ddpm", "class_ddpm", "denoiser")
-
-
-@dataclass(frozen=True)
-class MeasuredRun:
-    """One run of the session's cache, as its manifest recorded it; the report's score functions
-    read only `params` and `metrics`, as they do of a RunRecord."""
-
-    name: str
-    compute_s: float
-    device: str
-    params: dict
-    metrics: dict
-
-
-@dataclass(frozen=True)
-class BuildPart:
-    """One call's site build: its seconds and exit status (124: cut at the call's time limit)."""
-
-    seconds: int
-    exit_status: int
-
-
-@dataclass
-class GpuSession:
-    """A session folder, read."""
-
-    folder: Path
-    info: dict
-    runs: list[MeasuredRun]
-    train_speed: dict | None = None
-    if_fp16: dict | None = None
-    build_parts: list[BuildPart] = field(default_factory=list)
-    memory_peak_mib: float | None = None
-    mean_utilization: float | None = None
-
-    def run(self, name: str) -> MeasuredRun | None:
-        """The session's run of that name (the first, where several share it)."""
-        return next((run for run in self.runs if run.name == name), None)
-
-
-class MeasurementError(ValueError):
-    """A session folder that cannot be read: says which file and why."""
-
-
-def _json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise MeasurementError(f"{path}: {error}; restore it from git or remove the session folder") from error
-
-
-def build_parts(log: str) -> list[BuildPart]:
-    """The site builds a gpu_session.sh log records, from its start and exit lines."""
-    parts, started = [], None
-    for line in log.splitlines():
-        if (start := _BUILD_START.match(line)) is not None:
-            started = int(start.group(1))
-        elif (end := _BUILD_END.match(line)) is not None and started is not None:
-            parts.append(BuildPart(int(end.group(1)) - started, int(end.group(2))))
-            started = None
-    return parts
-
-
-def gpu_usage(path: Path) -> tuple[float | None, float | None]:
-    """(peak memory used in MiB, mean utilization in %) of nvidia-smi's CSV samples
-    ("timestamp, 7203 MiB, 43 %"); (None, None) without samples."""
-    memory, load = [], []
-    with path.open(newline="") as handle:
-        for row in csv.reader(handle):
-            if len(row) == 3:
-                memory.append(float(row[1].split()[0]))
-                load.append(float(row[2].split()[0]))
-    if not memory:
-        return None, None
-    return max(memory), sum(load) / len(load)
-
-
-def load_session(folder: Path) -> GpuSession:
-    info = _json(folder / SESSION_FILE)
-    runs = [MeasuredRun(row["name"], row["compute_s"], row["device"], row["params"], row["metrics"] or {})
-            for row in _json(folder / "runs.json")]
-    session = GpuSession(folder, info, runs)
-    if (folder / "train_speed.json").is_file():
-        session.train_speed = _json(folder / "train_speed.json")
-    if (folder / "if_fp16.json").is_file():
-        session.if_fp16 = _json(folder / "if_fp16.json")
-    for call in info.get("calls", []):
-        session.build_parts += build_parts((folder / call["log"]).read_text())
-    if (folder / "gpu_usage.csv").is_file():
-        session.memory_peak_mib, session.mean_utilization = gpu_usage(folder / "gpu_usage.csv")
-    return session
-
-
-def load_sessions(root: Path = MEASUREMENTS) -> list[GpuSession]:
-    """Every session folder under `root`, oldest first; none when there is no such folder."""
-    if not root.is_dir():
-        return []
-    return [load_session(folder) for folder in sorted(root.iterdir()) if (folder / SESSION_FILE).is_file()]
 
 
 # --- Markdown ------------------------------------------------------------------------------------
@@ -193,8 +82,10 @@ def _flow_parts(session: GpuSession, reference: MeasuredRun, bar: QualityBar) ->
     return parts
 
 
-def judge_section(session: GpuSession, bar: QualityBar = QUALITY_BAR) -> str:
-    """The Part B judge's tables of the session's runs, with each bar met or not, as the pages state them."""
+def judge_section(session: GpuSession) -> str:
+    """The Part B judge's tables of the session's runs, with each bar met or not, as the pages state
+    them: the bar stored with the session (`GpuSession.bar`)."""
+    bar = session.bar
     reference = session.run("partb/judge-reference")
     if reference is None:
         return "The session has no judge reference run, so no judge scores.\n"
@@ -254,15 +145,19 @@ def if_fp16_section(check: dict) -> str:
                       f"pipeline fp32 − pipeline {check['dtype']}", "pipeline, another seed"], rows))
 
 
-def session_markdown(session: GpuSession, bar: QualityBar = QUALITY_BAR) -> str:
+def judged_by(session: GpuSession) -> str:
+    return f"judged by the quality bar of `{session.bar_commit}`, stored with the session"
+
+
+def session_markdown(session: GpuSession) -> str:
     info = session.info
     folder = session.folder.relative_to(REPO_ROOT).as_posix() if session.folder.is_relative_to(REPO_ROOT) \
         else session.folder.name
     parts = [f"### {info['device']}, {info['date']}", "",
-             f"{info['what']}: the tree of commit `{info['tree']}`, with `{info['script']}`. "
-             f"Its files are in `{folder}/`.", "",
+             f"{info['what']}: the tree of commit `{info['tree']}`, with `{info['script']}`; its samples "
+             f"{judged_by(session)}. Its files are in `{folder}/`.", "",
              "#### The full profile's build", "", build_section(session),
-             "#### Judge scores of the full profile", "", judge_section(session, bar)]
+             "#### Judge scores of the full profile", "", judge_section(session)]
     if session.train_speed is not None:
         parts += ["#### Part B training speed, the course's recipe", "", training_speed_section(session.train_speed)]
     if session.if_fp16 is not None:
@@ -270,40 +165,39 @@ def session_markdown(session: GpuSession, bar: QualityBar = QUALITY_BAR) -> str:
     return "\n".join(parts)
 
 
-def gpu_measurements_markdown(sessions: list[GpuSession], bar: QualityBar = QUALITY_BAR) -> str:
+def gpu_measurements_markdown(sessions: list[GpuSession]) -> str:
     """The Build page's section of GPU measurements, or "" when the repository holds none."""
     if not sessions:
         return ""
     return ("## Measured on a GPU, not by this build\n\nThese numbers were recorded on a GPU machine and are kept in "
             "the repository; this build did not compute them and does not change them.\n\n"
-            + "\n".join(session_markdown(session, bar) for session in sessions))
+            + "\n".join(session_markdown(session) for session in sessions))
 
 
 def _measured_intro(session: GpuSession, from_page: str) -> str:
     link = posixpath.relpath(BUILD_PAGE_SECTION, posixpath.dirname(from_page) or ".")
     info = session.info
     return (f"**Measured on a GPU.** The `{info['profile']}` profile, built on an {info['device']} on {info['date']} "
-            f"([Build page]({link}); not computed by this build, and unchanged by it):")
+            f"at `{info['tree']}` and {judged_by(session)} ([Build page]({link}); not computed by this build, and "
+            "unchanged by it):")
 
 
-def unguided_on_gpu_text(from_page: str, sessions: list[GpuSession] | None = None,
-                         bar: QualityBar = QUALITY_BAR) -> str:
+def unguided_on_gpu_text(from_page: str, sessions: list[GpuSession] | None = None) -> str:
     """What the latest GPU session's time-conditioned DDPM reached against the bar, for the B2 page
     at `from_page`; "" when no session has its scores."""
     for session in reversed(load_sessions() if sessions is None else sessions):
         reference, scores = session.run("partb/judge-reference"), session.run("partb/time-ddpm-scores")
         training = session.run("partb/time-ddpm-training")
         if None not in (reference, scores, training):
-            return f"{_measured_intro(session, from_page)}\n\n{unguided_bar_text(scores, reference, training, bar)}"
+            return f"{_measured_intro(session, from_page)}\n\n{unguided_bar_text(scores, reference, training, session.bar)}"
     return ""
 
 
-def guided_on_gpu_text(from_page: str, sessions: list[GpuSession] | None = None,
-                       bar: QualityBar = QUALITY_BAR) -> str:
+def guided_on_gpu_text(from_page: str, sessions: list[GpuSession] | None = None) -> str:
     """What the latest GPU session's class-conditioned DDPM reached against the bar, for the B3 page
     at `from_page`; "" when no session has its guidance sweep."""
     for session in reversed(load_sessions() if sessions is None else sessions):
         reference, sweep = session.run("partb/judge-reference"), session.run("partb/guidance-sweep")
         if None not in (reference, sweep):
-            return f"{_measured_intro(session, from_page)} {guided_bar_text(sweep, reference, bar)}"
+            return f"{_measured_intro(session, from_page)} {guided_bar_text(sweep, reference, session.bar)}"
     return ""

@@ -13,7 +13,12 @@ such as torch's `+cu130` is not a different release), and the precision the netw
 autocast and fp32 give different numbers on any device). Where it ran (CPU or GPU, the chip's
 model, its vector instructions), with how many threads and lanes, when, and at which commit are
 provenance: the manifest keeps them and every figure shows them, but a `full` run computed on a GPU
-serves a CPU build of `full` from the same code, at the same precision.
+serves a CPU build of `full` from the same code, at the same precision. So are a run's parents, the
+runs it read while it was computed (`RunRecord.parents`).
+
+Under `tracing()` cached_run computes and reads nothing: it notes which runs an experiment asks for
+and hands back stand-ins (`TracedRun`) holding their name, key and parameters, so that which runs a
+piece of experiment code touches is known in milliseconds (`experiments.prefetch_graph`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -103,10 +109,13 @@ class RunRecord:
     lanes: int | None = None  # processes computing side by side when it was computed (`EXECUTION`); None in older entries
     entry: Path | None = None  # the entry in runs/ (`path` follows it to a replacing copy)
     origin: str = "computed"  # "computed" here, read from the "local" cache, or from the "remote" store
+    # (name, key) of each run it read while it was computed, sorted; None in entries made before they were kept
+    parents: tuple[tuple[str, str], ...] | None = None
 
     def path(self, filename: str) -> Path:
         """The file in the run's copy; in the copy the entry names now where a concurrent FORCE
         build replaced (and deleted) that one."""
+        _note_read(self.name, self.key)
         if self.entry is not None and not self.dir.is_dir():
             return (current_copy(self.entry) or self.dir) / filename
         return self.dir / filename
@@ -121,6 +130,33 @@ class RunRecord:
                 # file; the entry now names the new copy.
                 if attempt == 2:
                     raise
+
+
+class TracingError(RuntimeError):
+    """Experiment code read a run's results (metrics, files) outside its compute function while the
+    runs it asks for were traced (`tracing`): there are none to read."""
+
+
+class _Untraced(Mapping):
+    """A traced run's metrics: reading any raises TracingError, naming the run."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def _refuse(self, *_):
+        raise TracingError(f"the metrics of {self._name} were read outside a compute function while runs were "
+                           "traced; read an upstream run's results inside the compute function that uses them")
+
+    __getitem__ = __iter__ = __len__ = _refuse
+
+
+class TracedRun(RunRecord):
+    """What cached_run hands back under `tracing`: the run's name, key, parameters and seed, no
+    results (its metrics and files raise TracingError)."""
+
+    def path(self, filename: str) -> Path:
+        raise TracingError(f"the file {filename} of {self.name} was read outside a compute function while runs "
+                           "were traced; read an upstream run's files inside the compute function that uses them")
 
 
 def _load(path: Path, map_location) -> Any:
@@ -196,7 +232,43 @@ def _record(published: Published, entry: Path, origin: str, wall_s: float, ctx: 
         versions=manifest["versions"],
         commit=manifest["commit"], created=manifest["created"], metrics=manifest.get("metrics", {}),
         precision=manifest.get("precision"), threads=manifest.get("threads"), lanes=manifest.get("lanes"),
+        parents=_parents_of(manifest),
     )
+
+
+def _parents_of(manifest: dict) -> tuple[tuple[str, str], ...] | None:
+    parents = manifest.get("parents")
+    return None if parents is None else tuple((parent["name"], parent["key"]) for parent in parents)
+
+
+def _traced(ctx: BuildContext, name: str, params: dict, seed: int, key: str, entry: Path, backend: str | None,
+            function: str) -> TracedRun:
+    return TracedRun(
+        name=name, key=key, params=json.loads(canonical_json(params)), seed=seed, dir=entry, entry=entry, hit=False,
+        origin="traced", wall_s=0.0, compute_s=0.0, device="", profile=ctx.profile, backend=backend,
+        function=function, versions={}, commit="", created="", metrics=_Untraced(name),
+    )
+
+
+# While a run is computed: the (name, key) of the runs its compute function asks cached_run for or
+# opens a file of (nested runs have their own set).
+_READS: ContextVar[set[tuple[str, str]] | None] = ContextVar("reads", default=None)
+
+
+def _note_read(name: str, key: str) -> None:
+    reads = _READS.get()
+    if reads is not None:
+        reads.add((name, key))
+
+
+def _named_in(params: Any, known: dict[str, str]) -> set[tuple[str, str]]:
+    """The runs of `known` (key -> name) whose key is a value somewhere in `params`: a run that needs
+    another names its key among its parameters."""
+    if isinstance(params, dict):
+        return set().union(*(_named_in(value, known) for value in params.values()))
+    if isinstance(params, (list, tuple)):
+        return set().union(*(_named_in(value, known) for value in params))
+    return {(known[params], params)} if isinstance(params, str) and params in known else set()
 
 
 def run_precision(ctx: BuildContext, metrics: dict) -> str:
@@ -213,9 +285,17 @@ def _compute(ctx: BuildContext, name: str, params: dict, seed: int, key: str, en
     try:
         scratch = Scratch(name=name, dir=scratch_dir, params=params, seed=seed, device=ctx.device)
         compute_started = time.perf_counter()
-        with auto_means(ctx.precision):  # "auto" in a recipe is the precision in the key
-            metrics = compute(scratch) or {}
+        reads: set[tuple[str, str]] = set()
+        token = _READS.set(reads)
+        try:
+            with auto_means(ctx.precision):  # "auto" in a recipe is the precision in the key
+                metrics = compute(scratch) or {}
+        finally:
+            _READS.reset(token)
         compute_s = time.perf_counter() - compute_started
+        # Read while computing, or named in its parameters by key (read before computing, outside
+        # the compute function: the key is how a run says it depends on another).
+        parents = sorted(reads | _named_in(params, {record.key: record.name for record in BUILD_LOG}))
         files = {
             str(path.relative_to(scratch_dir)): file_sha256(path)
             for path in sorted(scratch_dir.rglob("*"))
@@ -228,9 +308,9 @@ def _compute(ctx: BuildContext, name: str, params: dict, seed: int, key: str, en
             "metrics": json.loads(canonical_json(metrics)), "files": files, "compute_s": compute_s,
             "device": ctx.describe_device(precision), "versions": library_versions(), "commit": git_commit(),
             "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            # Optional (entries made before them stay valid): the Build page's columns.
+            # Optional (entries made before them stay valid): the Build page's columns; the runs it read.
             "precision": precision, "threads": ctx.threads, "lanes": EXECUTION["lanes"],
-            "profile": ctx.profile,
+            "profile": ctx.profile, "parents": [{"name": parent, "key": parent_key} for parent, parent_key in parents],
         })
         return publish(scratch_dir, manifest, entry, ctx.force)
     finally:
@@ -242,6 +322,7 @@ class NotCached(LookupError):
 
 
 _LOOKUP_ONLY: ContextVar[bool] = ContextVar("lookup_only", default=False)
+_TRACE: ContextVar[list[tuple[str, str]] | None] = ContextVar("trace", default=None)
 
 # Keys that other processes of this build computed (the workers of experiments.prefetch): reading
 # one is reading this build's own result, so it is listed as computed, and FORCE does not redo it.
@@ -259,6 +340,20 @@ def lookup_only():
         yield
     finally:
         _LOOKUP_ONLY.reset(token)
+
+
+@contextmanager
+def tracing() -> Iterator[list[tuple[str, str]]]:
+    """Inside this block cached_run computes nothing, reads no cache or store and logs nothing: it
+    appends the (name, key) of each run it is asked for to the list this yields (in the order asked,
+    repeats included) and returns a `TracedRun` of it. Experiment code that reads an upstream run's
+    metrics or files outside its compute function raises TracingError here."""
+    asked: list[tuple[str, str]] = []
+    token = _TRACE.set(asked)
+    try:
+        yield asked
+    finally:
+        _TRACE.reset(token)
 
 
 def computed_keys() -> list[str]:
@@ -294,10 +389,15 @@ def cached_run(
     function = computed_by(compute)
     key = cache_key(name, params, seed, ctx.precision, compute_modules(compute))
     entry = entry_dir(ctx.cache_dir, name, key)
+    traced = _TRACE.get()
+    if traced is not None:
+        traced.append((name, key))
+        return _traced(ctx, name, params, seed, key, entry, backend, function)
     started = time.perf_counter()
     clean_dead_scratch(ctx.cache_dir)
 
     def record(published: Published, origin: str) -> RunRecord:
+        _note_read(name, key)  # in the run whose compute function asked for it, if any
         return _log(_record(published, entry, origin, time.perf_counter() - started, ctx, backend, function))
 
     if not ctx.force or key in COMPUTED_THIS_BUILD:
