@@ -194,3 +194,21 @@ def test_the_b2_page_text_links_the_build_page_and_judges_the_sessions_scores(tm
     assert "is **met** by the trained weights" in text
     assert gm.unguided_on_gpu_text("part-b/x.md", []) == ""
     assert gm.guided_on_gpu_text("part-b/x.md", [session]) == ""  # the session has no guidance sweep
+
+
+def test_the_session_summary_stores_the_bar_it_is_judged_by(tmp_path):
+    """benchmarks/gpu_summary.py writes the tree's bar and commit into session.json, keeping what
+    the file holds, and loading the session reads that bar back."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_summary.py"
+    spec = importlib.util.spec_from_file_location("gpu_summary", path)
+    summary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summary)
+    session = tmp_path / gs.SESSION_FILE
+    session.write_text(json.dumps({"what": "a session", "device": "NVIDIA H100"}))
+    summary.store_bar(session, "abc1234")
+    info = json.loads(session.read_text())
+    assert info["what"] == "a session" and info["device"] == "NVIDIA H100"
+    assert gs.stored_bar(info, session) == (QUALITY_BAR, "abc1234")
