@@ -151,11 +151,14 @@ class TrainStep:
     (a 0-dim tensor on the device, not yet read by the host).
 
     It is `descend` (the loss under autocast, backward, the optimizer's step: what a CUDA graph
-    captures) then `advance` (the per-step learning-rate schedule and the EMA, on the host)."""
+    captures) then `advance` (the per-step learning-rate schedule and the EMA, on the host).
+    `network` is the module the loss calls: the model, or a wrapper of it such as torch.compile's
+    (the EMA and the optimizer keep reading the model itself)."""
 
     def __init__(self, model: nn.Module, batch_loss: BatchLoss, optimizer: torch.optim.Optimizer,
                  device: torch.device, precision: str, step_scheduler=None, average: WeightAverage | None = None):
         self.model, self.batch_loss, self.optimizer = model, batch_loss, optimizer
+        self.network: nn.Module = model
         self.device, self.precision = torch.device(device), precision
         self.step_scheduler, self.average = step_scheduler, average
         self.autocast_cache = True  # autocast's weight cache must be off while a CUDA graph captures
@@ -166,9 +169,9 @@ class TrainStep:
         return loss
 
     def descend(self, loss_of: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
-        """loss_of(model) under autocast, then backward and the optimizer's step; the loss."""
+        """loss_of(network) under autocast, then backward and the optimizer's step; the loss."""
         with self._autocast():
-            loss = loss_of(self.model)
+            loss = loss_of(self.network)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
