@@ -61,7 +61,7 @@ from diffusion_lab.profiles import PROFILES  # noqa: E402
 
 MNIST_TRAIN = 60_000  # the course's training digits (train + validation of the classic split)
 IMAGE_SHAPE = (1, 28, 28)
-MODELS = ("time_ddpm", "class_ddpm", "time_flow", "class_flow", "denoiser")  # RECIPE_RUNS, in the rows' order
+MODELS = ("time_ddpm", "class_ddpm", "time_flow", "class_flow", "denoiser")  # training.RECIPE_RUNS, in the rows' order
 VARIANTS = ("eager_fp32", "eager_bf16", "cuda_graph", "compile")  # also the order rows run in
 BASELINE = "eager_bf16"  # what `fit` runs today on a bf16-capable device
 
@@ -263,7 +263,6 @@ def prepare_graph(case: Case, digits: Digits, device: torch.device, precision: s
     package, epoch_scheduler = package_step(case, device, precision, capturable=True)
     package.autocast_cache = False  # autocast's weight cache must be off while capturing (torch.cuda.graphs docs)
     optimizer = package.optimizer
-    captured_lr = optimizer.param_groups[0]["lr"]
     sizes = [case.batch_size] + ([case.tail_size] if case.tail_size else [])
     static = StaticStep(package, case, digits, noise_generator(case), sizes)
 
@@ -290,9 +289,7 @@ def prepare_graph(case: Case, digits: Digits, device: torch.device, precision: s
     for when, scheduler in (("per-epoch", epoch_scheduler), ("per-step", package.step_scheduler)):
         if scheduler is None:
             continue
-        scheduler.step()
-        in_place = optimizer.param_groups[0]["lr"] is captured_lr
-        if not in_place or not math.isclose(captured_lr.item(), float(scheduler.get_last_lr()[0]), rel_tol=1e-6):
+        if not schedule_reaches_lr_tensor(package.optimizer, scheduler):
             raise RuntimeError(f"the recipe's {when} learning-rate schedule does not reach the captured lr tensor")
         notes.append(f"the recipe's {when} lr schedule updates the captured lr in place")
     synchronize(device)
@@ -305,6 +302,18 @@ def prepare_graph(case: Case, digits: Digits, device: torch.device, precision: s
 
     notes.append(f"per step on the CPU: drawing {_draw_ms(static):.3f} ms")
     return Prepared(step, setup_s, notes)
+
+
+def schedule_reaches_lr_tensor(optimizer: torch.optim.Optimizer, scheduler) -> bool:
+    """Whether one step of `scheduler` changes the optimizer's learning-rate tensor in place, the
+    tensor a captured step reads (the scheduler's own record of the rate may be that very tensor,
+    so the check is that it moved)."""
+    lr = optimizer.param_groups[0]["lr"]
+    if not torch.is_tensor(lr):
+        return False
+    before = lr.item()
+    scheduler.step()
+    return optimizer.param_groups[0]["lr"] is lr and lr.item() != before
 
 
 def _draw_ms(static: StaticStep, repeats: int = 20) -> float:

@@ -146,3 +146,17 @@ def test_defaults_run_every_variant_on_cuda_and_skip_compiling_on_a_cpu():
     assert on_cpu.variants == ["eager_fp32", "eager_bf16", "cuda_graph"]
     assert (on_cpu.steps, on_cpu.warmup) == (3, 1)
     assert on_cpu.models == list(bench.MODELS)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no step taken here
+@pytest.mark.parametrize("profile, name", [("full", "class_ddpm"), ("quick", "time_flow")])
+def test_the_recipes_schedules_reach_the_captured_learning_rate(profile, name):
+    """The CUDA graph reads the learning rate from one tensor: the per-epoch decay (full) and the
+    per-step one-cycle schedule (quick) must change that tensor, not replace it."""
+    case = bench.recipe_cases(width=4, profile=profile)[name]
+    step, per_epoch = bench.package_step(case, CPU, "fp32", capturable=True)
+    scheduler = per_epoch or step.step_scheduler
+    assert (per_epoch is None) == (profile == "quick")
+    assert bench.schedule_reaches_lr_tensor(step.optimizer, scheduler)
+    plain, per_epoch = bench.package_step(case, CPU, "fp32")  # a float rate: nothing a graph could read
+    assert not bench.schedule_reaches_lr_tensor(plain.optimizer, per_epoch or plain.step_scheduler)
