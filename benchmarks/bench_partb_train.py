@@ -1,25 +1,30 @@
-"""Part B training speed of the course's exact recipe (profile `full`), one row per model and variant.
+"""Part B training speed of the course's exact recipe (profile `full`, or another profile's), one row
+per model and variant.
 
     python benchmarks/bench_partb_train.py [--device cuda] [--steps 200] [--row-seconds 2] [--time-limit 90]
-        [--models time_ddpm ...] [--variants eager_fp32 ...] [--width 8] [--json out.json]
+        [--models time_ddpm ...] [--variants eager_fp32 ...] [--profile full] [--width 8] [--json out.json]
 
     CPU smoke test (seconds): --device cpu --steps 2 --models time_ddpm --width 8
 
-Every row times real optimizer steps (forward, the model's training loss, backward, fused Adam) on
-random digits of MNIST's shape held on the device, at the recipe's width and batch size, and
-projects the wall time of that model's whole recipe: epochs x ceil(60,000 / batch) steps. The
-variants change how a step runs, never what it computes (batch, epochs, optimizer, schedule):
+Every row times the package's own training step, `train_step.TrainStep` as `training.fit` builds
+and runs it (the recipe's loss with its draws, autocast, backward, fused Adam, and the recipe's
+per-step schedule and EMA where it has them), on random digits of MNIST's shape held on the device,
+at the recipe's width and batch size, and projects the wall time of that model's whole recipe:
+epochs x ceil(training digits / batch) steps. The variants change how the step runs, never what it
+computes (batch, epochs, optimizer, schedule):
 
     eager_fp32   fp32, contiguous memory
     eager_bf16   bf16 autocast + channels_last: what `training.fit` runs (precision "auto") on a
                  bf16-capable device
-    cuda_graph   eager_bf16 with the whole step (forward, loss, backward, capturable fused Adam)
-                 captured once per batch shape (the full batch and each epoch's short last one) and
-                 replayed; the step's random draws come from the same CPU generator, in the same
-                 order, as in the package's losses and are copied into static buffers before each
-                 replay (CUDA only)
-    compile      eager_bf16 with torch.compile(model) (default mode, static shapes); the first
-                 step's compile time is reported apart (setup s) and added to the projection
+    cuda_graph   eager_bf16 with the step's device part (`TrainStep.descend`: forward, the recipe's
+                 `RecipeLoss.loss`, backward, capturable fused Adam) captured once per batch shape
+                 (the full batch and each epoch's short last one) and replayed; the loss's draws
+                 (`RecipeLoss.draw`, from the generator and in the order `fit` uses) are copied into
+                 static buffers before each replay, and the host part (`TrainStep.advance`) follows
+                 it (CUDA only)
+    compile      eager_bf16 with the step's network through torch.compile (default mode, static
+                 shapes); the first step's compile time is reported apart (setup s) and added to the
+                 projection
 
 Rows run variant by variant, compile last (on a CPU compile runs only when named). Each row times
 --steps steps or --row-seconds, whichever ends first. The time limit counts from the script's
@@ -46,49 +51,39 @@ from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from diffusion_lab import seeding  # noqa: E402
-from diffusion_lab.mnist import flow_matching  # noqa: E402
-from diffusion_lab.mnist.ddpm import class_conditioned_loss, time_conditioned_loss  # noqa: E402
-from diffusion_lab.mnist.precision import autocast, memory_format, resolve_precision  # noqa: E402
-from diffusion_lab.mnist.training import BatchLoss, make_ddpm_unet, make_denoiser, schedule_for, seeded  # noqa: E402
+from diffusion_lab.mnist.precision import resolve_precision  # noqa: E402
+from diffusion_lab.mnist.train_step import Draws, RecipeLoss, TrainStep, make_train_step  # noqa: E402
+from diffusion_lab.mnist.training import optimizer_settings, recipe_loss, recipe_model, seeded  # noqa: E402
 from diffusion_lab.profiles import PROFILES  # noqa: E402
 
 MNIST_TRAIN = 60_000  # the course's training digits (train + validation of the classic split)
 IMAGE_SHAPE = (1, 28, 28)
-MODELS = ("time_ddpm", "class_ddpm", "time_flow", "class_flow", "denoiser")
+MODELS = ("time_ddpm", "class_ddpm", "time_flow", "class_flow", "denoiser")  # training.RECIPE_RUNS, in the rows' order
 VARIANTS = ("eager_fp32", "eager_bf16", "cuda_graph", "compile")  # also the order rows run in
 BASELINE = "eager_bf16"  # what `fit` runs today on a bf16-capable device
-
-Draws = dict[str, torch.Tensor]
-TensorLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, Draws], torch.Tensor]
 
 
 class Skipped(Exception):
     """A row that cannot run here (the message says why)."""
 
 
-# --- the five models of the recipe, each loss in two equivalent forms -------------------------
+# --- the five models of a profile's recipes, as the package trains them -----------------------
 
 
 @dataclass(frozen=True)
 class Case:
-    """One Part B model of the recipe.
-
-    batch_loss: the package's loss as `training.fit` calls it, drawing from a CPU generator.
-    draw: that loss's random draws for a batch, from the same generator in the same order, as CPU
-        tensors ("t", "noise", and "keep", the class-dropout mask, for class models).
-    tensor_loss: the same loss given those draws as tensors on the model's device; it never
-        synchronizes with the host, so a CUDA graph can capture it."""
+    """One Part B model of a profile: its recipe and the package's loss for it
+    (`training.recipe_loss`), which the package's step (`train_step.TrainStep`) runs."""
 
     name: str
     recipe: object  # DenoiserRecipe | DDPMRecipe | FlowMatchingRecipe
-    build: Callable[[], nn.Module]
-    batch_loss: BatchLoss
-    draw: Callable[[int, torch.Generator], Draws]
-    tensor_loss: TensorLoss
+    loss: RecipeLoss
+
+    def build(self) -> nn.Module:
+        return recipe_model(self.name, self.recipe)
 
     @property
     def batch_size(self) -> int:
@@ -108,116 +103,20 @@ class Case:
         """The size of each epoch's last, short batch (0 when the batch size divides the digits)."""
         return self.train_size % self.batch_size
 
-    @property
-    def lr_gamma(self) -> float | None:
-        """The per-epoch learning-rate decay of the recipe (the denoiser keeps its rate)."""
-        return getattr(self.recipe, "lr_gamma", None)
+
+def recipe_cases(width: int | None = None, profile: str = "full") -> dict[str, Case]:
+    """The five models of the profile's recipes, optionally all at another width (smoke tests)."""
+    partb = PROFILES[profile].partb
+    cases = {}
+    for name in MODELS:
+        recipe = getattr(partb, name)
+        if width is not None:
+            recipe = dataclasses.replace(recipe, num_hiddens=width)
+        cases[name] = Case(name, recipe, recipe_loss(name, recipe))
+    return cases
 
 
-def _drawer(sample_t: Callable[[int, torch.Generator], torch.Tensor] | None, p_uncond: float | None):
-    """`Case.draw` for losses that draw t (unless sample_t is None), then the Gaussian noise, then
-    (unless p_uncond is None) the class-dropout mask: the package's order."""
-
-    def draw(n: int, generator: torch.Generator) -> Draws:
-        draws = {}
-        if sample_t is not None:
-            draws["t"] = sample_t(n, generator)
-        draws["noise"] = seeding.randn((n, *IMAGE_SHAPE), generator)
-        if p_uncond is not None:
-            draws["keep"] = (torch.rand(n, generator=generator) >= p_uncond).float()
-        return draws
-
-    return draw
-
-
-def _class_condition(labels: torch.Tensor, keep: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """`unet.one_hot(labels)` with the dropped rows zeroed, on labels' device (one_hot's masked
-    assignment synchronizes with the host)."""
-    classes = torch.arange(num_classes, device=labels.device)
-    return (labels[:, None] == classes).float() * keep[:, None]
-
-
-def ddpm_case(name: str, recipe, conditional: bool, device: torch.device) -> Case:
-    """A DDPM UNet of the recipe: `ddpm.time_conditioned_loss` / `class_conditioned_loss`."""
-    schedule = schedule_for(recipe)
-    abar = schedule.zero_based_alphas_cumprod.to(device=device, dtype=torch.float32)
-
-    def batch_loss(model, x, y, generator):
-        weighting = (recipe.min_snr_gamma, recipe.min_snr_floor)
-        if conditional:
-            return class_conditioned_loss(model, schedule, x, y, generator, recipe.p_uncond, *weighting)
-        return time_conditioned_loss(model, schedule, x, generator, *weighting)
-
-    def tensor_loss(model, x, y, draws):
-        if recipe.min_snr_gamma is not None:
-            raise NotImplementedError("the tensor loss has the course's uniform weights only")
-        t, eps = draws["t"], draws["noise"]
-        abar_t = abar.index_select(0, t - 1).view(-1, 1, 1, 1)
-        x_t = abar_t**0.5 * x + (1 - abar_t) ** 0.5 * eps  # ddpm.q_sample, its table on the device
-        inputs = (x_t, schedule.net_time(t))
-        if conditional:
-            inputs += (_class_condition(y, draws["keep"], model.num_classes),)
-        return F.mse_loss(model(*inputs).float(), eps)
-
-    draw = _drawer(schedule.sample_timesteps, recipe.p_uncond if conditional else None)
-    return Case(name, recipe, lambda: make_ddpm_unet(recipe, conditional), batch_loss, draw, tensor_loss)
-
-
-def flow_case(name: str, recipe, conditional: bool) -> Case:
-    """A flow-matching UNet of the recipe: `flow_matching.time_conditioned_loss` / `class_conditioned_loss`."""
-
-    def batch_loss(model, x, y, generator):
-        if conditional:
-            return flow_matching.class_conditioned_loss(model, x, y, generator, recipe.p_uncond,
-                                                        recipe.time_distribution)
-        return flow_matching.time_conditioned_loss(model, x, generator, recipe.time_distribution)
-
-    def tensor_loss(model, x_1, y, draws):
-        t, x_0 = draws["t"], draws["noise"]
-        inputs = (flow_matching.interpolate(x_0, x_1, t), t)
-        if conditional:
-            inputs += (_class_condition(y, draws["keep"], model.num_classes),)
-        return F.mse_loss(model(*inputs).float(), flow_matching.velocity_target(x_0, x_1))
-
-    def sample_t(n, generator):
-        return flow_matching.sample_times(n, generator, recipe.time_distribution)
-
-    draw = _drawer(sample_t, recipe.p_uncond if conditional else None)
-    return Case(name, recipe, lambda: make_ddpm_unet(recipe, conditional), batch_loss, draw, tensor_loss)
-
-
-def denoiser_case(recipe) -> Case:
-    """The one-step denoiser: `training.train_denoiser`'s loss || D(x + sigma eps) - x ||^2, which
-    the package defines inside that function; here it is the tensor loss after its one draw."""
-
-    def tensor_loss(model, x, _labels, draws):
-        return F.mse_loss(model(x + recipe.sigma * draws["noise"]).float(), x)
-
-    draw = _drawer(None, None)
-
-    def batch_loss(model, x, y, generator):
-        return tensor_loss(model, x, y, {key: value.to(x.device) for key, value in draw(x.shape[0], generator).items()})
-
-    return Case("denoiser", recipe, lambda: make_denoiser(recipe), batch_loss, draw, tensor_loss)
-
-
-def recipe_cases(device: torch.device, width: int | None = None) -> dict[str, Case]:
-    """The five models of profile `full`, optionally all at another width (smoke tests)."""
-    partb = PROFILES["full"].partb
-
-    def sized(recipe):
-        return recipe if width is None else dataclasses.replace(recipe, num_hiddens=width)
-
-    return {
-        "time_ddpm": ddpm_case("time_ddpm", sized(partb.time_ddpm), False, device),
-        "class_ddpm": ddpm_case("class_ddpm", sized(partb.class_ddpm), True, device),
-        "time_flow": flow_case("time_flow", sized(partb.time_flow), False),
-        "class_flow": flow_case("class_flow", sized(partb.class_flow), True),
-        "denoiser": denoiser_case(sized(partb.denoiser)),
-    }
-
-
-# --- the data, the model and one step ---------------------------------------------------------
+# --- the data and the package's step ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -246,25 +145,28 @@ class Digits:
         return self.images[index], self.labels[index]
 
 
-def placed_model(case: Case, device: torch.device, precision: str) -> nn.Module:
-    """The case's model on the device in `fit`'s memory layout for the precision, in train mode."""
+def package_step(case: Case, device: torch.device, precision: str, capturable: bool = False):
+    """(the package's step, its per-epoch scheduler or None) for a fresh model of the case, seeded
+    and set up as `fit` does it at seed 0 (`train_step.make_train_step` with the recipe's
+    `training.optimizer_settings`); capturable for a CUDA graph."""
     model = seeded(case.build, 0, f"{case.name}/init")
-    return model.to(device).to(memory_format=memory_format(precision)).train()
+    return make_train_step(model, case.loss, total_steps=case.recipe_steps, device=device, precision=precision,
+                           capturable=capturable, **optimizer_settings(case.recipe))
 
 
 def noise_generator(case: Case) -> torch.Generator:
+    """The generator `fit` draws the case's noise from at seed 0."""
     return seeding.make_generator(0, f"{case.name}/noise")
 
 
-def fit_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLoss, images: torch.Tensor,
-             labels: torch.Tensor, generator: torch.Generator, device: torch.device, precision: str) -> torch.Tensor:
-    """One iteration of `training.fit`'s loop: the loss under autocast, then backward and Adam."""
-    with autocast(device, precision):
-        loss = batch_loss(model, images, labels, generator)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss
+def eager_stepper(step: TrainStep, case: Case, digits: Digits) -> Callable[..., torch.Tensor]:
+    """step(i, size=the recipe's batch): the package's step on the i-th batch of `size` digits."""
+    generator = noise_generator(case)
+
+    def run(i: int, size: int = case.batch_size) -> torch.Tensor:
+        return step(*digits.batch(size, i), generator)
+
+    return run
 
 
 def synchronize(device: torch.device) -> None:
@@ -285,34 +187,22 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def fit_stepper(case: Case, digits: Digits, device: torch.device, precision: str,
-                compile: bool = False) -> Callable[..., torch.Tensor]:
-    """step(i, size=the recipe's batch): `fit_step` on the i-th batch, for a fresh model of the case
-    and its fused Adam; with compile, the model runs through torch.compile (default mode) with
-    static shapes, so that each epoch's short last batch gets a graph of its own instead of
-    turning the full batch's into a dynamic one."""
-    model = placed_model(case, device, precision)
-    optimizer = torch.optim.Adam(model.parameters(), lr=case.recipe.learning_rate, fused=True)
-    generator = noise_generator(case)
-    network = torch.compile(model, dynamic=False) if compile else model
-
-    def step(i: int, size: int = case.batch_size) -> torch.Tensor:
-        return fit_step(network, optimizer, case.batch_loss, *digits.batch(size, i), generator, device, precision)
-
-    return step
-
-
 def prepare_eager(case: Case, digits: Digits, device: torch.device, precision: str) -> Prepared:
     notes = []
     if precision == "bf16" and resolve_precision("auto", device) != "bf16":
         notes.append("precision 'auto' picks fp32 on this device; bf16 forced here")
-    return Prepared(fit_stepper(case, digits, device, precision), notes=notes)
+    step, _ = package_step(case, device, precision)
+    return Prepared(eager_stepper(step, case, digits), notes=notes)
 
 
 def prepare_compiled(case: Case, digits: Digits, device: torch.device, precision: str,
                      compile_tail: bool = False) -> Prepared:
-    """The eager step compiled; setup_s is the first step (of each batch shape with compile_tail)."""
-    step = fit_stepper(case, digits, device, precision, compile=True)
+    """The package's step with its network through torch.compile (default mode) with static
+    shapes, so that each epoch's short last batch gets a graph of its own instead of turning the
+    full batch's into a dynamic one; setup_s is the first step (of each batch shape with compile_tail)."""
+    package, _ = package_step(case, device, precision)
+    package.network = torch.compile(package.model, dynamic=False)
+    step = eager_stepper(package, case, digits)
     started = time.perf_counter()
     step(0)
     if compile_tail and case.tail_size:
@@ -328,59 +218,53 @@ def prepare_compiled(case: Case, digits: Digits, device: torch.device, precision
 
 
 class StaticStep:
-    """The step that a CUDA graph captures, per batch size: `load(size, i)` copies the i-th batch's
-    indices and this step's random draws into static device buffers; `run(size)` then computes the
-    loss, backward and the optimizer step from those buffers alone. Uncaptured (and in tests, on a
-    CPU) it is an ordinary eager step, the same as `fit_step` with the package's loss."""
+    """The package's step as a CUDA graph captures it, per batch size: `load(size, i)` copies the
+    i-th batch's indices and the case loss's draws for it (`RecipeLoss.draw`, from the generator
+    `fit` uses) into static device buffers; `run(size)` is the step's `descend` with the loss's
+    `RecipeLoss.loss` on those buffers. The host's part, `TrainStep.advance`, follows each run
+    uncaptured. On a CPU (tests) it runs eagerly: the same as a step of `fit`."""
 
-    def __init__(self, case: Case, digits: Digits, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 generator: torch.Generator, device: torch.device, precision: str, sizes: list[int]):
-        self.case, self.digits, self.model, self.optimizer = case, digits, model, optimizer
-        self.generator, self.device, self.precision = generator, device, precision
+    def __init__(self, step: TrainStep, case: Case, digits: Digits, generator: torch.Generator, sizes: list[int]):
+        self.step, self.case, self.digits, self.generator = step, case, digits, generator
+        self.device = digits.images.device
         self.buffers = {size: self._buffers(size) for size in sizes}
+
+    def _draw(self, size: int, generator: torch.Generator) -> Draws:
+        return self.case.loss.draw(torch.Size((size, *self.digits.images.shape[1:])), generator)
 
     def _buffers(self, size: int) -> Draws:
         """Device buffers shaped like one step's indices and draws (drawn from a copy of the
         generator, so that the real draws start where the package's would)."""
         spare = torch.Generator().set_state(self.generator.get_state())
-        draws = {key: value.to(self.device) for key, value in self.case.draw(size, spare).items()}
+        draws = {key: value.to(self.device) for key, value in self._draw(size, spare).items()}
         return {"index": torch.zeros(size, dtype=torch.long, device=self.device), **draws}
 
     def load(self, size: int, i: int) -> None:
         buffers = self.buffers[size]
         buffers["index"].copy_(self.digits.index(size, i))
-        for key, value in self.case.draw(size, self.generator).items():
+        for key, value in self._draw(size, self.generator).items():
             buffers[key].copy_(value)
 
     def run(self, size: int) -> torch.Tensor:
-        """Forward, loss, backward and optimizer step on the loaded buffers; the gradients must be None."""
+        """The package step's forward, loss, backward and optimizer step on the loaded buffers."""
         buffers = self.buffers[size]
         images = self.digits.images.index_select(0, buffers["index"])
         labels = self.digits.labels.index_select(0, buffers["index"])
-        # autocast's weight cache must be off while capturing (torch.cuda.graphs docs)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16",
-                            cache_enabled=False):
-            loss = self.case.tensor_loss(self.model, images, labels, buffers)
-        loss.backward()
-        self.optimizer.step()
-        return loss
+        return self.step.descend(lambda network: self.case.loss.loss(network, images, labels, buffers))
 
 
 def prepare_graph(case: Case, digits: Digits, device: torch.device, precision: str,
                   warmup_steps: int = 3) -> Prepared:
-    """The whole step captured as one CUDA graph per batch shape (the full batch and the epoch's
-    short last one, sharing one memory pool), replayed after `StaticStep.load`."""
+    """The package's step captured as one CUDA graph per batch shape (the full batch and the
+    epoch's short last one, sharing one memory pool), replayed after `StaticStep.load`."""
     if device.type != "cuda":
         raise Skipped("CUDA graphs need a CUDA device")
-    model = placed_model(case, device, precision)
-    # The learning rate as a tensor, which the graphs read and a schedule updates in place.
-    optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(case.recipe.learning_rate, device=device),
-                                 fused=True, capturable=True)
-    captured_lr = optimizer.param_groups[0]["lr"]
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, case.lr_gamma) if case.lr_gamma else None
-    generator = noise_generator(case)
+    # The learning rate a device tensor, which the graphs read and the schedules update in place.
+    package, epoch_scheduler = package_step(case, device, precision, capturable=True)
+    package.autocast_cache = False  # autocast's weight cache must be off while capturing (torch.cuda.graphs docs)
+    optimizer = package.optimizer
     sizes = [case.batch_size] + ([case.tail_size] if case.tail_size else [])
-    static = StaticStep(case, digits, model, optimizer, generator, device, precision, sizes)
+    static = StaticStep(package, case, digits, noise_generator(case), sizes)
 
     started = time.perf_counter()
     side = torch.cuda.Stream(device)
@@ -389,7 +273,6 @@ def prepare_graph(case: Case, digits: Digits, device: torch.device, precision: s
         for i in range(warmup_steps):
             for size in sizes:
                 static.load(size, i)
-                optimizer.zero_grad(set_to_none=True)
                 static.run(size)
     torch.cuda.current_stream(device).wait_stream(side)
     graphs, pool = {}, None
@@ -403,30 +286,42 @@ def prepare_graph(case: Case, digits: Digits, device: torch.device, precision: s
         static.load(size, 0)
         graphs[size].replay()
     notes = [f"captured batch shapes {sizes}"]
-    if scheduler is not None:
-        scheduler.step()
-        decayed = case.recipe.learning_rate * case.lr_gamma
-        in_place = optimizer.param_groups[0]["lr"] is captured_lr
-        if not in_place or not math.isclose(captured_lr.item(), decayed, rel_tol=1e-6):
-            raise RuntimeError("the recipe's learning-rate decay does not reach the captured lr tensor")
-        notes.append("the recipe's per-epoch lr decay updates the captured lr in place")
+    for when, scheduler in (("per-epoch", epoch_scheduler), ("per-step", package.step_scheduler)):
+        if scheduler is None:
+            continue
+        if not schedule_reaches_lr_tensor(package.optimizer, scheduler):
+            raise RuntimeError(f"the recipe's {when} learning-rate schedule does not reach the captured lr tensor")
+        notes.append(f"the recipe's {when} lr schedule updates the captured lr in place")
     synchronize(device)
     setup_s = time.perf_counter() - started
 
     def step(i):
         static.load(case.batch_size, i)
         graphs[case.batch_size].replay()
+        package.advance()
 
-    notes.append(f"per step on the CPU: drawing {_draw_ms(case, generator):.3f} ms")
+    notes.append(f"per step on the CPU: drawing {_draw_ms(static):.3f} ms")
     return Prepared(step, setup_s, notes)
 
 
-def _draw_ms(case: Case, generator: torch.Generator, repeats: int = 20) -> float:
-    """The CPU time of one step's random draws (on a copy of the generator)."""
-    spare = torch.Generator().set_state(generator.get_state())
+def schedule_reaches_lr_tensor(optimizer: torch.optim.Optimizer, scheduler) -> bool:
+    """Whether one step of `scheduler` changes the optimizer's learning-rate tensor in place, the
+    tensor a captured step reads (the scheduler's own record of the rate may be that very tensor,
+    so the check is that it moved)."""
+    lr = optimizer.param_groups[0]["lr"]
+    if not torch.is_tensor(lr):
+        return False
+    before = lr.item()
+    scheduler.step()
+    return optimizer.param_groups[0]["lr"] is lr and lr.item() != before
+
+
+def _draw_ms(static: StaticStep, repeats: int = 20) -> float:
+    """The CPU time of one step's draws (on a copy of the generator)."""
+    spare = torch.Generator().set_state(static.generator.get_state())
     started = time.perf_counter()
     for _ in range(repeats):
-        case.draw(case.batch_size, spare)
+        static._draw(static.case.batch_size, spare)
     return (time.perf_counter() - started) * 1000 / repeats
 
 
@@ -611,6 +506,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="stop a row's timing after this many seconds even if fewer steps ran")
     parser.add_argument("--time-limit", type=float, default=90.0,
                         help="seconds from the script's start after which the remaining rows are skipped")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full",
+                        help="whose recipes to time (default: full, the course's)")
     parser.add_argument("--width", type=int, help="every model at this width instead of the recipe's (smoke tests)")
     parser.add_argument("--compile-tail", action="store_true",
                         help="compile: also compile the epoch's short last batch in the setup time")
@@ -633,11 +530,11 @@ def main(argv: list[str] | None = None, started: float | None = None) -> dict:
     args = parse_args(argv)
     deadline = (time.perf_counter() if started is None else started) + args.time_limit
     device = torch.device(args.device)
-    cases = recipe_cases(device, args.width)
+    cases = recipe_cases(args.width, args.profile)
     report = {**environment(device), "settings": {key: value for key, value in vars(args).items() if key != "json"},
               "rows": []}
     print(f"device: {report['device']}   torch {report['torch']}   commit {report['git_commit']}")
-    print(f"variants: {', '.join(args.variants)}   models: {', '.join(args.models)}")
+    print(f"profile: {args.profile}   variants: {', '.join(args.variants)}   models: {', '.join(args.models)}")
     print(f"{args.steps} timed steps per row (at most {args.row_seconds:g} s) after {args.warmup} warm-up; "
           f"time limit {args.time_limit:g} s")
     if args.width is not None:

@@ -1,6 +1,8 @@
-"""benchmarks/bench_partb_train.py: the recipe's step counts, the CUDA-graph step's equivalence to
-`fit`'s step (checked eagerly on the CPU), and a CPU smoke run of the script's main."""
+"""benchmarks/bench_partb_train.py: the recipe's step counts, that its steps (eager, and the step the
+CUDA graph captures, run eagerly on the CPU) are steps of the package's `fit`, and a CPU smoke run
+of the script's main."""
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -8,6 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from diffusion_lab import seeding
+from diffusion_lab.mnist.data import MnistSplits
+from diffusion_lab.mnist.training import RECIPE_RUNS, train_ddpm, train_denoiser, train_flow_matching
+from diffusion_lab.profiles import PROFILES
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_partb_train.py"
 _spec = importlib.util.spec_from_file_location("bench_partb_train", SCRIPT)
@@ -19,7 +26,8 @@ CPU = torch.device("cpu")
 
 
 def test_recipe_steps_are_epochs_times_batches_per_epoch():
-    cases = bench.recipe_cases(CPU)
+    cases = bench.recipe_cases()
+    assert set(cases) == set(RECIPE_RUNS)
     # DDPMs: 20 x ceil(60000 / 128); flow matching: 10 x ceil(60000 / 64); denoiser: 5 x ceil(60000 / 256)
     assert {name: case.recipe_steps for name, case in cases.items()} == {
         "time_ddpm": 9380, "class_ddpm": 9380, "time_flow": 9380, "class_flow": 9380, "denoiser": 1175}
@@ -28,27 +36,61 @@ def test_recipe_steps_are_epochs_times_batches_per_epoch():
     assert [case.recipe.num_hiddens for case in cases.values()] == [64, 64, 64, 64, 128]
 
 
+def test_cases_are_the_profiles_recipes():
+    for profile in PROFILES:
+        cases = bench.recipe_cases(profile=profile)
+        assert {name: case.recipe for name, case in cases.items()} == {
+            name: getattr(PROFILES[profile].partb, name) for name in bench.MODELS}
+    quick = bench.recipe_cases(width=4, profile="quick")["class_ddpm"]
+    assert quick.recipe.num_hiddens == 4 and quick.loss.min_snr_gamma == 5.0 and quick.loss.p_uncond == 0.1
+
+
+def _fits_first_step(case: "bench.Case", digits: "bench.Digits", precision: str) -> dict[str, torch.Tensor]:
+    """The weights after one step of the package's training entry point on the case's recipe
+    (its model, loss and learning rate), seed 0, on exactly the digits of one batch."""
+    recipe = dataclasses.replace(case.recipe, epochs=1, checkpoint_epochs=(1,), checkpoint_labels=("one step",),
+                                 precision=precision, train_subset=None)
+    data = MnistSplits(digits.images, digits.labels, digits.images[:1], digits.labels[:1])
+    if case.name == "denoiser":
+        result = train_denoiser(recipe, data, "cpu", seed=0, progress=False)
+    else:
+        train = train_ddpm if case.name.endswith("ddpm") else train_flow_matching
+        result = train(recipe, data, "cpu", seed=0, conditional=case.name.startswith("class"), progress=False)
+    assert len(result.losses) == 1
+    return result.checkpoints[1]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("name", bench.MODELS)
-def test_graph_step_is_fits_step(name):
-    """The step the CUDA-graph variant captures (static buffers, device-side loss) draws the same
-    numbers and computes the same loss and update as `fit`'s step with the package's loss."""
-    case = bench.recipe_cases(CPU, width=4)[name]
-    digits = bench.Digits.random(CPU, n=256)
-    size = 64
-    models = [bench.placed_model(case, CPU, "fp32") for _ in range(2)]
-    optimizers = [torch.optim.Adam(model.parameters(), lr=case.recipe.learning_rate) for model in models]
-    generators = [bench.noise_generator(case) for _ in range(2)]
+def test_a_benchmark_step_is_a_step_of_fit(name, precision):
+    """The eager variants' step and the step the CUDA-graph variant captures (its static buffers,
+    run eagerly here) leave the model's weights exactly as one step of `fit` on the same recipe,
+    seed and batch does."""
+    case = bench.recipe_cases(width=4)[name]
+    size = case.batch_size
+    images = bench.Digits.random(CPU, n=size)
+    # fit takes its one batch in the order of its seeded shuffle; the benchmark's digits in that order
+    order = torch.randperm(size, generator=seeding.make_generator(0, f"{name}/shuffle"))
+    digits = bench.Digits(images.images, images.labels, order)
+    expected = _fits_first_step(case, digits, precision)
 
-    expected = bench.fit_step(models[0], optimizers[0], case.batch_loss, *digits.batch(size, 1), generators[0],
-                              CPU, "fp32")
-    static = bench.StaticStep(case, digits, models[1], optimizers[1], generators[1], CPU, "fp32", [size])
-    static.load(size, 1)
-    actual = static.run(size)
+    eager, _ = bench.package_step(case, CPU, precision)
+    bench.eager_stepper(eager, case, digits)(0)
+    graphed, _ = bench.package_step(case, CPU, precision)
+    graphed.autocast_cache = False
+    static = bench.StaticStep(graphed, case, digits, bench.noise_generator(case), [size])
+    static.load(size, 0)
+    static.run(size)
+    graphed.advance()
 
-    torch.testing.assert_close(actual, expected)
-    assert torch.equal(generators[0].get_state(), generators[1].get_state())  # as many draws, in order
-    for got, want in zip(models[1].parameters(), models[0].parameters()):
-        torch.testing.assert_close(got, want)
+    for step in (eager, graphed):
+        state = step.model.state_dict()
+        assert state.keys() == expected.keys()
+        for key, value in expected.items():
+            assert torch.equal(state[key], value), key
+    moved = [key for key, value in expected.items() if value.is_floating_point()
+             and not torch.equal(value, bench.seeded(case.build, 0, f"{name}/init").state_dict()[key])]
+    assert moved  # the step did change the weights
     if name.startswith("class"):  # the class dropout really was exercised
         assert 0 < int((static.buffers[size]["keep"] == 0).sum()) < size
 
@@ -104,3 +146,17 @@ def test_defaults_run_every_variant_on_cuda_and_skip_compiling_on_a_cpu():
     assert on_cpu.variants == ["eager_fp32", "eager_bf16", "cuda_graph"]
     assert (on_cpu.steps, on_cpu.warmup) == (3, 1)
     assert on_cpu.models == list(bench.MODELS)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no step taken here
+@pytest.mark.parametrize("profile, name", [("full", "class_ddpm"), ("quick", "time_flow")])
+def test_the_recipes_schedules_reach_the_captured_learning_rate(profile, name):
+    """The CUDA graph reads the learning rate from one tensor: the per-epoch decay (full) and the
+    per-step one-cycle schedule (quick) must change that tensor, not replace it."""
+    case = bench.recipe_cases(width=4, profile=profile)[name]
+    step, per_epoch = bench.package_step(case, CPU, "fp32", capturable=True)
+    scheduler = per_epoch or step.step_scheduler
+    assert (per_epoch is None) == (profile == "quick")
+    assert bench.schedule_reaches_lr_tensor(step.optimizer, scheduler)
+    plain, per_epoch = bench.package_step(case, CPU, "fp32")  # a float rate: nothing a graph could read
+    assert not bench.schedule_reaches_lr_tensor(plain.optimizer, per_epoch or plain.step_scheduler)

@@ -241,3 +241,133 @@ def test_class_training_from_a_warm_start_changes_the_class_embeddings(mnist):
     assert not torch.all(result.checkpoints[1]["c1.2.weight"] == 0)  # it learned class-dependent scales
     with pytest.raises(ValueError, match="class-conditioned"):
         train_ddpm(short, mnist, "cpu", seed=0, conditional=False, progress=False, warm_start=time_state)
+
+
+# --- the training step against the course's losses, written out here ----------------------------
+
+
+def _reference_loss(run_name, recipe):
+    """(model, x, labels, generator) -> loss: the one-phase losses of ddpm / flow_matching, and the
+    denoiser's loss written out."""
+    import torch.nn.functional as F
+
+    from diffusion_lab.mnist import flow_matching
+
+    schedule = ddpm.DDPMSchedule(getattr(recipe, "num_timesteps", 300), getattr(recipe, "beta1", 1e-4),
+                                 getattr(recipe, "beta2", 0.02))
+    return {
+        "denoiser": lambda m, x, y, g: F.mse_loss(m(x + recipe.sigma * torch.randn(x.shape, generator=g)).float(), x),
+        "time_ddpm": lambda m, x, y, g: ddpm.time_conditioned_loss(m, schedule, x, g, recipe.min_snr_gamma,
+                                                                   recipe.min_snr_floor),
+        "class_ddpm": lambda m, x, y, g: ddpm.class_conditioned_loss(m, schedule, x, y, g, recipe.p_uncond,
+                                                                     recipe.min_snr_gamma, recipe.min_snr_floor),
+        "time_flow": lambda m, x, y, g: flow_matching.time_conditioned_loss(m, x, g, recipe.time_distribution),
+        "class_flow": lambda m, x, y, g: flow_matching.class_conditioned_loss(m, x, y, g, recipe.p_uncond,
+                                                                              recipe.time_distribution),
+    }[run_name]
+
+
+def _network(run_name, width):
+    from diffusion_lab.mnist.unet import UnconditionalUNet
+
+    if run_name == "denoiser":
+        return UnconditionalUNet(1, width)
+    return ClassConditionalUNet(1, 10, width) if run_name.startswith("class") else TimeConditionalUNet(1, width)
+
+
+# (run, recipe changes): the tiny recipes, and the quick profile's additions on the DDPMs and flows
+STEP_CASES = [
+    ("denoiser", {}),
+    ("time_ddpm", {}),
+    ("class_ddpm", {"p_uncond": 0.3}),
+    ("time_flow", {}),
+    ("class_flow", {"p_uncond": 0.3}),
+    ("time_ddpm", {"min_snr_gamma": 5.0, "min_snr_floor": 0.2, "lr_schedule": "one_cycle", "ema_decay": 0.9}),
+    ("class_ddpm", {"min_snr_gamma": 5.0, "lr_schedule": "one_cycle", "warmup_fraction": 0.5}),
+    ("class_flow", {"time_distribution": "logit_normal", "ema_decay": 0.5}),
+]
+
+
+@pytest.mark.parametrize("run_name, changes", STEP_CASES)
+def test_recipe_loss_is_the_course_loss_bit_for_bit(mnist, run_name, changes):
+    """A recipe's two-phase loss draws the same numbers in the same order as the module's one-phase
+    loss and gives the same bits."""
+    from diffusion_lab.mnist.training import recipe_loss
+
+    recipe = dataclasses.replace(getattr(TINY, run_name), **changes)
+    model = seeded(lambda: _network(run_name, 8), 0, "loss")
+    x, y = mnist.train_images[:32], mnist.train_labels[:32]
+    mine, theirs = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    got = recipe_loss(run_name, recipe)(model, x, y, mine)
+    want = _reference_loss(run_name, recipe)(model, x, y, theirs)
+    assert torch.equal(got, want)
+    assert torch.equal(mine.get_state(), theirs.get_state())
+    assert not torch.equal(got, _reference_loss(run_name, recipe)(model, x, y, theirs))  # the draws matter
+
+
+def _reference_training(run_name, recipe, data, seed):
+    """`fit` written out: the seeded subset, init and shuffle, Adam on the course loss, the schedules
+    and the EMA d_k = min(decay, (1 + k) / (10 + k)) of the float tensors (integer ones are copied).
+    (losses, final state, final EMA state or None)."""
+    def generator(purpose):
+        return seeding.make_generator(seed, f"{run_name}/{purpose}")
+
+    keep = torch.randperm(data.train_images.shape[0], generator=generator("subset"))[: recipe.train_subset]
+    images, labels = data.train_images[keep], data.train_labels[keep]
+    model = seeded(lambda: _network(run_name, recipe.num_hiddens), seed, f"{run_name}/init").train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate, fused=True)
+    steps = recipe.epochs * -(-recipe.train_subset // recipe.batch_size)
+    one_cycle = getattr(recipe, "lr_schedule", "exponential") == "one_cycle"
+    if one_cycle:
+        per_step = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=recipe.learning_rate, total_steps=steps, pct_start=recipe.warmup_fraction,
+            anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e4)
+    decay = getattr(recipe, "ema_decay", None)
+    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if decay else None
+    loss_of, noise, shuffle = _reference_loss(run_name, recipe), generator("noise"), generator("shuffle")
+    losses, k = [], 0
+    for _epoch in range(recipe.epochs):
+        order = torch.randperm(images.shape[0], generator=shuffle)
+        for begin in range(0, images.shape[0], recipe.batch_size):
+            index = order[begin : begin + recipe.batch_size]
+            loss = loss_of(model, images[index], labels[index], noise)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if one_cycle:
+                per_step.step()
+            k += 1
+            if ema is not None:
+                d = min(decay, (1 + k) / (10 + k))
+                for key, value in model.state_dict().items():
+                    if value.is_floating_point():
+                        ema[key].mul_(d).add_(value, alpha=1 - d)
+                    else:
+                        ema[key] = value.clone()
+            losses.append(loss.item())
+        if run_name != "denoiser" and not one_cycle:
+            for group in optimizer.param_groups:
+                group["lr"] *= recipe.lr_gamma
+    return losses, model.state_dict(), ema
+
+
+@pytest.mark.parametrize("run_name, changes", STEP_CASES)
+def test_training_is_adam_on_the_course_loss(mnist, run_name, changes):
+    """Two epochs of two steps (the second a short batch): `fit`'s losses, weights and EMA are the
+    bits of the training loop written out above."""
+    from diffusion_lab.mnist.training import train_ddpm, train_flow_matching
+
+    recipe = dataclasses.replace(getattr(TINY, run_name), train_subset=96, batch_size=64, epochs=2, **changes)
+    if run_name == "denoiser":
+        result = train_denoiser(recipe, mnist, "cpu", seed=7, progress=False)
+    else:
+        train = train_ddpm if run_name.endswith("ddpm") else train_flow_matching
+        result = train(recipe, mnist, "cpu", seed=7, conditional=run_name.startswith("class"), progress=False)
+    losses, state, ema = _reference_training(run_name, recipe, mnist, seed=7)
+    assert result.losses == losses and len(losses) == 4
+    assert state.keys() == result.checkpoints[2].keys()
+    for key, value in state.items():
+        assert torch.equal(result.checkpoints[2][key], value), key
+    assert (ema is None) == (result.ema_checkpoints == {})
+    for key, value in (ema or {}).items():
+        assert torch.equal(result.ema_checkpoints[2][key], value.to(state[key].dtype)), key

@@ -1,6 +1,9 @@
 """Training loops for Part B: the one-step denoiser (B1.2), the two DDPMs (B2.2, B2.4) and the
 two flow-matching models of the course's current Part B.
 
+Each step of `fit` is a `train_step.TrainStep` (the step benchmarks/bench_partb_train.py times);
+the five runs of `RECIPE_RUNS` train on their recipes' losses from `train_step`.
+
 Randomness: every draw comes from a CPU generator derived from (seed, "<run>/<purpose>"):
 weight init, the training subset, the shuffle and the noise each have their own, so changing
 one never shifts another. On the CPU a seed and a thread count give bit-identical losses and
@@ -15,26 +18,29 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from diffusion_lab import seeding
 from diffusion_lab.mnist.data import MnistSplits
-from diffusion_lab.mnist import flow_matching
-from diffusion_lab.mnist.ddpm import DDPMSchedule, class_conditioned_loss, time_conditioned_loss
-from diffusion_lab.mnist.ema import WeightAverage
-from diffusion_lab.mnist.precision import autocast, memory_format, resolve_precision
+from diffusion_lab.mnist.ddpm import DDPMSchedule
+from diffusion_lab.mnist.precision import autocast, resolve_precision
 from diffusion_lab.mnist.recipes import DDPMRecipe, DenoiserRecipe, FlowMatchingRecipe, UNetRecipe
+from diffusion_lab.mnist.train_step import (
+    BatchLoss,
+    DDPMLoss,
+    DenoiserLoss,
+    FlowLoss,
+    RecipeLoss,
+    _lr_schedulers,  # noqa: F401 -- tests/test_mnist_training.py looks fit's schedules up here
+    make_train_step,
+)
 from diffusion_lab.mnist.unet import (
     ClassConditionalUNet,
     TimeConditionalUNet,
     UnconditionalUNet,
     count_parameters,
 )
-
-# batch_loss(model, images, labels, noise_generator) -> scalar loss
-BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass
@@ -104,6 +110,44 @@ def schedule_for(recipe: DDPMRecipe) -> DDPMSchedule:
     return DDPMSchedule(recipe.num_timesteps, recipe.beta1, recipe.beta2)
 
 
+# The Part B runs that train on a `RecipeLoss`, by their run names.
+RECIPE_RUNS = ("denoiser", "time_ddpm", "class_ddpm", "time_flow", "class_flow")
+
+
+def recipe_model(run_name: str, recipe: DenoiserRecipe | UNetRecipe) -> nn.Module:
+    """The unseeded network of one of `RECIPE_RUNS` at the recipe's width."""
+    if run_name == "denoiser":
+        return make_denoiser(recipe)
+    _check_run(run_name)
+    return make_ddpm_unet(recipe, conditional=run_name.startswith("class_"))
+
+
+def recipe_loss(run_name: str, recipe: DenoiserRecipe | DDPMRecipe | FlowMatchingRecipe) -> RecipeLoss:
+    """The training loss of one of `RECIPE_RUNS` under its recipe (class models: with the recipe's
+    class dropout)."""
+    if run_name == "denoiser":
+        return DenoiserLoss(recipe.sigma)
+    _check_run(run_name)
+    p_uncond = recipe.p_uncond if run_name.startswith("class_") else None
+    if run_name.endswith("_ddpm"):
+        return DDPMLoss(schedule_for(recipe), p_uncond, recipe.min_snr_gamma, recipe.min_snr_floor)
+    return FlowLoss(p_uncond, recipe.time_distribution)
+
+
+def _check_run(run_name: str) -> None:
+    if run_name not in RECIPE_RUNS:
+        raise ValueError(f"run must be one of {', '.join(RECIPE_RUNS)}, got {run_name!r}")
+
+
+def optimizer_settings(recipe: DenoiserRecipe | UNetRecipe) -> dict:
+    """`fit`'s learning-rate and EMA arguments for a Part B recipe: the denoiser keeps its rate; a
+    UNet has its recipe's schedule and, if any, EMA."""
+    if isinstance(recipe, UNetRecipe):
+        return {"learning_rate": recipe.learning_rate, "lr_gamma": recipe.lr_gamma, "lr_schedule": recipe.lr_schedule,
+                "warmup_fraction": recipe.warmup_fraction, "ema_decay": recipe.ema_decay}
+    return {"learning_rate": recipe.learning_rate}
+
+
 # --- the one training loop -------------------------------------------------------------------
 
 
@@ -152,16 +196,15 @@ def fit(
     shuffle_generator = seeding.make_generator(seed, f"{run_name}/shuffle")
     noise_generator = seeding.make_generator(seed, f"{run_name}/noise")
 
-    model = model.to(device).to(memory_format=memory_format(precision)).train()
-    # One fused kernel for all parameters instead of a loop over them: the same update rule.
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
     images = images.to(device)
     labels = labels.to(device)
     n = images.shape[0]
     steps_per_epoch = -(-n // batch_size)
-    epoch_scheduler, step_scheduler = _lr_schedulers(
-        optimizer, lr_schedule, lr_gamma, learning_rate, epochs * steps_per_epoch, warmup_fraction)
-    average = WeightAverage(model, ema_decay) if ema_decay is not None else None
+    step, epoch_scheduler = make_train_step(
+        model, batch_loss, learning_rate=learning_rate, total_steps=epochs * steps_per_epoch, device=device,
+        precision=precision, lr_gamma=lr_gamma, lr_schedule=lr_schedule, warmup_fraction=warmup_fraction,
+        ema_decay=ema_decay)
+    model, average = step.model, step.average
     labels_for = dict(zip(checkpoint_epochs, checkpoint_labels))
 
     losses: list[float] = []
@@ -174,15 +217,7 @@ def fit(
             epoch_losses = []
             for begin in range(0, n, batch_size):
                 index = order[begin : begin + batch_size]
-                with autocast(device, precision):
-                    loss = batch_loss(model, images[index], labels[index], noise_generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if step_scheduler is not None:
-                    step_scheduler.step()
-                if average is not None:
-                    average.update(model)
+                loss = step(images[index], labels[index], noise_generator)
                 epoch_losses.append(loss.detach())
                 bar.update(1)
                 if len(epoch_losses) % 25 == 0:
@@ -215,24 +250,6 @@ def fit(
     )
 
 
-LR_SCHEDULES = ("exponential", "one_cycle")
-
-
-def _lr_schedulers(optimizer, lr_schedule: str, lr_gamma: float | None, learning_rate: float, total_steps: int,
-                   warmup_fraction: float):
-    """(per-epoch scheduler, per-step scheduler) for `fit`; either may be None."""
-    if lr_schedule == "exponential":
-        return (torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_gamma) if lr_gamma else None), None
-    if lr_schedule == "one_cycle":
-        if not 0.0 < warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must be in (0, 1), got {warmup_fraction}")
-        return None, torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=learning_rate, total_steps=total_steps, pct_start=warmup_fraction,
-            anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e4,
-        )
-    raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
-
-
 def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().to("cpu").contiguous().clone() for key, value in model.state_dict().items()}
 
@@ -246,17 +263,11 @@ def train_denoiser(
     """B1.2: minimize || D(x + sigma eps) - x ||^2."""
     run_name = "denoiser"
     images, labels = training_subset(data, recipe.train_subset, seed, run_name)
-    sigma = recipe.sigma
-
-    def batch_loss(model, x, _labels, generator):
-        z = x + sigma * seeding.randn(x.shape, generator, x.device)
-        return F.mse_loss(model(z).float(), x)
-
-    model = seeded(lambda: make_denoiser(recipe), seed, f"{run_name}/init")
+    model = seeded(lambda: recipe_model(run_name, recipe), seed, f"{run_name}/init")
     return fit(
-        model, images, labels, batch_loss,
+        model, images, labels, recipe_loss(run_name, recipe),
         run_name=run_name, seed=seed, batch_size=recipe.batch_size, epochs=recipe.epochs,
-        learning_rate=recipe.learning_rate, checkpoint_epochs=recipe.checkpoint_epochs,
+        **optimizer_settings(recipe), checkpoint_epochs=recipe.checkpoint_epochs,
         checkpoint_labels=recipe.checkpoint_labels, device=device, precision=recipe.precision,
         progress=progress, recipe=recipe.to_dict(),
     )
@@ -275,18 +286,8 @@ def train_ddpm(
 
     warm_start: a trained time-conditioned UNet's state to start the class-conditioned one from
     (`warm_started_class_unet`) instead of a random init."""
-    schedule = schedule_for(recipe)
-
-    if conditional:
-        def batch_loss(model, x, y, generator):
-            return class_conditioned_loss(model, schedule, x, y, generator, recipe.p_uncond, recipe.min_snr_gamma,
-                                          recipe.min_snr_floor)
-    else:
-        def batch_loss(model, x, _labels, generator):
-            return time_conditioned_loss(model, schedule, x, generator, recipe.min_snr_gamma, recipe.min_snr_floor)
-
     run_name = "class_ddpm" if conditional else "time_ddpm"
-    return _train_unet(recipe, data, run_name, batch_loss, device, seed, conditional, progress, warm_start)
+    return _train_unet(recipe, data, run_name, device, seed, progress, warm_start)
 
 
 def train_flow_matching(
@@ -301,34 +302,24 @@ def train_flow_matching(
     """The course's time-conditioned (conditional=False) or class-conditioned flow matching: the
     UNet regresses x_1 - x_0 at x_t = (1 - t) x_0 + t x_1 (`mnist.flow_matching`); warm_start as
     in `train_ddpm`."""
-    if conditional:
-        def batch_loss(model, x, y, generator):
-            return flow_matching.class_conditioned_loss(model, x, y, generator, recipe.p_uncond,
-                                                        recipe.time_distribution)
-    else:
-        def batch_loss(model, x, _labels, generator):
-            return flow_matching.time_conditioned_loss(model, x, generator, recipe.time_distribution)
-
     run_name = "class_flow" if conditional else "time_flow"
-    return _train_unet(recipe, data, run_name, batch_loss, device, seed, conditional, progress, warm_start)
+    return _train_unet(recipe, data, run_name, device, seed, progress, warm_start)
 
 
-def _train_unet(recipe: UNetRecipe, data: MnistSplits, run_name: str, batch_loss: BatchLoss,
-                device: torch.device | str, seed: int, conditional: bool, progress: bool,
-                warm_start: dict[str, torch.Tensor] | None) -> TrainingResult:
-    """`fit` a freshly seeded (or warm-started) time- or class-conditioned UNet on `batch_loss`."""
+def _train_unet(recipe: UNetRecipe, data: MnistSplits, run_name: str, device: torch.device | str, seed: int,
+                progress: bool, warm_start: dict[str, torch.Tensor] | None) -> TrainingResult:
+    """`fit` a freshly seeded (or warm-started) time- or class-conditioned UNet on its recipe's loss."""
+    conditional = run_name.startswith("class_")
     images, labels = training_subset(data, recipe.train_subset, seed, run_name)
-    model = seeded(lambda: make_ddpm_unet(recipe, conditional), seed, f"{run_name}/init")
+    model = seeded(lambda: recipe_model(run_name, recipe), seed, f"{run_name}/init")
     if warm_start is not None:
         if not conditional:
             raise ValueError("only the class-conditioned UNet starts from another model")
         model = warm_started_class_unet(model, warm_start)
     return fit(
-        model, images, labels, batch_loss,
+        model, images, labels, recipe_loss(run_name, recipe),
         run_name=run_name, seed=seed, batch_size=recipe.batch_size, epochs=recipe.epochs,
-        learning_rate=recipe.learning_rate, lr_gamma=recipe.lr_gamma, lr_schedule=recipe.lr_schedule,
-        warmup_fraction=recipe.warmup_fraction, ema_decay=recipe.ema_decay,
-        checkpoint_epochs=recipe.checkpoint_epochs, checkpoint_labels=recipe.checkpoint_labels,
+        **optimizer_settings(recipe), checkpoint_epochs=recipe.checkpoint_epochs, checkpoint_labels=recipe.checkpoint_labels,
         device=device, precision=recipe.precision, progress=progress,
         recipe={**recipe.to_dict(), "conditional": conditional},
     )
