@@ -172,7 +172,7 @@ def test_ema_rides_along_without_changing_training(mnist):
 def test_one_cycle_warms_up_then_decays_to_almost_nothing():
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=4e-3)
-    from diffusion_lab.mnist.training import _lr_schedulers
+    from diffusion_lab.mnist.train_step import _lr_schedulers
 
     per_epoch, per_step = _lr_schedulers(optimizer, "one_cycle", None, 4e-3, total_steps=100, warmup_fraction=0.3)
     assert per_epoch is None

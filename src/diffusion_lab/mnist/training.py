@@ -32,7 +32,6 @@ from diffusion_lab.mnist.train_step import (
     DenoiserLoss,
     FlowLoss,
     RecipeLoss,
-    _lr_schedulers,  # noqa: F401 -- tests/test_mnist_training.py looks fit's schedules up here
     make_train_step,
 )
 from diffusion_lab.mnist.unet import (
