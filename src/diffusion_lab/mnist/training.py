@@ -2,7 +2,8 @@
 two flow-matching models of the course's current Part B.
 
 Each step of `fit` is a `train_step.TrainStep` (the step benchmarks/bench_partb_train.py times);
-the five runs of `RECIPE_RUNS` train on their recipes' losses from `train_step`.
+the five runs of `RECIPE_RUNS` train on their recipes' losses from `train_step` (the two-phase
+losses of `ddpm`, `flow_matching` and `denoiser`).
 
 Randomness: every draw comes from a CPU generator derived from (seed, "<run>/<purpose>"):
 weight init, the training subset, the shuffle and the noise each have their own, so changing
