@@ -135,6 +135,57 @@ def test_the_class_loss_drops_about_p_uncond_of_the_classes():
     assert torch.equal(seen[0][kept].argmax(dim=1), labels[kept])
 
 
+class _Recorder(torch.nn.Module):
+    """Records its inputs and answers 0.5 x + t + sum(c) per row, so the loss can be worked out by hand."""
+
+    def __init__(self, num_classes=None):
+        super().__init__()
+        self.num_classes, self.seen = num_classes, []
+
+    def forward(self, x, t, c=None):
+        self.seen.append((x, t, c))
+        return 0.5 * x + (t + (0 if c is None else c.sum(dim=1))).view(-1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("p_uncond, time_distribution", [(None, "uniform"), (0.3, "uniform"),
+                                                         (None, "logit_normal"), (0.3, "logit_normal")])
+def test_flow_losses_are_the_velocity_loss_by_hand(p_uncond, time_distribution):
+    """The two phases (`draw_flow_batch`, `flow_loss_from`) and the one-step loss against the
+    velocity loss worked out here: t, x_0, then the dropout mask drawn from the generator and nothing
+    else; the network sees (1 - t) x_0 + t x_1 and is scored against x_1 - x_0."""
+    n = 64
+    x_1 = torch.rand(n, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(n) % 10
+    generator, hand = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    draws = flow_matching.draw_flow_batch(x_1.shape, generator, p_uncond, time_distribution)
+
+    t = torch.rand(n, generator=hand) if time_distribution == "uniform" else torch.randn(n, generator=hand).sigmoid()
+    x_0 = torch.randn(x_1.shape, generator=hand)
+    keep = None if p_uncond is None else (torch.rand(n, generator=hand) >= p_uncond).float()
+    assert torch.equal(generator.get_state(), hand.get_state())
+    assert torch.equal(draws.t, t) and torch.equal(draws.noise, x_0)
+    assert (draws.keep is None) == (keep is None)
+    if keep is not None:
+        assert torch.equal(draws.keep, keep) and 0 < int((keep == 0).sum()) < n
+
+    c = None if keep is None else torch.eye(10)[labels] * keep[:, None]
+    x_t = (1 - t).view(-1, 1, 1, 1) * x_0 + t.view(-1, 1, 1, 1) * x_1
+    u = 0.5 * x_t + (t + (0 if c is None else c.sum(dim=1))).view(-1, 1, 1, 1)
+    want = (u - (x_1 - x_0)).pow(2).mean()
+
+    model = _Recorder(None if p_uncond is None else 10)
+    torch.testing.assert_close(flow_matching.flow_loss_from(model, x_1, labels, draws), want)
+    seen_x_t, seen_t, seen_c = model.seen[0]
+    torch.testing.assert_close(seen_x_t, x_t)
+    assert torch.equal(seen_t, t) and (seen_c is None) == (c is None) and (c is None or torch.equal(seen_c, c))
+    if p_uncond is None:
+        got = flow_matching.time_conditioned_loss(model, x_1, torch.Generator().manual_seed(2), time_distribution)
+    else:
+        got = flow_matching.class_conditioned_loss(model, x_1, labels, torch.Generator().manual_seed(2), p_uncond,
+                                                   time_distribution)
+    torch.testing.assert_close(got, want)
+
+
 def test_a_zero_velocity_model_scores_the_mean_square_target():
     """With u = 0 the loss is E|x_1 - x_0|^2 = E x_1^2 + 1 per pixel: the loss compares with the
     velocity target, not with the digit or the noise."""

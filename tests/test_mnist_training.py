@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
 from diffusers import DDPMScheduler
 
 from diffusion_lab import seeding
-from diffusion_lab.mnist import ddpm
+from diffusion_lab.mnist import ddpm, denoiser
 from diffusion_lab.mnist.data import load_mnist
 from diffusion_lab.mnist.precision import resolve_precision
 from diffusion_lab.mnist.training import seeded, train_ddpm, train_denoiser
-from diffusion_lab.mnist.unet import ClassConditionalUNet, TimeConditionalUNet
+from diffusion_lab.mnist.unet import ClassConditionalUNet, TimeConditionalUNet, one_hot
 from diffusion_lab.profiles import PROFILES, get_profile
 
 TINY = get_profile("tiny").partb
@@ -75,6 +76,83 @@ def test_class_dropout_zeroes_about_p_uncond_of_the_rows():
     dropped = c.sum(dim=1) == 0
     assert 0.08 < dropped.float().mean() < 0.12
     assert torch.equal(c[~dropped].argmax(dim=1), labels[~dropped])
+
+
+class _Recorder(torch.nn.Module):
+    """Records its inputs and answers 0.5 x + t + sum(c) per row, so a loss can be worked out by hand."""
+
+    def __init__(self, num_classes=None):
+        super().__init__()
+        self.num_classes, self.seen = num_classes, []
+
+    def forward(self, x, t=None, c=None):
+        self.seen.append((x, t, c))
+        shift = torch.zeros(x.shape[0]) if t is None else t + (0 if c is None else c.sum(dim=1))
+        return 0.5 * x + shift.view(-1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("p_uncond, gamma, floor", [(None, None, 0.0), (0.3, None, 0.0), (None, 5.0, 0.2),
+                                                     (0.3, 5.0, 0.2)])
+def test_ddpm_losses_are_the_epsilon_loss_by_hand(p_uncond, gamma, floor):
+    """The two phases (`draw_ddpm_batch`, `ddpm_loss_from`) and the one-step loss against the epsilon
+    loss worked out here: t, eps, then the dropout mask drawn from the generator and nothing else;
+    abar_t from the product of the 1 - beta_s; Min-SNR weights min(SNR, gamma) / SNR, floored."""
+    T, beta1, beta2, n = 50, 1e-4, 0.02, 64
+    schedule = ddpm.DDPMSchedule(T, beta1, beta2)
+    x_0 = torch.rand(n, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(n) % 10
+    generator, hand = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    draws = ddpm.draw_ddpm_batch(schedule, x_0.shape, generator, p_uncond, gamma, floor)
+
+    t = torch.randint(1, T + 1, (n,), generator=hand)
+    eps = torch.randn(x_0.shape, generator=hand)
+    keep = None if p_uncond is None else (torch.rand(n, generator=hand) >= p_uncond).float()
+    assert torch.equal(generator.get_state(), hand.get_state())
+    betas = [beta1 + (beta2 - beta1) * k / (T - 1) for k in range(T)]
+    abar = torch.tensor([math.prod(1 - beta for beta in betas[:step]) for step in t.tolist()], dtype=torch.float64)
+    snr = abar / (1 - abar)
+    weights = None if gamma is None else (torch.minimum(snr, torch.tensor(gamma)) / snr).clamp(min=floor).float()
+
+    assert torch.equal(draws.noise, eps) and draws.abar.dtype == torch.float32
+    torch.testing.assert_close(draws.abar, abar.float())
+    torch.testing.assert_close(draws.time, t.float() / T)
+    assert (draws.keep is None) == (keep is None) and (draws.weights is None) == (weights is None)
+    if keep is not None:
+        assert torch.equal(draws.keep, keep) and 0 < int((keep == 0).sum()) < n
+    if weights is not None:
+        torch.testing.assert_close(draws.weights, weights)
+        assert weights.min() < 1  # the weighting is exercised
+
+    c = None if keep is None else torch.eye(10)[labels] * keep[:, None]
+    x_t = abar.sqrt().float().view(-1, 1, 1, 1) * x_0 + (1 - abar).sqrt().float().view(-1, 1, 1, 1) * eps
+    eps_hat = 0.5 * x_t + (t.float() / T + (0 if c is None else c.sum(dim=1))).view(-1, 1, 1, 1)
+    per_sample = (eps_hat - eps).pow(2).mean(dim=(1, 2, 3))
+    want = per_sample.mean() if weights is None else (weights * per_sample).mean()
+
+    model = _Recorder(None if p_uncond is None else 10)
+    torch.testing.assert_close(ddpm.ddpm_loss_from(model, x_0, labels, draws), want)
+    seen_x_t, seen_t, seen_c = model.seen[0]
+    torch.testing.assert_close(seen_x_t, x_t)
+    assert (seen_c is None) == (c is None) and (c is None or torch.equal(seen_c, c))
+    if p_uncond is None:
+        got = ddpm.time_conditioned_loss(model, schedule, x_0, torch.Generator().manual_seed(2), gamma, floor)
+    else:
+        got = ddpm.class_conditioned_loss(model, schedule, x_0, labels, torch.Generator().manual_seed(2), p_uncond,
+                                          gamma, floor)
+    torch.testing.assert_close(got, want)
+
+
+def test_denoiser_loss_is_the_l2_loss_by_hand():
+    """B1.2: eps alone drawn from the generator; the UNet sees x + sigma eps and is scored against x."""
+    x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    generator, hand = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    draws = denoiser.draw_denoiser_batch(x.shape, generator)
+    eps = torch.randn(x.shape, generator=hand)
+    assert torch.equal(draws.noise, eps) and torch.equal(generator.get_state(), hand.get_state())
+    model = _Recorder()
+    loss = denoiser.denoiser_loss_from(model, x, 0.5, draws)
+    torch.testing.assert_close(model.seen[0][0], x + 0.5 * eps)
+    torch.testing.assert_close(loss, (0.5 * (x + 0.5 * eps) - x).pow(2).mean())
 
 
 # --- recipes -------------------------------------------------------------------------------------
@@ -172,7 +250,7 @@ def test_ema_rides_along_without_changing_training(mnist):
 def test_one_cycle_warms_up_then_decays_to_almost_nothing():
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=4e-3)
-    from diffusion_lab.mnist.training import _lr_schedulers
+    from diffusion_lab.mnist.train_step import _lr_schedulers
 
     per_epoch, per_step = _lr_schedulers(optimizer, "one_cycle", None, 4e-3, total_steps=100, warmup_fraction=0.3)
     assert per_epoch is None
@@ -226,7 +304,7 @@ def test_a_warm_started_class_unet_begins_as_the_time_conditioned_one():
                                          time_unet.state_dict()).eval()
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([0.1, 0.4, 0.7, 1.0])
-    c = ddpm.one_hot(torch.tensor([0, 3, 9, 9]))
+    c = one_hot(torch.tensor([0, 3, 9, 9]))
     c[3] = 0  # "no class"
     torch.testing.assert_close(class_unet(x, t, c), time_unet(x, t), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="width"):
@@ -247,7 +325,8 @@ def test_class_training_from_a_warm_start_changes_the_class_embeddings(mnist):
 
 
 def _reference_loss(run_name, recipe):
-    """(model, x, labels, generator) -> loss: the one-phase losses of ddpm / flow_matching, and the
+    """(model, x, labels, generator) -> loss: the one-step losses of ddpm / flow_matching (held to
+    hand computations in test_ddpm_losses_are_the_epsilon_loss_by_hand and its flow twin), and the
     denoiser's loss written out."""
     import torch.nn.functional as F
 
@@ -289,20 +368,23 @@ STEP_CASES = [
 
 
 @pytest.mark.parametrize("run_name, changes", STEP_CASES)
-def test_recipe_loss_is_the_course_loss_bit_for_bit(mnist, run_name, changes):
-    """A recipe's two-phase loss draws the same numbers in the same order as the module's one-phase
-    loss and gives the same bits."""
+def test_a_recipe_loss_through_its_draws_by_name_is_the_loss_fit_takes(mnist, run_name, changes):
+    """The form a CUDA graph's static buffers take (`RecipeLoss.draw`: the draws by name, here with a
+    batch index beside them, then `RecipeLoss.loss`) carries every draw of the recipe and gives the
+    bits of the loss `fit` calls with the same generator."""
     from diffusion_lab.mnist.training import recipe_loss
 
     recipe = dataclasses.replace(getattr(TINY, run_name), **changes)
+    loss = recipe_loss(run_name, recipe)
     model = seeded(lambda: _network(run_name, 8), 0, "loss")
     x, y = mnist.train_images[:32], mnist.train_labels[:32]
-    mine, theirs = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    got = recipe_loss(run_name, recipe)(model, x, y, mine)
-    want = _reference_loss(run_name, recipe)(model, x, y, theirs)
-    assert torch.equal(got, want)
-    assert torch.equal(mine.get_state(), theirs.get_state())
-    assert not torch.equal(got, _reference_loss(run_name, recipe)(model, x, y, theirs))  # the draws matter
+    drawn = loss.draw(x.shape, torch.Generator().manual_seed(5))
+    names = {"denoiser": {"noise"}, "ddpm": {"noise", "abar", "time"}, "flow": {"t", "noise"}}[run_name.split("_")[-1]]
+    names |= {"keep"} if run_name.startswith("class") else set()
+    names |= {"weights"} if getattr(recipe, "min_snr_gamma", None) is not None else set()
+    assert drawn.keys() == names and all(value.shape[0] == 32 for value in drawn.values())
+    got = loss.loss(model, x, y, {"index": torch.arange(32), **drawn})
+    assert torch.equal(got, loss(model, x, y, torch.Generator().manual_seed(5)))
 
 
 def _reference_training(run_name, recipe, data, seed):

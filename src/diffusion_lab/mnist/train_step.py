@@ -1,34 +1,34 @@
 """One optimisation step of Part B's training: what `training.fit` runs once per batch and what
 benchmarks/bench_partb_train.py times (eagerly, compiled, or captured whole in a CUDA graph).
 
-A recipe's loss (`RecipeLoss`) comes in two phases:
+A recipe's loss (`RecipeLoss`) is one of the two-phase losses of `ddpm`, `flow_matching` and
+`denoiser` under the recipe's settings:
 
-- `draw(shape, generator)`: every random number the step needs, from one CPU generator in the
-  order the course's losses draw them (`ddpm.time_conditioned_loss` and the others: t, then the
-  Gaussian noise, then the class-dropout mask), plus the host-side arithmetic on them (the
-  schedule's abar_t and t / T, the Min-SNR weights), as CPU tensors;
-- `loss(model, images, labels, draws)`: the loss from those tensors on the model's device. It never
-  waits for the host, so a CUDA graph can capture it with the draws in static buffers.
+- `draw(shape, generator)`: the loss's host phase (`ddpm.draw_ddpm_batch` and the others): every
+  random number the step needs, from one CPU generator, and the host-side arithmetic on them, as a
+  flat dict of CPU tensors by name (the form a CUDA graph's static buffers take);
+- `loss(model, images, labels, draws)`: the loss's device phase (`ddpm.ddpm_loss_from` and the
+  others) on those tensors, which never waits for the host.
 
-Called with a generator, a `RecipeLoss` is a `BatchLoss` that computes the very bits of the
-one-phase losses in `ddpm` and `flow_matching` (tests/test_mnist_training.py holds them equal).
-`TrainStep` is the step around any `BatchLoss`: the loss under autocast, backward, Adam, then the
-per-step learning-rate schedule and the weights' EMA.
+Called with a generator, a `RecipeLoss` is a `BatchLoss`: the module's one-step loss
+(`ddpm.time_conditioned_loss` and the others), bit for bit. `TrainStep` is the step around any
+`BatchLoss`: the loss under autocast, backward, Adam, then the per-step learning-rate schedule and
+the weights' EMA.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from diffusion_lab import seeding
-from diffusion_lab.mnist import flow_matching
-from diffusion_lab.mnist.ddpm import DDPMSchedule, _epsilon_loss, loss_weights
+from diffusion_lab.mnist.ddpm import DDPMDraws, DDPMSchedule, ddpm_loss_from, draw_ddpm_batch
+from diffusion_lab.mnist.denoiser import DenoiserDraws, denoiser_loss_from, draw_denoiser_batch
 from diffusion_lab.mnist.ema import WeightAverage
+from diffusion_lab.mnist.flow_matching import FlowDraws, draw_flow_batch, flow_loss_from
 from diffusion_lab.mnist.precision import autocast, memory_format
 
 # batch_loss(model, images, labels, noise_generator) -> scalar loss
@@ -40,107 +40,83 @@ Draws = dict[str, torch.Tensor]
 
 
 class RecipeLoss:
-    """A Part B training loss split into its draws (host) and its arithmetic (device)."""
+    """A Part B training loss under a recipe's settings, its phases seen as `Draws`. A subclass names
+    its draws' dataclass (`draws_type`) and its two phases (`draw_batch`, `loss_from`)."""
+
+    draws_type: type
+
+    def draw_batch(self, shape: torch.Size, generator: torch.Generator) -> Any:
+        """The loss's host phase: a `draws_type` of CPU tensors for a batch of `shape` (N, 1, 28, 28)."""
+        raise NotImplementedError
+
+    def loss_from(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: Any) -> torch.Tensor:
+        """The loss's device phase on a `draws_type` on the images' device."""
+        raise NotImplementedError
 
     def draw(self, shape: torch.Size, generator: torch.Generator) -> Draws:
-        """One step's draws for a batch of `shape` (N, 1, 28, 28), as CPU tensors with N rows."""
-        raise NotImplementedError
+        """One step's draws for a batch of `shape` (N, 1, 28, 28), as CPU tensors with N rows by
+        field name (the fields that are None left out)."""
+        drawn = self.draw_batch(shape, generator)
+        return {name: value for name, value in vars(drawn).items() if value is not None}
 
-    def loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: Draws) -> torch.Tensor:
-        """The scalar loss of images (N, 1, 28, 28) in [0, 1] and labels (N,) int64, given `draws`
-        on their device; no host synchronisation."""
-        raise NotImplementedError
+    def loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             draws: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The scalar loss of images (N, 1, 28, 28) in [0, 1] and labels (N,) int64, given `draws` (as
+        `draw` gives them, other keys ignored) on their device; no host synchronisation."""
+        fields = dataclasses.fields(self.draws_type)
+        return self.loss_from(model, images, labels, self.draws_type(**{f.name: draws.get(f.name) for f in fields}))
 
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                  generator: torch.Generator) -> torch.Tensor:
         """The loss as a `BatchLoss`: draw, move the draws to the images' device, compute."""
-        draws = {key: value.to(images.device) for key, value in self.draw(images.shape, generator).items()}
-        return self.loss(model, images, labels, draws)
-
-
-def _keep_mask(n: int, generator: torch.Generator, p_uncond: float) -> torch.Tensor:
-    """Class dropout: (n,) float32, 0 with probability p_uncond, else 1."""
-    return (torch.rand(n, generator=generator) >= p_uncond).float()
-
-
-def _class_condition(labels: torch.Tensor, keep: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """`unet.one_hot(labels)` with the dropped rows zeroed, computed on labels' device (one_hot's
-    masked assignment waits for the host); the same 0/1 values."""
-    classes = torch.arange(num_classes, device=labels.device)
-    return (labels[:, None] == classes).float() * keep[:, None]
+        return self.loss_from(model, images, labels, self.draw_batch(images.shape, generator).to(images.device))
 
 
 @dataclass(frozen=True)
 class DenoiserLoss(RecipeLoss):
-    """B1.2: || D(x + sigma eps) - x ||^2 with eps ~ N(0, I) (draws: "noise")."""
+    """B1.2: `denoiser.denoiser_loss_from` at noise level sigma."""
 
     sigma: float
+    draws_type = DenoiserDraws
 
-    def draw(self, shape, generator):
-        return {"noise": seeding.randn(shape, generator)}
+    def draw_batch(self, shape, generator):
+        return draw_denoiser_batch(shape, generator)
 
-    def loss(self, model, images, labels, draws):
-        return F.mse_loss(model(images + self.sigma * draws["noise"]).float(), images)
+    def loss_from(self, model, images, labels, draws):
+        return denoiser_loss_from(model, images, self.sigma, draws)
 
 
 @dataclass(frozen=True)
 class DDPMLoss(RecipeLoss):
-    """B2.2 (p_uncond None) / B2.4: `ddpm.time_conditioned_loss` / `class_conditioned_loss`.
-
-    draws: "noise" eps (N, 1, 28, 28); "abar" abar_t (N,) float32 and "time" t / T (N,) for
-    t ~ U{1..T}; "keep" (N,) the class-dropout mask (class model); "weights" (N,) the Min-SNR
-    weights (with min_snr_gamma)."""
+    """B2.2 (p_uncond None) / B2.4: `ddpm.time_conditioned_loss` / `class_conditioned_loss`, with the
+    recipe's class dropout and Min-SNR weights."""
 
     schedule: DDPMSchedule
     p_uncond: float | None = None
     min_snr_gamma: float | None = None
     min_snr_floor: float = 0.0
+    draws_type = DDPMDraws
 
-    def draw(self, shape, generator):
-        t = self.schedule.sample_timesteps(shape[0], generator)
-        draws = {"noise": seeding.randn(shape, generator)}
-        if self.p_uncond is not None:
-            draws["keep"] = _keep_mask(shape[0], generator, self.p_uncond)
-        # ddpm.q_sample's table lookup, done here because it indexes on the host
-        draws["abar"] = self.schedule.zero_based_alphas_cumprod[t - 1].float()
-        draws["time"] = self.schedule.net_time(t)
-        weights = loss_weights(self.schedule, t, self.min_snr_gamma, self.min_snr_floor)
-        if weights is not None:
-            draws["weights"] = weights
-        return draws
+    def draw_batch(self, shape, generator):
+        return draw_ddpm_batch(self.schedule, shape, generator, self.p_uncond, self.min_snr_gamma, self.min_snr_floor)
 
-    def loss(self, model, images, labels, draws):
-        eps = draws["noise"]
-        abar_t = draws["abar"].view(-1, 1, 1, 1)
-        x_t = abar_t**0.5 * images + (1 - abar_t) ** 0.5 * eps  # ddpm.q_sample (forward_process.add_noise)
-        inputs = (x_t, draws["time"])
-        if self.p_uncond is not None:
-            inputs += (_class_condition(labels, draws["keep"], model.num_classes),)
-        return _epsilon_loss(model(*inputs), eps, draws.get("weights"))
+    def loss_from(self, model, images, labels, draws):
+        return ddpm_loss_from(model, images, labels, draws)
 
 
 @dataclass(frozen=True)
 class FlowLoss(RecipeLoss):
-    """Flow matching: `flow_matching.time_conditioned_loss` (p_uncond None) / `class_conditioned_loss`.
-
-    draws: "t" (N,) from `time_distribution`, "noise" x_0 (N, 1, 28, 28), "keep" (class model)."""
+    """Flow matching: `flow_matching.time_conditioned_loss` (p_uncond None) / `class_conditioned_loss`."""
 
     p_uncond: float | None = None
     time_distribution: str = "uniform"
+    draws_type = FlowDraws
 
-    def draw(self, shape, generator):
-        draws = {"t": flow_matching.sample_times(shape[0], generator, self.time_distribution),
-                 "noise": seeding.randn(shape, generator)}
-        if self.p_uncond is not None:
-            draws["keep"] = _keep_mask(shape[0], generator, self.p_uncond)
-        return draws
+    def draw_batch(self, shape, generator):
+        return draw_flow_batch(shape, generator, self.p_uncond, self.time_distribution)
 
-    def loss(self, model, images, labels, draws):
-        x_0, t = draws["noise"], draws["t"]
-        inputs = (flow_matching.interpolate(x_0, images, t), t)
-        if self.p_uncond is not None:
-            inputs += (_class_condition(labels, draws["keep"], model.num_classes),)
-        return F.mse_loss(model(*inputs).float(), flow_matching.velocity_target(x_0, images))
+    def loss_from(self, model, images, labels, draws):
+        return flow_loss_from(model, images, labels, draws)
 
 
 # --- the step ------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 two flow-matching models of the course's current Part B.
 
 Each step of `fit` is a `train_step.TrainStep` (the step benchmarks/bench_partb_train.py times);
-the five runs of `RECIPE_RUNS` train on their recipes' losses from `train_step`.
+the five runs of `RECIPE_RUNS` train on their recipes' losses from `train_step` (the two-phase
+losses of `ddpm`, `flow_matching` and `denoiser`).
 
 Randomness: every draw comes from a CPU generator derived from (seed, "<run>/<purpose>"):
 weight init, the training subset, the shuffle and the noise each have their own, so changing
@@ -32,7 +33,6 @@ from diffusion_lab.mnist.train_step import (
     DenoiserLoss,
     FlowLoss,
     RecipeLoss,
-    _lr_schedulers,  # noqa: F401 -- tests/test_mnist_training.py looks fit's schedules up here
     make_train_step,
 )
 from diffusion_lab.mnist.unet import (
