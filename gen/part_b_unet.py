@@ -138,9 +138,9 @@ page.text(algorithm_markdown(
         (0, f"**until** {time_recipe.epochs} epochs are done"),
     ), note=f"\\(T = {time_recipe.num_timesteps}\\), " + schedule.format(time_recipe.beta1, time_recipe.beta2)
        + f"; batches of {time_recipe.batch_size}; {optimizer_text(time_recipe)}."),
-    ["diffusion_lab.mnist.ddpm.time_conditioned_loss"], PATH,
-    see_also=["diffusion_lab.mnist.training.train_ddpm", "diffusion_lab.mnist.training.fit",
-              "diffusion_lab.mnist.ddpm.q_sample"],
+    ["diffusion_lab.mnist.ddpm.draw_ddpm_batch", "diffusion_lab.mnist.ddpm.ddpm_loss_from"], PATH,
+    see_also=["diffusion_lab.mnist.ddpm.time_conditioned_loss", "diffusion_lab.mnist.train_step.TrainStep",
+              "diffusion_lab.mnist.training.fit", "diffusion_lab.mnist.ddpm.q_sample"],
 ))
 page.text(algorithm_markdown(
     Algorithm("B.2", "Sampling from the time-conditioned UNet", (
@@ -172,9 +172,9 @@ page.text(algorithm_markdown(
        + schedule.format(class_recipe.beta1, class_recipe.beta2)
        + f"; batches of {class_recipe.batch_size}; {optimizer_text(class_recipe)}"
        + ("; the weights start from the trained time-conditioned UNet's." if class_recipe.warm_start else ".")),
-    ["diffusion_lab.mnist.ddpm.class_conditioned_loss"], PATH,
-    see_also=["diffusion_lab.mnist.training.train_ddpm", "diffusion_lab.mnist.training.fit",
-              "diffusion_lab.mnist.unet.one_hot"],
+    ["diffusion_lab.mnist.ddpm.draw_ddpm_batch", "diffusion_lab.mnist.ddpm.ddpm_loss_from"], PATH,
+    see_also=["diffusion_lab.mnist.ddpm.class_conditioned_loss", "diffusion_lab.mnist.class_dropout.dropped_one_hot",
+              "diffusion_lab.mnist.train_step.TrainStep", "diffusion_lab.mnist.training.fit"],
 ))
 page.text(algorithm_markdown(
     Algorithm("B.4", "Sampling from the class-conditioned UNet with classifier-free guidance", (
