@@ -211,3 +211,22 @@ def test_an_unknown_time_distribution_is_refused_when_the_recipe_is_made():
 def test_the_course_rows_train_on_uniform_times():
     for recipe in (get_profile("full").partb.time_flow, get_profile("full").partb.class_flow):
         assert recipe.time_distribution == "uniform"
+
+
+def test_quick_keeps_the_flow_models_at_the_courses_fractions_of_training():
+    """The course keeps its flow models after epochs 1, 5 and 10 of 10; quick after the steps that end
+    1/10, 5/10 and 10/10 of its training, labelled as standing in for those epochs; full after the
+    epochs themselves."""
+    from diffusion_lab.mnist.training import checkpoint_steps
+
+    course_epochs = (1, 5, 10)
+    for profile in ("quick", "full"):
+        book = get_profile(profile).partb
+        for recipe in (book.time_flow, book.class_flow):
+            per_epoch = -(-(recipe.train_subset or 60_000) // recipe.batch_size)
+            total = recipe.epochs * per_epoch
+            steps = list(checkpoint_steps(recipe.checkpoint_epochs, recipe.epochs, per_epoch))
+            assert steps == [-(-total * e // 10) for e in course_epochs], (profile, steps)
+            for label, epoch in zip(recipe.checkpoint_labels, course_epochs):
+                assert (f"stands in for epoch {epoch} of 10" in label) == (profile == "quick"), label
+    assert get_profile("full").partb.time_flow.checkpoint_epochs == course_epochs

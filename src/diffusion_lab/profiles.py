@@ -126,6 +126,11 @@ _FULL = PartBRecipes(
     notes="The course recipe (SPEC.md; the flow-matching models: the course's current Part B), unchanged.",
 )
 
+# 1/10, 5/10 and 10/10 of two epochs' steps: where the course keeps its flow models (epochs 1, 5, 10 of 10).
+_TENTHS_1_5_10_OF_2 = (0.2, 1, 2)
+_FLOW_STAND_INS = ("epoch 0.2 of 2 (stands in for epoch 1 of 10)", "epoch 1 of 2 (stands in for epoch 5 of 10)",
+                   "epoch 2 of 2 (stands in for epoch 10 of 10)")
+
 # Chosen by what the judge measured per CPU-minute on the 2-core machine this project is built on
 # (each reading dated, with its commit, under measurements/ and on the Build page): the course's
 # UNets at width 32, the width oneDNN trains fastest per image (measurements/2026-11-29-quick-unet-width);
@@ -166,16 +171,15 @@ _QUICK = PartBRecipes(
     ),
     # Flow matching at the DDPMs' compute: the same width, batch, schedule, precision and images seen
     # (the time model: as many as the time DDPM; the class model starts from it, as the class DDPM does).
+    # Checkpoints at the same fractions of training as the course's epochs 1, 5 and 10 of 10.
     time_flow=FlowMatchingRecipe(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=5e-3,
-        checkpoint_epochs=(1, 2),
-        checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 and 5 of 10)", "epoch 2 of 2 (stands in for epoch 10 of 10)"),
+        checkpoint_epochs=_TENTHS_1_5_10_OF_2, checkpoint_labels=_FLOW_STAND_INS,
         lr_schedule="one_cycle", warmup_fraction=0.2, time_distribution="logit_normal",
     ),
     class_flow=FlowMatchingRecipe(
         num_hiddens=32, batch_size=64, epochs=2, learning_rate=2e-3,
-        checkpoint_epochs=(1, 2),
-        checkpoint_labels=("epoch 1 of 2 (stands in for epoch 1 and 5 of 10)", "epoch 2 of 2 (stands in for epoch 10 of 10)"),
+        checkpoint_epochs=_TENTHS_1_5_10_OF_2, checkpoint_labels=_FLOW_STAND_INS,
         train_subset=30_000, lr_schedule="one_cycle", warm_start=True, time_distribution="logit_normal",
     ),
     judge=JudgeRecipe(channels=32, feature_dim=128, batch_size=128, epochs=2, learning_rate=2e-3),
@@ -183,7 +187,7 @@ _QUICK = PartBRecipes(
         "Course architecture at width 32, batches of 64, fewer epochs (the class-conditioned model and the "
         "denoiser on seeded subsets), a one-cycle learning rate and Min-SNR-5 loss weights with a floor; the "
         "class-conditioned model starts from the trained time-conditioned one. Checkpoints after the first "
-        "and last epoch."
+        "and last epoch; the flow models' at 1/10, 5/10 and 10/10 of training, as the course's epochs 1, 5, 10."
     ),
 )
 
@@ -209,14 +213,15 @@ _TINY = PartBRecipes(
         checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
         num_timesteps=20, train_subset=512, precision="fp32",
     ),
+    # quick's fractional checkpoints, so that the tests exercise them (a few steps of sampling more)
     time_flow=FlowMatchingRecipe(
         num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3,
-        checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
+        checkpoint_epochs=_TENTHS_1_5_10_OF_2, checkpoint_labels=("epoch 0.2 of 2", "epoch 1 of 2", "epoch 2 of 2"),
         train_subset=512, precision="fp32",
     ),
     class_flow=FlowMatchingRecipe(
         num_hiddens=8, batch_size=64, epochs=2, learning_rate=3e-3,
-        checkpoint_epochs=(1, 2), checkpoint_labels=("epoch 1 of 2", "epoch 2 of 2"),
+        checkpoint_epochs=_TENTHS_1_5_10_OF_2, checkpoint_labels=("epoch 0.2 of 2", "epoch 1 of 2", "epoch 2 of 2"),
         train_subset=512, precision="fp32",
     ),
     judge=JudgeRecipe(channels=8, feature_dim=32, batch_size=64, epochs=2, learning_rate=3e-3,

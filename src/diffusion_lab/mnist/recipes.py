@@ -37,14 +37,17 @@ class UNetRecipe:
     batch_size: int
     epochs: int
     learning_rate: float
-    checkpoint_epochs: tuple[int, ...]
+    # Whole epochs, or fractions of training in epochs: quick's (0.2, 1, 2) of 2 epochs keeps the
+    # weights after 1/10, 5/10 and 10/10 of its steps (training.checkpoint_steps).
+    checkpoint_epochs: tuple[int | float, ...]
     checkpoint_labels: tuple[str, ...]
     lr_total_decay: float = 0.1  # ExponentialLR stepped per epoch: gamma = 0.1 ** (1 / epochs)
     p_uncond: float = 0.1  # class dropout, class-conditioned model only
     train_subset: int | None = None
     precision: str = "auto"
     # Additions to the course recipe (its values: "exponential", no EMA, raw weights, no warm start).
-    lr_schedule: str = "exponential"  # or "one_cycle": per-step warm-up then cosine decay (training.fit)
+    # or "one_cycle": per-step warm-up then cosine decay; or "constant" (training.fit)
+    lr_schedule: str = "exponential"
     warmup_fraction: float = 0.3  # one_cycle only: share of the steps spent warming up
     ema_decay: float | None = None  # keep an EMA of the weights (mnist/ema.py) beside the raw ones
     sample_weights: str = "raw"  # which weights the figures sample: "raw" or "ema"
@@ -55,6 +58,9 @@ class UNetRecipe:
             raise ValueError(f"sample_weights must be 'raw' or 'ema', got {self.sample_weights!r}")
         if self.sample_weights == "ema" and self.ema_decay is None:
             raise ValueError("sample_weights='ema' needs an ema_decay")
+        if len(self.checkpoint_labels) != len(self.checkpoint_epochs):
+            raise ValueError(f"{len(self.checkpoint_epochs)} checkpoint epochs but "
+                             f"{len(self.checkpoint_labels)} labels")
 
     @property
     def lr_gamma(self) -> float:
