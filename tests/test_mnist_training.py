@@ -190,6 +190,14 @@ def test_one_cycle_warms_up_then_decays_to_almost_nothing():
         _lr_schedulers(optimizer, "cosine", None, 1e-3, 10, 0.3)
 
 
+def test_a_constant_schedule_keeps_the_rate_for_every_step():
+    from diffusion_lab.mnist.training import _lr_schedulers
+
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2.5e-3)
+    assert _lr_schedulers(optimizer, "constant", 0.5, 2.5e-3, total_steps=100, warmup_fraction=0.3) == (None, None)
+    assert optimizer.param_groups[0]["lr"] == 2.5e-3
+
+
 def test_min_snr_weights_cap_the_clean_timesteps_only():
     schedule = ddpm.DDPMSchedule()
     t = torch.tensor([1, 10, 100, 300])

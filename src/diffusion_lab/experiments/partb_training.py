@@ -95,6 +95,21 @@ def flow_training(ctx: BuildContext, conditional: bool, progress: bool = True,
     return _unet_training(ctx, "flow", conditional, progress, before_training)
 
 
+def constant_lr_flow_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
+    """The time-conditioned flow-matching UNet again, at the profile's constant learning rate
+    (`time_flow_constant_lr`: `time_flow` with only the schedule replaced). It trains under the
+    time model's own draws ("time_flow/..." seeds), so it starts from the same weights and sees the
+    same batches in the same order with the same noise: the runs differ in the schedule alone."""
+    recipe = ctx.recipes.partb.time_flow_constant_lr
+
+    def compute(scratch: Scratch):
+        result = training.train_flow_matching(recipe, load_mnist(), ctx.device, scratch.seed, False, progress)
+        return _save_training(scratch, result)
+
+    return cached_run(ctx, "partb/time-flow-constant-lr-training", {"recipe": recipe.to_dict(), "conditional": False},
+                      compute)
+
+
 # kind -> the recipes' names in PartBRecipes, the `mnist.training` function that trains them, the
 # runs' names; pairs are (time-conditioned, class-conditioned).
 _UNET_RUNS = {

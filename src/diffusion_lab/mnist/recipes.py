@@ -7,7 +7,7 @@ Checkpoint labels say which write-up figure a checkpoint stands in for, because 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from diffusion_lab.mnist.flow_matching import TIME_DISTRIBUTIONS
 
@@ -95,6 +95,13 @@ class FlowMatchingRecipe(UNetRecipe):
                              f"got {self.time_distribution!r}")
 
 
+def with_constant_rate(recipe: FlowMatchingRecipe, learning_rate: float) -> FlowMatchingRecipe:
+    """`recipe` with its learning-rate schedule replaced by `learning_rate` throughout and nothing
+    else changed: the same width, batch, epochs, images, precision and checkpoints (the fields of
+    the schedule it drops stay, unread)."""
+    return replace(recipe, lr_schedule="constant", learning_rate=learning_rate)
+
+
 @dataclass(frozen=True)
 class JudgeRecipe:
     """The project's MNIST classifier that scores generated digits."""
@@ -114,8 +121,9 @@ class JudgeRecipe:
 @dataclass(frozen=True)
 class PartBRecipes:
     """One profile's Part B models: the denoiser, the course's "denoising pure noise" UNet (the
-    denoiser's UNet fed noise alone; its sigma unused), the two DDPMs, the two flow-matching UNets
-    and the judge."""
+    denoiser's UNet fed noise alone; its sigma unused), the two DDPMs, the two flow-matching UNets,
+    the time-conditioned one again at a constant learning rate (the course's "can we get rid of the
+    annoying learning rate scheduler?"; `with_constant_rate` of `time_flow`) and the judge."""
 
     profile: str
     denoiser: DenoiserRecipe
@@ -124,6 +132,7 @@ class PartBRecipes:
     class_ddpm: DDPMRecipe
     time_flow: FlowMatchingRecipe
     class_flow: FlowMatchingRecipe
+    time_flow_constant_lr: FlowMatchingRecipe
     judge: JudgeRecipe
     notes: str = ""
 
@@ -136,6 +145,7 @@ class PartBRecipes:
             "class_ddpm": self.class_ddpm.to_dict(),
             "time_flow": self.time_flow.to_dict(),
             "class_flow": self.class_flow.to_dict(),
+            "time_flow_constant_lr": self.time_flow_constant_lr.to_dict(),
             "judge": self.judge.to_dict(),
             "notes": self.notes,
         }
