@@ -1,11 +1,12 @@
 """Part B, the course's current version: denoising pure noise, then time- and class-conditioned flow matching."""
 
-from diffusion_lab.experiments import judge_training, partb, partb_flow, partb_training
+from diffusion_lab.experiments import judge_training, partb, partb_flow, partb_training, quality
 from diffusion_lab.experiments.partb_records import TrainingSummary
 from diffusion_lab.profiles import COURSE_GUIDANCE, QUALITY_BAR
 from diffusion_lab.report.flow_figures import (
-    CLASS_FLOW_SCORE_HEADERS, FLOW_SCORE_HEADERS, flow_bar_text, flow_score_rows, ode_path_gif, pure_noise_grids,
-    pure_noise_text, sampler_text,
+    CLASS_FLOW_SCORE_HEADERS, COMPUTE_HEADERS, FLOW_SCORE_HEADERS, SCHEDULE_HEADERS, compute_rows, flow_bar_text,
+    flow_score_rows, loss_pair_plot, ode_path_gif, pure_noise_grids, pure_noise_text, sampler_text, schedule_grid,
+    schedule_rows, schedule_text,
 )
 from diffusion_lab.report.gallery import headline
 from diffusion_lab.report.page import Page
@@ -82,6 +83,40 @@ page.table(FLOW_SCORE_HEADERS, flow_score_rows(time_scores, reference, time_trai
            "What the judge reads in the time-conditioned flow model's samples, and in real digits.",
            [time_trained, judged, reference, time_scores])
 
+# --- without the learning-rate schedule ------------------------------------------------------------
+constant_recipe = book.time_flow_constant_lr
+constant_trained = partb_training.constant_lr_flow_training(ctx)
+constant_scores = partb_flow.constant_lr_scores(ctx)
+constant_samples = partb_flow.constant_lr_samples(ctx)
+schedule = quality.schedule_verdict(time_scores, constant_scores, reference)
+page.text(f"""
+## Without the learning-rate schedule
+
+The course asks: "can we get rid of the annoying learning rate scheduler?" The time-conditioned model
+above is trained again at one constant learning rate, **{constant_recipe.learning_rate:g}**, with everything
+else as above: the same width, batch, precision, images and checkpoints, and the same seeds, so the
+same initial weights, the same batches in the same order and the same noise; the two runs differ in
+the schedule alone. The rate is the scheduled run's mean learning rate over its steps, to two figures:
+both runs take the same summed step size, and the question becomes whether spreading it as the
+schedule does (large early, small at the end) is worth the scheduler. It follows from the schedule
+alone and was fixed before either run was judged. The judge reads as many samples of each last
+checkpoint ({constant_scores.params['samples']:,}), drawn by the same sampler from the same noise;
+a difference in the confident share within two standard errors of it counts as level.
+""")
+page.table(COMPUTE_HEADERS, compute_rows({"scheduled": (time_trained, []), "constant rate": (constant_trained, [])}),
+           "What the two runs were trained with.", [time_trained, constant_trained])
+page.table(SCHEDULE_HEADERS, schedule_rows(schedule, time_trained, constant_trained, time_scores, reference),
+           "What the judge reads in the scheduled run's samples, the constant rate's, and real digits.",
+           [time_trained, constant_trained, judged, reference, time_scores, constant_scores])
+page.text(schedule_text(schedule, constant_trained))
+page.figure(schedule_grid(time_trained, time_samples, constant_samples),
+            "The scheduled run's samples (upper row of each pair) and the constant rate's (lower), from the "
+            "same noise, after each kept checkpoint (" + checkpoint_labels_text(time_trained) + ").",
+            [time_trained, constant_trained, time_samples, constant_samples])
+page.figure(loss_pair_plot(time_trained, constant_trained),
+            "Training loss of both runs, one point per optimizer step, with running means.",
+            [time_trained, constant_trained])
+
 # --- class-conditioned flow matching --------------------------------------------------------------
 class_recipe = book.class_flow
 class_trained = partb_training.flow_training(ctx, conditional=True)
@@ -116,8 +151,9 @@ page.text("## Cost")
 page.table(
     TRAINING_COST_HEADERS,
     training_cost_rows({"UNet fed pure noise": pure, "time-conditioned flow UNet": time_trained,
+                        "... at a constant learning rate": constant_trained,
                         "class-conditioned flow UNet": class_trained}),
     "What training the flow-matching page's models cost on this build's device.",
-    [pure, time_trained, class_trained],
+    [pure, time_trained, constant_trained, class_trained],
 )
 page.save()

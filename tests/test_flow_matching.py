@@ -262,3 +262,68 @@ def test_an_unknown_time_distribution_is_refused_when_the_recipe_is_made():
 def test_the_course_rows_train_on_uniform_times():
     for recipe in (get_profile("full").partb.time_flow, get_profile("full").partb.class_flow):
         assert recipe.time_distribution == "uniform"
+
+
+def test_quick_keeps_the_flow_models_at_the_courses_fractions_of_training():
+    """The course keeps its flow models after epochs 1, 5 and 10 of 10; quick after the steps that end
+    1/10, 5/10 and 10/10 of its training, labelled as standing in for those epochs; full after the
+    epochs themselves."""
+    from diffusion_lab.mnist.training import checkpoint_steps
+
+    course_epochs = (1, 5, 10)
+    for profile in ("quick", "full"):
+        book = get_profile(profile).partb
+        for recipe in (book.time_flow, book.class_flow):
+            per_epoch = -(-(recipe.train_subset or 60_000) // recipe.batch_size)
+            total = recipe.epochs * per_epoch
+            steps = list(checkpoint_steps(recipe.checkpoint_epochs, recipe.epochs, per_epoch))
+            assert steps == [-(-total * e // 10) for e in course_epochs], (profile, steps)
+            for label, epoch in zip(recipe.checkpoint_labels, course_epochs):
+                assert (f"stands in for epoch {epoch} of 10" in label) == (profile == "quick"), label
+    assert get_profile("full").partb.time_flow.checkpoint_epochs == course_epochs
+
+
+# --- the constant learning rate --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["tiny", "quick", "full"])
+def test_the_constant_rate_run_differs_from_the_scheduled_one_in_the_schedule_alone(profile):
+    """Equal compute: every field but the schedule and its rate is the scheduled time model's (the
+    same images, batch, width, precision and checkpoints), and the run trains at one rate throughout."""
+    book = get_profile(profile).partb
+    scheduled, constant = book.time_flow, book.time_flow_constant_lr
+    assert constant.lr_schedule == "constant" != scheduled.lr_schedule
+    differing = {f.name for f in dataclasses.fields(scheduled) if getattr(scheduled, f.name) != getattr(constant, f.name)}
+    assert differing == {"lr_schedule", "learning_rate"}
+
+
+def _mean_scheduled_rate(recipe) -> float:
+    """The mean learning rate of `recipe`'s schedule over its optimizer steps, stepped by the
+    schedulers training uses."""
+    from diffusion_lab.mnist.train_step import _lr_schedulers
+
+    per_epoch = -(-(recipe.train_subset or 60_000) // recipe.batch_size)
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=recipe.learning_rate)
+    epoch_scheduler, step_scheduler = _lr_schedulers(optimizer, recipe.lr_schedule, recipe.lr_gamma,
+                                                     recipe.learning_rate, recipe.epochs * per_epoch,
+                                                     recipe.warmup_fraction)
+    rates = []
+    for _ in range(recipe.epochs):
+        for _ in range(per_epoch):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            if step_scheduler is not None:
+                step_scheduler.step()
+        if epoch_scheduler is not None:
+            epoch_scheduler.step()
+    return sum(rates) / len(rates)
+
+
+@pytest.mark.parametrize("profile", ["tiny", "quick", "full"])
+def test_the_constant_rate_is_the_schedules_mean_rate(profile):
+    """The rule profiles.py states for the constant rate, from the schedule alone: its mean over the
+    steps, to two significant figures (so within 2.5% of it)."""
+    book = get_profile(profile).partb
+    mean = _mean_scheduled_rate(book.time_flow)
+    assert book.time_flow_constant_lr.learning_rate == pytest.approx(mean, rel=0.025)
+    assert float(f"{mean:.2g}") == book.time_flow_constant_lr.learning_rate

@@ -268,6 +268,14 @@ def test_one_cycle_warms_up_then_decays_to_almost_nothing():
         _lr_schedulers(optimizer, "cosine", None, 1e-3, 10, 0.3)
 
 
+def test_a_constant_schedule_keeps_the_rate_for_every_step():
+    from diffusion_lab.mnist.training import _lr_schedulers
+
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2.5e-3)
+    assert _lr_schedulers(optimizer, "constant", 0.5, 2.5e-3, total_steps=100, warmup_fraction=0.3) == (None, None)
+    assert optimizer.param_groups[0]["lr"] == 2.5e-3
+
+
 def test_min_snr_weights_cap_the_clean_timesteps_only():
     schedule = ddpm.DDPMSchedule()
     t = torch.tensor([1, 10, 100, 300])
@@ -453,3 +461,60 @@ def test_training_is_adam_on_the_course_loss(mnist, run_name, changes):
     assert (ema is None) == (result.ema_checkpoints == {})
     for key, value in (ema or {}).items():
         assert torch.equal(result.ema_checkpoints[2][key], value.to(state[key].dtype)), key
+
+
+# --- checkpoints at fractions of training ------------------------------------------------------
+
+
+def test_a_checkpoint_falls_after_the_step_that_ends_its_share_of_training():
+    from diffusion_lab.mnist.training import checkpoint_step, checkpoint_steps
+
+    assert checkpoint_step(0.2, 938) == 188  # 187.6 steps: the 188th ends the first fifth
+    assert checkpoint_step(0.1, 10) == 1  # 0.1 * 10 is 1.0000000000000002 in floats
+    assert [checkpoint_step(e, 10) for e in (0.3, 0.6, 0.7, 1, 2)] == [3, 6, 7, 10, 20]
+    assert checkpoint_steps((0.25, 1.0, 1), 2, 4) == {1: 0.25, 4: 1, 8: 2}
+    assert list(checkpoint_steps((0.25, 1.0), 2, 4).values()) == [0.25, 1, 2]
+    with pytest.raises(ValueError, match=r"\(0, 2\]"):
+        checkpoint_steps((0,), 2, 4)
+    with pytest.raises(ValueError, match=r"\(0, 2\]"):
+        checkpoint_steps((2.5,), 2, 4)
+    with pytest.raises(ValueError, match="both fall after step 1"):
+        checkpoint_steps((0.1, 0.2), 2, 4)
+
+
+def test_fractional_checkpoints_hold_the_weights_after_their_step_and_change_nothing(mnist):
+    """A run keeping checkpoints at 0.25, 0.5 and 1.75 of 2 epochs (4 steps each) ends with the very
+    bits and losses of the run that keeps only the last, and each checkpoint is the weights the
+    next step starts from."""
+    from diffusion_lab.mnist.training import fit, recipe_loss, recipe_model
+
+    recipe = dataclasses.replace(TINY.time_flow, train_subset=256, epochs=2, checkpoint_epochs=(2,),
+                                 checkpoint_labels=("end",), ema_decay=0.9)
+    images, labels = mnist.train_images[:256], mnist.train_labels[:256]
+
+    def run(checkpoint_epochs):
+        starts = []  # the weights each step starts from
+        loss = recipe_loss("time_flow", recipe)
+
+        def spy(model, x, y, generator):
+            starts.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            return loss(model, x, y, generator)
+
+        model = seeded(lambda: recipe_model("time_flow", recipe), 0, "time_flow/init")
+        result = fit(model, images, labels, spy, run_name="time_flow", seed=0, batch_size=64, epochs=2,
+                     learning_rate=3e-3, lr_gamma=recipe.lr_gamma, ema_decay=0.9, checkpoint_epochs=checkpoint_epochs,
+                     checkpoint_labels=tuple(f"at {e}" for e in checkpoint_epochs), progress=False)
+        return result, starts
+
+    plain, _ = run(())
+    kept, starts = run((0.25, 0.5, 1.75))
+    assert kept.losses == plain.losses
+    assert sorted(kept.checkpoints) == sorted(kept.ema_checkpoints) == [0.25, 0.5, 1.75, 2]
+    for key, value in plain.checkpoints[2].items():
+        assert torch.equal(value, kept.checkpoints[2][key]), key
+        assert torch.equal(plain.ema_checkpoints[2][key], kept.ema_checkpoints[2][key]), key
+    for epoch, step in ((0.25, 1), (0.5, 2), (1.75, 7)):
+        for key, value in kept.checkpoints[epoch].items():
+            assert torch.equal(value, starts[step][key]), (epoch, key)
+    assert any(not torch.equal(value, kept.checkpoints[0.5][key]) for key, value in kept.checkpoints[0.25].items())
+    assert kept.checkpoint_labels[0.25] == "at 0.25" and kept.summary()["checkpoint_labels"]["0.25"] == "at 0.25"

@@ -188,3 +188,95 @@ def test_the_comparison_says_where_each_loss_looks():
     assert loss_emphasis(quick.time_flow.to_dict()) == "logit-normal t"
     assert loss_emphasis(full.time_flow.to_dict()) == "uniform t"
     assert loss_emphasis(full.time_ddpm.to_dict()) == "uniform weights"
+
+
+def test_the_constant_rate_run_is_scored_and_sampled_like_the_scheduled_one(ctx):
+    """Its scores and samples take the scheduled model's sampler, budget and noise; it trains on the
+    time model's draws, so its first step (same weights, batch and noise) has the same loss."""
+    scheduled = partb_training.flow_training(ctx, conditional=False)
+    constant = partb_training.constant_lr_flow_training(ctx)
+    assert constant.params["recipe"]["lr_schedule"] == "constant"
+    first, other = scheduled.load("losses.pt"), constant.load("losses.pt")
+    assert first.shape == other.shape and first[0] == other[0] and not torch.equal(first, other)
+    scores, constant_scores = partb_flow.flow_scores(ctx, False), partb_flow.constant_lr_scores(ctx)
+    assert {k: v for k, v in constant_scores.params.items() if k not in ("training", "noise_of")} == \
+        {k: v for k, v in scores.params.items() if k != "training"}
+    assert FlowScores.of(constant_scores).row.samples == TINY.showcase.judge_samples
+    samples = sampled_epochs(partb_flow.constant_lr_samples(ctx))
+    assert sorted(samples) == list(TINY.partb.time_flow.checkpoint_epochs)
+    assert all(kept.frames is None for kept in samples.values())
+
+
+def test_where_the_schedule_changes_nothing_the_constant_rate_run_is_the_scheduled_one(tmp_path, monkeypatch):
+    """With a schedule that keeps its rate (an exponential decay of 1) and the same rate, the
+    constant-rate run trains to the very bits of the scheduled one, its samples and scores from the
+    same noise are the same, and the verdict is level on both measures."""
+    import dataclasses
+
+    from diffusion_lab.experiments import partb, quality
+    from diffusion_lab.mnist.recipes import with_constant_rate
+    from diffusion_lab.runcache import context
+
+    flat = dataclasses.replace(TINY.partb.time_flow, lr_total_decay=1.0)
+    book = dataclasses.replace(TINY.partb, time_flow=flat,
+                               time_flow_constant_lr=with_constant_rate(flat, flat.learning_rate))
+    monkeypatch.setattr(context, "get_profile", lambda name: dataclasses.replace(TINY, partb=book))
+    flat_ctx = BuildContext.from_env(profile="tiny", seed=0, cache_dir=tmp_path / "cache", device=torch.device("cpu"))
+    scheduled = partb_training.flow_training(flat_ctx, conditional=False)
+    constant = partb_training.constant_lr_flow_training(flat_ctx)
+    assert constant.key != scheduled.key
+    for epoch in TINY.partb.time_flow.checkpoint_epochs:
+        mine, theirs = partb_training.trained_state(constant, epoch), partb_training.trained_state(scheduled, epoch)
+        assert all(torch.equal(mine[key], theirs[key]) for key in theirs), epoch
+    same, other = sampled_epochs(partb_flow.constant_lr_samples(flat_ctx)), sampled_epochs(
+        partb_flow.flow_samples(flat_ctx, False))
+    assert all(torch.equal(same[epoch].samples, other[epoch].samples) for epoch in other)
+    verdict = quality.schedule_verdict(partb_flow.flow_scores(flat_ctx, False), partb_flow.constant_lr_scores(flat_ctx),
+                                       partb.judge_reference(flat_ctx))
+    assert dataclasses.replace(verdict.constant, wall_time_s=verdict.schedule.wall_time_s) == verdict.schedule
+    assert verdict.confident.winner is None and verdict.frechet.winner is None and verdict.winner is None
+
+
+def test_the_schedule_sentence_says_which_won_and_by_how_much():
+    """The page's sentence, from `quality.schedule_verdict` alone: the two readings, the winner and its
+    margins; a level measure is named as level; split measures have no winner."""
+    from types import SimpleNamespace
+
+    from diffusion_lab.experiments import partb_records as rec
+    from diffusion_lab.experiments import quality
+    from diffusion_lab.report import flow_figures
+
+    params = {"samples": 1000, "sampler": "euler", "steps": 50, "batch": 500, "guidance_scale": None}
+    reference = SimpleNamespace(params={"count": 1000}, metrics=rec.JudgeReference(
+        0.99, 2.0, 0.99, 0.98, (0.1,) * 10).to_metrics())
+    constant = SimpleNamespace(params={"recipe": {"learning_rate": 2.5e-3, "lr_schedule": "constant"}})
+
+    def scores(confident, distance):
+        return SimpleNamespace(params=params, metrics=rec.FlowScores(rec.FlowScoreRow(
+            2, confident, (0.1,) * 10, distance, 1.0, 1000)).to_metrics())
+
+    def text(schedule, constant_scores):
+        return flow_figures.schedule_text(quality.schedule_verdict(schedule, constant_scores, reference), constant)
+
+    assert text(scores(0.85, 6.0), scores(0.75, 7.5)) == (
+        "The constant rate (0.0025) reads 75.0% confident at 3.75× real against the schedule's 85.0% at 3.00×, "
+        "so the schedule won by 10.0 points of confident samples and a 1.25× lower Fréchet ratio.")
+    assert text(scores(0.80, 7.5), scores(0.81, 6.0)).endswith(
+        "so the constant rate won by a 1.25× lower Fréchet ratio, level on confident samples (1.0 point apart, "
+        "within two standard errors of the difference: 3.5 points).")
+    assert text(scores(0.90, 7.5), scores(0.70, 6.0)).endswith(
+        "so neither won outright: the schedule read 20.0 points more confident samples, the constant rate had "
+        "a 1.25× lower Fréchet ratio.")
+    assert text(scores(0.80, 6.0), scores(0.80, 6.0)).endswith(
+        "so neither won: level on confident samples (0.0 points apart, within two standard errors of the "
+        "difference: 3.6 points), and level on the Fréchet ratio.")
+
+
+def test_the_schedule_rows_and_words_come_from_the_runs():
+    from diffusion_lab.profiles import get_profile
+    from diffusion_lab.report.flow_figures import schedule_words
+
+    quick, full = get_profile("quick").partb, get_profile("full").partb
+    assert schedule_words(quick.time_flow.to_dict()) == "one cycle, peak 0.005"
+    assert schedule_words(quick.time_flow_constant_lr.to_dict()) == "constant 0.0025"
+    assert schedule_words(full.time_flow.to_dict()) == "exponential, 0.01 decayed to 0.1 of it"

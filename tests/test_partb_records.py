@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffusion_lab.experiments import partb_records as rec
-from diffusion_lab.report.gpu_measurements import MEASUREMENTS
+from diffusion_lab.experiments.gpu_session import MEASUREMENTS
 
 SHARES = tuple(0.1 + 0.01 * d for d in range(10))
 
@@ -45,6 +45,19 @@ def test_epoch_keys_are_strings_in_json_and_ints_in_the_record():
     metrics = rec.SampleRun({2: rec.SamplingTime(1.0, 2.0, 3)}).to_metrics()
     assert list(metrics["sampling"]) == ["2"]
     assert list(rec.SampleRun.from_metrics(metrics).sampling) == [2]
+
+
+def test_a_fractional_epoch_keeps_its_fraction_and_a_whole_one_reads_as_an_int():
+    """Quick's flow checkpoints at 0.2 of 2 epochs: "0.2" in JSON, 0.2 in the record; "1", 1.0 and 1
+    are one checkpoint, stored as "1"."""
+    metrics = rec.SampleRun({0.2: rec.SamplingTime(1.0, 2.0, 3), 1.0: rec.SamplingTime(1.0, 2.0, 3)}).to_metrics()
+    assert list(metrics["sampling"]) == ["0.2", "1"]
+    back = rec.SampleRun.from_metrics(metrics).sampling
+    assert list(back) == [0.2, 1] and all(type(epoch) is type(want) for epoch, want in zip(back, (0.2, 1)))
+    summary = rec.TrainingSummary.from_metrics({**RECORDS[-1].to_metrics(), "checkpoint_labels": {"0.2": "a", "2": "b"}})
+    assert summary.checkpoint_labels == {0.2: "a", 2: "b"}
+    assert rec.FlowScoreRow(2.0, 0.8, SHARES, 7.0, 1.5, 1000).to_metrics()["epoch"] == 2.0
+    assert type(rec.FlowScoreRow.from_metrics(rec.FlowScoreRow(2.0, 0.8, SHARES, 7.0, 1.5, 1000).to_metrics()).epoch) is int
 
 
 def test_older_rows_read_with_the_later_fields_at_their_defaults():
@@ -89,9 +102,10 @@ def test_sampled_epochs_read_back_what_save_samples_wrote(tmp_path):
             return torch.load(tmp_path / name, weights_only=True)
 
     samples = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    kept = {1: rec.SampledEpoch(samples, None, []),
+    kept = {0.2: rec.SampledEpoch(samples, None, []), 1: rec.SampledEpoch(samples, None, []),
             2: rec.SampledEpoch(samples, torch.stack([samples, samples]), [300, 0])}
     rec.save_samples(Scratch(), kept, labels=None)
+    assert sorted(torch.load(tmp_path / rec.SAMPLES_FILE, weights_only=True)["epochs"]) == ["0.2", "1", "2"]
     back = rec.sampled_epochs(Run())
-    assert sorted(back) == [1, 2] and back[2].frame_steps == [300, 0] and back[1].frames is None
+    assert sorted(back) == [0.2, 1, 2] and back[2].frame_steps == [300, 0] and back[1].frames is None
     assert torch.equal(back[2].frames[1], samples)

@@ -33,6 +33,10 @@ HAND_WRITTEN = {
     "time_comparison": ("time_ddpm", "time_flow", "judge"),
     "class_comparison": ("class_ddpm", "class_flow", "judge"),
 }
+# Added since: the time-conditioned flow model at a constant learning rate trains on its own, and the
+# flow measurements score and sample it too.
+HAND_WRITTEN = {**HAND_WRITTEN, "constant_lr_flow": (),
+                "flow_measurements": HAND_WRITTEN["flow_measurements"] + ("constant_lr_flow",)}
 WARM_START_EDGES = {("class_ddpm", "time_ddpm"), ("class_flow", "time_flow")}
 
 

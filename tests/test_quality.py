@@ -204,3 +204,48 @@ def test_comparison_findings_name_the_best_count_the_first_that_clears_and_the_s
     assert findings.shared_evaluations == 50 and findings.seconds_per_1000 == {"ddpm": 50.0, "euler": 50.0}
     far = quality.comparison_findings(comparison([crow("euler", 10, 0, 0.8, 60.0)]), False, BAR, ("ddpm", "euler"))
     assert far.samplers[0].first_met is None
+
+
+# --- the schedule against a constant learning rate ------------------------------------------------
+
+
+SCORED = {"samples": 1000, "sampler": "euler", "steps": 50, "batch": 500, "guidance_scale": None}
+
+
+def time_flow_scores(confident: float, distance: float, samples: int = 1000, **params) -> SimpleNamespace:
+    row = rec.FlowScoreRow(2, confident, EVEN, distance, 1.0, samples)
+    return run(rec.FlowScores(row).to_metrics(), {**SCORED, "samples": samples, **params})
+
+
+def test_the_run_better_on_both_measures_wins_by_its_margins():
+    verdict = quality.schedule_verdict(time_flow_scores(0.85, 6.0), time_flow_scores(0.75, 8.0), reference())
+    assert verdict.winner == quality.SCHEDULE
+    assert verdict.confident.winner == verdict.frechet.winner == quality.SCHEDULE
+    assert verdict.confident.margin == pytest.approx(0.10) and verdict.frechet.margin == pytest.approx(8.0 / 6.0)
+    assert (verdict.schedule_ratio, verdict.constant_ratio) == (6.0 / FLOOR, 8.0 / FLOOR)
+    flipped = quality.schedule_verdict(time_flow_scores(0.75, 8.0), time_flow_scores(0.85, 6.0), reference())
+    assert flipped.winner == quality.CONSTANT and flipped.frechet.margin == pytest.approx(8.0 / 6.0)
+
+
+def test_a_confident_difference_within_two_standard_errors_is_level():
+    """At 1,000 samples each and shares near 0.8 two standard errors of the difference are 3.6 points:
+    3 points apart is level, and the Fréchet ratio alone decides; 5 points apart is a win."""
+    noise = 2 * (2 * 0.8 * 0.2 / 1000) ** 0.5
+    level = quality.schedule_verdict(time_flow_scores(0.815, 6.0), time_flow_scores(0.785, 5.0), reference())
+    assert level.confident.winner is None and level.confident.noise == pytest.approx(noise, rel=0.01)
+    assert level.winner == quality.CONSTANT
+    won = quality.schedule_verdict(time_flow_scores(0.825, 6.0), time_flow_scores(0.775, 6.0), reference())
+    assert won.confident.winner == quality.SCHEDULE and won.frechet.winner is None and won.winner == quality.SCHEDULE
+
+
+def test_runs_that_split_the_measures_have_no_winner():
+    verdict = quality.schedule_verdict(time_flow_scores(0.9, 8.0), time_flow_scores(0.7, 6.0), reference())
+    assert verdict.confident.winner == quality.SCHEDULE and verdict.frechet.winner == quality.CONSTANT
+    assert verdict.winner is None
+
+
+def test_scores_drawn_another_way_are_refused():
+    with pytest.raises(ValueError, match="steps 50 vs 10"):
+        quality.schedule_verdict(time_flow_scores(0.8, 6.0), time_flow_scores(0.8, 6.0, steps=10), reference())
+    with pytest.raises(ValueError, match="samples 1000 vs 100"):
+        quality.schedule_verdict(time_flow_scores(0.8, 6.0), time_flow_scores(0.8, 6.0, samples=100), reference())

@@ -28,17 +28,18 @@ def _recipe(run: RunRecord, kind: type):
     return kind(**{name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()})
 
 
-def checkpoint_label(run: RunRecord, epoch: int) -> str:
-    return run.metrics["checkpoint_labels"][str(epoch)]
+def checkpoint_label(run: RunRecord, epoch: int | float) -> str:
+    return run.metrics["checkpoint_labels"][training.epoch_key(epoch)]
 
 
-def load_denoiser(ctx: BuildContext, run: RunRecord, epoch: int) -> torch.nn.Module:
+def load_denoiser(ctx: BuildContext, run: RunRecord, epoch: int | float) -> torch.nn.Module:
     model = training.make_denoiser(_recipe(run, DenoiserRecipe))
     model.load_state_dict(trained_state(run, epoch))
     return model.to(ctx.device).eval()
 
 
-def load_ddpm(ctx: BuildContext, run: RunRecord, epoch: int | None = None, weights: str | None = None) -> torch.nn.Module:
+def load_ddpm(ctx: BuildContext, run: RunRecord, epoch: int | float | None = None,
+              weights: str | None = None) -> torch.nn.Module:
     """The DDPM of a training run after `epoch` (default: the last), with its raw weights or their
     EMA (default: the ones the recipe samples), in eval mode on the build's device."""
     model = training.make_ddpm_unet(_recipe(run, DDPMRecipe), run.params["conditional"])
@@ -46,7 +47,7 @@ def load_ddpm(ctx: BuildContext, run: RunRecord, epoch: int | None = None, weigh
     return model.to(ctx.device).eval()
 
 
-def load_flow(ctx: BuildContext, run: RunRecord, epoch: int | None = None) -> torch.nn.Module:
+def load_flow(ctx: BuildContext, run: RunRecord, epoch: int | float | None = None) -> torch.nn.Module:
     """The flow-matching UNet of a training run after `epoch` (default: the last), in eval mode on
     the build's device."""
     model = training.make_ddpm_unet(_recipe(run, FlowMatchingRecipe), run.params["conditional"])

@@ -4,8 +4,9 @@ sweep, the flow models' scores and the DDPM-vs-flow comparison measured.
 A run's compute function builds its record and returns `record.to_metrics()`, the JSON the run
 cache keeps: the keys the runs kept before the records (an absent optional measure is now a None),
 so the GPU sessions kept in measurements/ read too; a reader gets the record back with `Record.of(run)`, from any object with a `metrics` dict
-(a RunRecord, or gpu_measurements' MeasuredRun). Epoch keys are ints in a record and strings in
-JSON; tuples are lists in JSON.
+(a RunRecord, or gpu_measurements' MeasuredRun). An epoch (`Epoch`) is an int in a record, or a
+float for a fraction of training (quick's flow checkpoint at 0.2 of 2 epochs), and a string as a
+JSON key ("1", "0.2"); tuples are lists in JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 R = TypeVar("R", bound="Record")
+
+# A checkpoint's epoch: whole (int), or a fraction of training in epochs (float); read back from
+# JSON as an int whenever it is whole, so "1" and 1.0 name the same checkpoint as 1.
+Epoch = int | float
 
 
 class HasMetrics(Protocol):
@@ -49,12 +54,20 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(_epoch(key)) if isinstance(key, float) else str(key): _plain(item) for key, item in value.items()}
     return value
+
+
+def _epoch(value: Any) -> int | float:
+    """An epoch from a JSON number or key: an int when whole ("2", 2.0 -> 2), else a float."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
 
 
 def _build(kind: Any, value: Any) -> Any:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind == Epoch:
+        return _epoch(value)
     if origin in (typing.Union, types.UnionType):
         if value is None:
             return None
@@ -113,7 +126,7 @@ class PureNoiseDistance(Record):
 
 @dataclass(frozen=True)
 class PureNoiseResults(Record):
-    distances: dict[int, PureNoiseDistance]  # epoch -> distances
+    distances: dict[Epoch, PureNoiseDistance]  # epoch -> distances
 
 
 # --- the judge's yardstick ----------------------------------------------------------------------------
@@ -140,7 +153,7 @@ class JudgeReference(Record):
 class TimeScoreRow(Record):
     """The judge's reading of one (checkpoint, weights, sampler) of the time-conditioned DDPM."""
 
-    epoch: int
+    epoch: Epoch
     weights: str  # "raw" or "ema"
     confident_fraction: float
     class_shares: tuple[float, ...]
@@ -185,7 +198,7 @@ class FlowScoreRow(Record):
     """The judge's reading of a flow model's last checkpoint; the class model's also its accuracy
     (overall and per digit), None for the time model."""
 
-    epoch: int
+    epoch: Epoch
     confident_fraction: float
     class_shares: tuple[float, ...]
     frechet_distance: float
@@ -247,7 +260,7 @@ class SamplingTime(Record):
 class SampleRun(Record):
     """What sampling each kept checkpoint cost (the DDPMs' and the flow models' sample runs)."""
 
-    sampling: dict[int, SamplingTime]
+    sampling: dict[Epoch, SamplingTime]
 
 
 SAMPLES_FILE = "samples.pt"
@@ -267,16 +280,16 @@ class SampledEpoch:
         return {"samples": self.samples, "frames": self.frames, "frame_steps": self.frame_steps}
 
 
-def save_samples(scratch, epochs: dict[int, SampledEpoch], labels: torch.Tensor | None) -> None:
+def save_samples(scratch, epochs: dict[Epoch, SampledEpoch], labels: torch.Tensor | None) -> None:
     """Write a sample run's samples.pt (`scratch`: the run's Scratch)."""
-    scratch.save(SAMPLES_FILE, {"epochs": {str(epoch): kept.to_saved() for epoch, kept in epochs.items()},
+    scratch.save(SAMPLES_FILE, {"epochs": {str(_epoch(epoch)): kept.to_saved() for epoch, kept in epochs.items()},
                                 "labels": labels})
 
 
-def sampled_epochs(run) -> dict[int, SampledEpoch]:
+def sampled_epochs(run) -> dict[Epoch, SampledEpoch]:
     """A sample run's samples.pt, epoch -> its samples (`run`: a RunRecord of a sample run)."""
     stored = run.load(SAMPLES_FILE)
-    return {int(epoch): SampledEpoch(kept["samples"], kept["frames"], list(kept["frame_steps"]))
+    return {_epoch(epoch): SampledEpoch(kept["samples"], kept["frames"], list(kept["frame_steps"]))
             for epoch, kept in stored["epochs"].items()}
 
 
@@ -293,5 +306,5 @@ class TrainingSummary(Record):
     precision: str
     num_parameters: int
     steps_per_epoch: int
-    checkpoint_labels: dict[int, str]  # epoch -> "epoch 2 of 2 (stands in for epoch 5 of 5)"
+    checkpoint_labels: dict[Epoch, str]  # epoch -> "epoch 2 of 2 (stands in for epoch 5 of 5)"
     final_epoch_loss: float

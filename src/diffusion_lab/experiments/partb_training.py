@@ -26,14 +26,15 @@ CHECKPOINT_FILES = {"raw": "checkpoints.pt", "ema": "ema_checkpoints.pt"}
 def _save_training(scratch: Scratch, result: training.TrainingResult) -> dict:
     for kind, checkpoints in (("raw", result.checkpoints), ("ema", result.ema_checkpoints)):
         if checkpoints:
-            scratch.save(CHECKPOINT_FILES[kind], {str(epoch): state for epoch, state in checkpoints.items()})
+            scratch.save(CHECKPOINT_FILES[kind], {training.epoch_key(epoch): state for epoch, state in checkpoints.items()})
     scratch.save("losses.pt", torch.tensor(result.losses, dtype=torch.float32))
     return result.summary()
 
 
-def checkpoint_epochs(run: RunRecord) -> list[int]:
-    """The epochs after which a training run kept its weights, in order."""
-    return sorted(int(epoch) for epoch in run.metrics["checkpoint_labels"])
+def checkpoint_epochs(run: RunRecord) -> list[int | float]:
+    """The epochs after which a training run kept its weights, in order: ints, and floats for
+    fractions of training (quick's flow models: 0.2, 1, 2; `training.checkpoint_steps`)."""
+    return sorted(training.epoch_number(epoch) for epoch in run.metrics["checkpoint_labels"])
 
 
 def weight_kinds(run: RunRecord) -> list[str]:
@@ -46,14 +47,15 @@ def sampled_weights(run: RunRecord) -> str:
     return run.params["recipe"].get("sample_weights", "raw")
 
 
-def trained_state(run: RunRecord, epoch: int | None = None, weights: str | None = None) -> dict[str, torch.Tensor]:
+def trained_state(run: RunRecord, epoch: int | float | None = None,
+                  weights: str | None = None) -> dict[str, torch.Tensor]:
     """A training run's state_dict after `epoch` (default: the last), its raw weights or their EMA
     (default: the ones the recipe samples)."""
     weights = sampled_weights(run) if weights is None else weights
     if weights not in weight_kinds(run):
         raise ValueError(f"this run kept {' and '.join(weight_kinds(run))} weights, not {weights!r}")
     epoch = checkpoint_epochs(run)[-1] if epoch is None else epoch
-    return run.load(CHECKPOINT_FILES[weights])[str(epoch)]
+    return run.load(CHECKPOINT_FILES[weights])[training.epoch_key(epoch)]
 
 
 def denoiser_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
@@ -91,6 +93,21 @@ def flow_training(ctx: BuildContext, conditional: bool, progress: bool = True,
     """The course's time-conditioned (conditional=False) or class-conditioned flow-matching UNet of
     the profile's recipe. before_training: as in `ddpm_training`."""
     return _unet_training(ctx, "flow", conditional, progress, before_training)
+
+
+def constant_lr_flow_training(ctx: BuildContext, progress: bool = True) -> RunRecord:
+    """The time-conditioned flow-matching UNet again, at the profile's constant learning rate
+    (`time_flow_constant_lr`: `time_flow` with only the schedule replaced). It trains under the
+    time model's own draws ("time_flow/..." seeds), so it starts from the same weights and sees the
+    same batches in the same order with the same noise: the runs differ in the schedule alone."""
+    recipe = ctx.recipes.partb.time_flow_constant_lr
+
+    def compute(scratch: Scratch):
+        result = training.train_flow_matching(recipe, load_mnist(), ctx.device, scratch.seed, False, progress)
+        return _save_training(scratch, result)
+
+    return cached_run(ctx, "partb/time-flow-constant-lr-training", {"recipe": recipe.to_dict(), "conditional": False},
+                      compute)
 
 
 # kind -> the recipes' names in PartBRecipes, the `mnist.training` function that trains them, the

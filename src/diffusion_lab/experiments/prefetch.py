@@ -47,8 +47,15 @@ from diffusion_lab.experiments.partb import (
     time_ddpm_scores,
 )
 from diffusion_lab.experiments.partb_compare import comparison
-from diffusion_lab.experiments.partb_flow import flow_samples, flow_scores, pure_noise_results
+from diffusion_lab.experiments.partb_flow import (
+    constant_lr_samples,
+    constant_lr_scores,
+    flow_samples,
+    flow_scores,
+    pure_noise_results,
+)
 from diffusion_lab.experiments.partb_training import (
+    constant_lr_flow_training,
     ddpm_training,
     denoiser_training,
     flow_training,
@@ -107,6 +114,10 @@ def _class_flow(ctx):
     flow_training(ctx, True, progress=False)
 
 
+def _constant_lr_flow(ctx):
+    constant_lr_flow_training(ctx, progress=False)
+
+
 def _judge(ctx):
     judge_training(ctx, progress=False)
     judge_reference(ctx)
@@ -143,6 +154,8 @@ def _flow_measurements(ctx):
     flow_scores(ctx, True)
     flow_samples(ctx, False)
     flow_samples(ctx, True)
+    constant_lr_scores(ctx)
+    constant_lr_samples(ctx)
 
 
 def _time_comparison(ctx):
@@ -155,9 +168,9 @@ def _class_comparison(ctx):
 
 JOBS: tuple[Job, ...] = tuple(
     Job(compute, MEASURED["job_seconds"]["seconds"][compute.__name__.lstrip("_")])
-    for compute in (_time_ddpm, _class_ddpm, _time_flow, _class_flow, _judge, _denoisers, _pure_noise, _ddpm_scores,
-                    _time_ddpm_figures, _class_ddpm_figures, _guidance_sweep, _flow_measurements, _time_comparison,
-                    _class_comparison)
+    for compute in (_time_ddpm, _class_ddpm, _time_flow, _class_flow, _constant_lr_flow, _judge, _denoisers,
+                    _pure_noise, _ddpm_scores, _time_ddpm_figures, _class_ddpm_figures, _guidance_sweep,
+                    _flow_measurements, _time_comparison, _class_comparison)
 )
 
 

@@ -14,6 +14,7 @@ from diffusion_lab.experiments import partb_models
 from diffusion_lab.experiments.partb_records import (
     Comparison,
     ComparisonRow,
+    FlowScoreRow,
     FlowScores,
     GuidanceSweep,
     JudgeReference,
@@ -225,6 +226,76 @@ def flow_verdicts(scores: RunRecord, reference: RunRecord, bar: QualityBar) -> t
         Verdict("frechet_ratio", ratio, bar.guided_frechet_ratio, ratio <= bar.guided_frechet_ratio,
                 f"the Fréchet distance is {ratio:.1f}× the real digits' (bar: {bar.guided_frechet_ratio:g}×)"),
     )
+
+
+# --- the schedule against a constant learning rate --------------------------------------------------------
+
+SCHEDULE, CONSTANT = "schedule", "constant"
+
+
+@dataclass(frozen=True)
+class Duel:
+    """Which of the two runs one measure favours: `winner` SCHEDULE, CONSTANT or None (level), and
+    `margin`: for the confident share the difference in fractions (>= 0); for the Fréchet ratio the
+    loser's ratio over the winner's (>= 1). `noise`: the difference the confident share reads as level
+    within (two standard errors of a difference of two shares of `samples` each); 0 for the ratio,
+    which has no such error here and is level only when equal."""
+
+    measure: str  # "confident" or "frechet_ratio"
+    winner: str | None
+    margin: float
+    noise: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScheduleVerdict:
+    """The time-conditioned flow model at a constant learning rate against the scheduled one, judged
+    on the same samples budget and sampler (and the same noise): each run's row and Fréchet ratio, the
+    two measures' duels, and `winner`: the run that wins one measure and loses neither (None: they
+    split the measures, or both are level)."""
+
+    schedule: FlowScoreRow
+    constant: FlowScoreRow
+    schedule_ratio: float
+    constant_ratio: float
+    confident: Duel
+    frechet: Duel
+
+    @property
+    def winner(self) -> str | None:
+        winners = {self.confident.winner, self.frechet.winner} - {None}
+        return winners.pop() if len(winners) == 1 else None
+
+
+def _confident_duel(schedule: FlowScoreRow, constant: FlowScoreRow) -> Duel:
+    p, q = schedule.confident_fraction, constant.confident_fraction
+    noise = 2 * (p * (1 - p) / schedule.samples + q * (1 - q) / constant.samples) ** 0.5
+    winner = None if abs(p - q) <= noise else (SCHEDULE if p > q else CONSTANT)
+    return Duel("confident", winner, abs(p - q), noise)
+
+
+def _ratio_duel(schedule_ratio: float, constant_ratio: float) -> Duel:
+    if schedule_ratio == constant_ratio:
+        return Duel("frechet_ratio", None, 1.0)
+    winner = SCHEDULE if schedule_ratio < constant_ratio else CONSTANT
+    return Duel("frechet_ratio", winner, max(schedule_ratio, constant_ratio) / min(schedule_ratio, constant_ratio))
+
+
+def schedule_verdict(schedule_scores: RunRecord, constant_scores: RunRecord, reference: RunRecord) -> ScheduleVerdict:
+    """Which won, the learning-rate schedule or the constant rate, and by how much: on the share of
+    samples the judge reads confidently (a difference within two standard errors is level) and on the
+    Fréchet ratio. Refuses scores drawn with another sampler or budget."""
+    compared = ("samples", "sampler", "steps", "batch", "guidance_scale")
+    if any(schedule_scores.params[key] != constant_scores.params[key] for key in compared):
+        raise ValueError("the schedule and the constant rate must be scored alike: "
+                         + ", ".join(f"{key} {schedule_scores.params[key]} vs {constant_scores.params[key]}"
+                                     for key in compared if schedule_scores.params[key] != constant_scores.params[key]))
+    floor = floor_of(reference)
+    schedule, constant = FlowScores.of(schedule_scores).row, FlowScores.of(constant_scores).row
+    schedule_ratio = frechet_ratio(schedule.frechet_distance, floor)
+    constant_ratio = frechet_ratio(constant.frechet_distance, floor)
+    return ScheduleVerdict(schedule, constant, schedule_ratio, constant_ratio, _confident_duel(schedule, constant),
+                           _ratio_duel(schedule_ratio, constant_ratio))
 
 
 # --- DDPM against flow matching ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Checkpoint labels say which write-up figure a checkpoint stands in for, because 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from diffusion_lab.mnist.flow_matching import TIME_DISTRIBUTIONS
 
@@ -37,14 +37,17 @@ class UNetRecipe:
     batch_size: int
     epochs: int
     learning_rate: float
-    checkpoint_epochs: tuple[int, ...]
+    # Whole epochs, or fractions of training in epochs: quick's (0.2, 1, 2) of 2 epochs keeps the
+    # weights after 1/10, 5/10 and 10/10 of its steps (training.checkpoint_steps).
+    checkpoint_epochs: tuple[int | float, ...]
     checkpoint_labels: tuple[str, ...]
     lr_total_decay: float = 0.1  # ExponentialLR stepped per epoch: gamma = 0.1 ** (1 / epochs)
     p_uncond: float = 0.1  # class dropout, class-conditioned model only
     train_subset: int | None = None
     precision: str = "auto"
     # Additions to the course recipe (its values: "exponential", no EMA, raw weights, no warm start).
-    lr_schedule: str = "exponential"  # or "one_cycle": per-step warm-up then cosine decay (training.fit)
+    # or "one_cycle": per-step warm-up then cosine decay; or "constant" (training.fit)
+    lr_schedule: str = "exponential"
     warmup_fraction: float = 0.3  # one_cycle only: share of the steps spent warming up
     ema_decay: float | None = None  # keep an EMA of the weights (mnist/ema.py) beside the raw ones
     sample_weights: str = "raw"  # which weights the figures sample: "raw" or "ema"
@@ -55,6 +58,9 @@ class UNetRecipe:
             raise ValueError(f"sample_weights must be 'raw' or 'ema', got {self.sample_weights!r}")
         if self.sample_weights == "ema" and self.ema_decay is None:
             raise ValueError("sample_weights='ema' needs an ema_decay")
+        if len(self.checkpoint_labels) != len(self.checkpoint_epochs):
+            raise ValueError(f"{len(self.checkpoint_epochs)} checkpoint epochs but "
+                             f"{len(self.checkpoint_labels)} labels")
 
     @property
     def lr_gamma(self) -> float:
@@ -89,6 +95,13 @@ class FlowMatchingRecipe(UNetRecipe):
                              f"got {self.time_distribution!r}")
 
 
+def with_constant_rate(recipe: FlowMatchingRecipe, learning_rate: float) -> FlowMatchingRecipe:
+    """`recipe` with its learning-rate schedule replaced by `learning_rate` throughout and nothing
+    else changed: the same width, batch, epochs, images, precision and checkpoints (the fields of
+    the schedule it drops stay, unread)."""
+    return replace(recipe, lr_schedule="constant", learning_rate=learning_rate)
+
+
 @dataclass(frozen=True)
 class JudgeRecipe:
     """The project's MNIST classifier that scores generated digits."""
@@ -108,8 +121,9 @@ class JudgeRecipe:
 @dataclass(frozen=True)
 class PartBRecipes:
     """One profile's Part B models: the denoiser, the course's "denoising pure noise" UNet (the
-    denoiser's UNet fed noise alone; its sigma unused), the two DDPMs, the two flow-matching UNets
-    and the judge."""
+    denoiser's UNet fed noise alone; its sigma unused), the two DDPMs, the two flow-matching UNets,
+    the time-conditioned one again at a constant learning rate (the course's "can we get rid of the
+    annoying learning rate scheduler?"; `with_constant_rate` of `time_flow`) and the judge."""
 
     profile: str
     denoiser: DenoiserRecipe
@@ -118,6 +132,7 @@ class PartBRecipes:
     class_ddpm: DDPMRecipe
     time_flow: FlowMatchingRecipe
     class_flow: FlowMatchingRecipe
+    time_flow_constant_lr: FlowMatchingRecipe
     judge: JudgeRecipe
     notes: str = ""
 
@@ -130,6 +145,7 @@ class PartBRecipes:
             "class_ddpm": self.class_ddpm.to_dict(),
             "time_flow": self.time_flow.to_dict(),
             "class_flow": self.class_flow.to_dict(),
+            "time_flow_constant_lr": self.time_flow_constant_lr.to_dict(),
             "judge": self.judge.to_dict(),
             "notes": self.notes,
         }

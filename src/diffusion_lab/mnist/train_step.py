@@ -167,7 +167,7 @@ class TrainStep:
         return context
 
 
-LR_SCHEDULES = ("exponential", "one_cycle")
+LR_SCHEDULES = ("exponential", "one_cycle", "constant")
 
 
 def make_train_step(
@@ -206,7 +206,9 @@ def make_train_step(
 
 def _lr_schedulers(optimizer, lr_schedule: str, lr_gamma: float | None, learning_rate: float, total_steps: int,
                    warmup_fraction: float):
-    """(per-epoch scheduler, per-step scheduler); either may be None."""
+    """(per-epoch scheduler, per-step scheduler); either may be None ("constant": both)."""
+    if lr_schedule == "constant":
+        return None, None
     if lr_schedule == "exponential":
         return (torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_gamma) if lr_gamma else None), None
     if lr_schedule == "one_cycle":

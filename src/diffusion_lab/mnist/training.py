@@ -46,14 +46,16 @@ from diffusion_lab.mnist.unet import (
 @dataclass
 class TrainingResult:
     """model: the final model, eval mode, on the training device.
-    checkpoints: epoch -> CPU state_dict after that epoch (the final epoch included).
+    checkpoints: epoch -> CPU state_dict after that epoch (the final epoch included); an epoch is
+    whole (an int) or a fraction of training in epochs (a float: 0.2 is after the step that ends
+    the first fifth of epoch 1, `checkpoint_step`).
     ema_checkpoints: the same epochs -> the weights' moving average then; empty without an EMA.
     losses: one float per optimizer step, in order."""
 
     model: nn.Module
-    checkpoints: dict[int, dict[str, torch.Tensor]]
-    ema_checkpoints: dict[int, dict[str, torch.Tensor]]
-    checkpoint_labels: dict[int, str]
+    checkpoints: dict[int | float, dict[str, torch.Tensor]]
+    ema_checkpoints: dict[int | float, dict[str, torch.Tensor]]
+    checkpoint_labels: dict[int | float, str]
     losses: list[float]
     steps_per_epoch: int
     wall_time_s: float
@@ -79,7 +81,7 @@ class TrainingResult:
             "device": self.device,
             "num_parameters": self.num_parameters,
             "steps_per_epoch": self.steps_per_epoch,
-            "checkpoint_labels": {str(epoch): label for epoch, label in self.checkpoint_labels.items()},
+            "checkpoint_labels": {epoch_key(epoch): label for epoch, label in self.checkpoint_labels.items()},
             "final_epoch_loss": self.epoch_mean_losses()[-1],
         }
 
@@ -161,6 +163,41 @@ def training_subset(data: MnistSplits, size: int | None, seed: int, run_name: st
     return images[keep], labels[keep]
 
 
+def epoch_number(epoch: int | float | str) -> int | float:
+    """A checkpoint's epoch as one number: an int when whole (1, 1.0 and "1" -> 1), else a float
+    ("0.2" -> 0.2), so that it names the same checkpoint however it was written."""
+    value = float(epoch)
+    return int(value) if value.is_integer() else value
+
+
+def epoch_key(epoch: int | float | str) -> str:
+    """The string a checkpoint's epoch is stored under: "1", "0.2" (never "1.0")."""
+    return str(epoch_number(epoch))
+
+
+def checkpoint_step(epoch: int | float, steps_per_epoch: int) -> int:
+    """The optimizer step (counted from 1 over all of training) after which the checkpoint at
+    `epoch` is kept: the step that ends that much of training, the last of the epoch when whole."""
+    # rounded first: in floats 0.1 * 10 is 1.0000000000000002, which must not become step 2
+    return int(-(-round(epoch * steps_per_epoch, 6) // 1))
+
+
+def checkpoint_steps(checkpoint_epochs, epochs: int, steps_per_epoch: int) -> dict[int, int | float]:
+    """step -> epoch of every checkpoint `fit` keeps: those asked for and the end of training.
+    Refuses an epoch outside (0, epochs] and two epochs that end on the same step."""
+    steps: dict[int, int | float] = {}
+    for epoch in (*checkpoint_epochs, epochs):
+        epoch = epoch_number(epoch)
+        if not 0 < epoch <= epochs:
+            raise ValueError(f"a checkpoint's epoch must lie in (0, {epochs}], got {epoch}")
+        step = max(1, checkpoint_step(epoch, steps_per_epoch))
+        if steps.get(step, epoch) != epoch:
+            raise ValueError(f"checkpoints at epochs {steps[step]} and {epoch} both fall after step {step} "
+                             f"({steps_per_epoch} steps per epoch)")
+        steps[step] = epoch
+    return dict(sorted(steps.items()))
+
+
 def fit(
     model: nn.Module,
     images: torch.Tensor,
@@ -176,7 +213,7 @@ def fit(
     lr_schedule: str = "exponential",
     warmup_fraction: float = 0.3,
     ema_decay: float | None = None,
-    checkpoint_epochs: tuple[int, ...] = (),
+    checkpoint_epochs: tuple[int | float, ...] = (),
     checkpoint_labels: tuple[str, ...] = (),
     device: torch.device | str = "cpu",
     precision: str = "auto",
@@ -187,7 +224,10 @@ def fit(
 
     lr_schedule "exponential": ExponentialLR(lr_gamma) stepped once per epoch if lr_gamma is given
     (the course's); "one_cycle": stepped every batch, a linear warm-up from learning_rate / 25 over
-    `warmup_fraction` of all steps, then a cosine decay to learning_rate / 1e4 at the last step.
+    `warmup_fraction` of all steps, then a cosine decay to learning_rate / 1e4 at the last step;
+    "constant": learning_rate throughout.
+    checkpoint_epochs: the weights are kept after the step that ends each of these epochs, whole or
+    fractional (`checkpoint_steps`), and at the end; keeping them never changes training.
     ema_decay: also keep an exponential moving average of the weights (`ema.WeightAverage`, with
     its warm-up); its state at each checkpoint goes to `ema_checkpoints`. It never changes the
     training trajectory: `checkpoints` are the same bits with or without it."""
@@ -205,11 +245,13 @@ def fit(
         precision=precision, lr_gamma=lr_gamma, lr_schedule=lr_schedule, warmup_fraction=warmup_fraction,
         ema_decay=ema_decay)
     model, average = step.model, step.average
-    labels_for = dict(zip(checkpoint_epochs, checkpoint_labels))
+    labels_for = {epoch_number(epoch): label for epoch, label in zip(checkpoint_epochs, checkpoint_labels)}
+    keep_after = checkpoint_steps(checkpoint_epochs, epochs, steps_per_epoch)
 
     losses: list[float] = []
-    checkpoints: dict[int, dict[str, torch.Tensor]] = {}
-    ema_checkpoints: dict[int, dict[str, torch.Tensor]] = {}
+    checkpoints: dict[int | float, dict[str, torch.Tensor]] = {}
+    ema_checkpoints: dict[int | float, dict[str, torch.Tensor]] = {}
+    steps_done = 0
     started = time.perf_counter()
     with tqdm(total=epochs * steps_per_epoch, disable=not progress, desc=run_name, leave=False) as bar:
         for epoch in range(1, epochs + 1):
@@ -219,16 +261,19 @@ def fit(
                 index = order[begin : begin + batch_size]
                 loss = step(images[index], labels[index], noise_generator)
                 epoch_losses.append(loss.detach())
+                steps_done += 1
                 bar.update(1)
                 if len(epoch_losses) % 25 == 0:
                     bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+                # the per-epoch schedule below moves the learning rate, not the weights, so an
+                # epoch's last step keeps the weights the epoch ends with
+                if steps_done in keep_after:
+                    checkpoints[keep_after[steps_done]] = cpu_state_dict(model)
+                    if average is not None:
+                        ema_checkpoints[keep_after[steps_done]] = average.state_dict(model)
             losses.extend(torch.stack(epoch_losses).float().cpu().tolist())
             if epoch_scheduler is not None:
                 epoch_scheduler.step()
-            if epoch in checkpoint_epochs or epoch == epochs:
-                checkpoints[epoch] = cpu_state_dict(model)
-                if average is not None:
-                    ema_checkpoints[epoch] = average.state_dict(model)
     wall = time.perf_counter() - started
 
     model = model.to(memory_format=torch.contiguous_format).eval()

@@ -232,7 +232,7 @@ RECIPE_SETTINGS: dict[str, Setting] = {
     "epochs": Setting("epochs"),
     "learning_rate": Setting("learning rate (Adam)"),
     "sigma": Setting("training noise σ"),
-    "checkpoint_epochs": Setting("checkpoints shown, after epoch", show=lambda v: ", ".join(map(str, v))),
+    "checkpoint_epochs": Setting("checkpoints shown, after epoch", show=lambda v: ", ".join(f"{e:g}" for e in v)),
     "train_subset": Setting("training digits", show=_all_digits),
     "precision": Setting("precision", show=_plain),
     "num_timesteps": Setting("timesteps T"),
@@ -241,7 +241,8 @@ RECIPE_SETTINGS: dict[str, Setting] = {
     "lr_total_decay": Setting("learning-rate decay over training", applies=_exponential),
     "p_uncond": Setting("class dropout p_uncond"),
     "lr_schedule": Setting("learning-rate schedule", show=lambda v: {"exponential": "exponential decay per epoch",
-                                                                   "one_cycle": "one cycle: warm-up, cosine decay"}
+                                                                   "one_cycle": "one cycle: warm-up, cosine decay",
+                                                                   "constant": "none (a constant rate)"}
                            .get(v, _plain(v))),
     "warmup_fraction": Setting("share of steps spent warming up", applies=_one_cycle),
     "ema_decay": Setting("EMA of the weights, decay"),
@@ -264,6 +265,7 @@ RECIPES: dict[str, tuple[str, tuple[str, str]]] = {
     "pure_noise": ("single-step denoiser fed pure noise (the course's current Part B)", B4),
     "time_flow": ("time-conditioned flow matching (the course's current Part B)", B4),
     "class_flow": ("class-conditioned flow matching (the course's current Part B)", B4),
+    "time_flow_constant_lr": ("time-conditioned flow matching at a constant learning rate (the course's question)", B4),
 }
 
 SHOWCASE_SETTINGS: dict[str, Setting] = {

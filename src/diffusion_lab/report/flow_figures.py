@@ -18,7 +18,7 @@ from diffusion_lab.experiments.partb_records import (  # noqa: E402
     sampled_epochs,
 )
 from diffusion_lab.profiles import COURSE_GUIDANCE, QualityBar  # noqa: E402
-from diffusion_lab.report.figures import gif_bytes, image_grid  # noqa: E402
+from diffusion_lab.report.figures import gif_bytes, image_grid, line_plot  # noqa: E402
 from diffusion_lab.report.page import Page  # noqa: E402
 from diffusion_lab.report.partb_figures import (  # noqa: E402
     MNIST_TRAINING_DIGITS,
@@ -120,6 +120,89 @@ def flow_bar_text(scores: RunRecord, reference: RunRecord, bar: QualityBar) -> s
     verdicts = quality.flow_verdicts(scores, reference, bar)
     met = quality.all_met(verdicts)
     return f"The project's bar for this model is **{'met' if met else 'not met'}**: {verdicts_text(verdicts)}."
+
+
+# --- the schedule against a constant learning rate -------------------------------------------------
+
+
+def schedule_words(recipe: dict) -> str:
+    """A training run's learning rate in a few words, from its recipe: "one cycle, peak 0.005",
+    "exponential, 0.01 decayed to 0.1 of it", "constant 0.0025"."""
+    rate = f"{recipe['learning_rate']:g}"
+    if recipe["lr_schedule"] == "constant":
+        return f"constant {rate}"
+    if recipe["lr_schedule"] == "one_cycle":
+        return f"one cycle, peak {rate}"
+    return f"exponential, {rate} decayed to {recipe['lr_total_decay']:g} of it"
+
+
+SCHEDULE_HEADERS = ["learning rate", "confident ≥ 0.9", "smallest digit share", "Fréchet distance", "× real digits'",
+                    "sampler"]
+
+
+def schedule_rows(verdict: quality.ScheduleVerdict, schedule: RunRecord, constant: RunRecord,
+                  scores: RunRecord, reference: RunRecord) -> list[list[str]]:
+    """The scheduled run's row, the constant rate's (same samples, sampler and noise), then the real digits'."""
+    real = quality.real_digits(reference)
+    rows = [[schedule_words(run.params["recipe"]), percent(row.confident_fraction), rarest_cell(row.class_shares),
+             fmt(row.frechet_distance), ratio_cell(ratio), sampler_text(scores)]
+            for run, row, ratio in ((schedule, verdict.schedule, verdict.schedule_ratio),
+                                    (constant, verdict.constant, verdict.constant_ratio))]
+    return rows + [[real_digits_label(real), percent(real.confident_fraction), rarest_cell(real.class_shares),
+                    fmt(real.frechet_distance), ratio_cell(real.frechet_ratio), "–"]]
+
+
+_SIDE = {quality.SCHEDULE: "the schedule", quality.CONSTANT: "the constant rate"}
+
+
+def _points(fraction: float) -> str:
+    return f"{100 * fraction:.1f} point" + ("" if round(100 * fraction, 1) == 1.0 else "s")
+
+
+def schedule_text(verdict: quality.ScheduleVerdict, constant: RunRecord) -> str:
+    """One sentence from `quality.schedule_verdict`: both runs' confident share and Fréchet ratio, and
+    which won by how much (or that neither did)."""
+    confident, frechet = verdict.confident, verdict.frechet
+    opening = (f"The constant rate ({constant.params['recipe']['learning_rate']:g}) reads "
+               f"{percent(verdict.constant.confident_fraction)} confident at {verdict.constant_ratio:.2f}× real against "
+               f"the schedule's {percent(verdict.schedule.confident_fraction)} at {verdict.schedule_ratio:.2f}×, ")
+    level_confident = (f"level on confident samples ({_points(confident.margin)} apart, within two standard errors "
+                       f"of the difference: {_points(confident.noise)})")
+    more_confident = f"{_points(confident.margin)} more confident samples"
+    lower_ratio = f"a {frechet.margin:.2f}× lower Fréchet ratio"
+    winner = verdict.winner
+    if winner is not None:
+        by_confident = f"{_points(confident.margin)} of confident samples"
+        won = [part for part, duel in ((by_confident, confident), (lower_ratio, frechet)) if duel.winner == winner]
+        level = ([level_confident] if confident.winner is None else []) + \
+            (["level on the Fréchet ratio"] if frechet.winner is None else [])
+        return opening + f"so {_SIDE[winner]} won by " + " and ".join(won) + "".join(f", {part}" for part in level) + "."
+    if confident.winner is not None and frechet.winner is not None:
+        return (opening + f"so neither won outright: {_SIDE[confident.winner]} read {more_confident}, "
+                f"{_SIDE[frechet.winner]} had {lower_ratio}.")
+    return opening + f"so neither won: {level_confident}, and level on the Fréchet ratio."
+
+
+def schedule_grid(schedule: RunRecord, schedule_samples: RunRecord, constant_samples: RunRecord,
+                  n_cols: int = 10) -> bytes:
+    """At each kept checkpoint, the first `n_cols` samples of the scheduled run above those of the
+    constant rate, drawn from the same noise."""
+    mine, theirs = sampled_epochs(schedule_samples), sampled_epochs(constant_samples)
+    rows, titles = [], []
+    for epoch in partb_models.checkpoint_epochs(schedule):
+        label = short_checkpoint_label(schedule, epoch)
+        for name, stored in (("schedule", mine), ("constant rate", theirs)):
+            rows.append(list(stored[epoch].samples[:n_cols].clamp(0, 1)))
+            titles.append(f"{name},\n{label}")
+    return image_grid(rows, row_titles=titles, cell_inches=0.6)
+
+
+def loss_pair_plot(schedule: RunRecord, constant: RunRecord) -> bytes:
+    """Both runs' training losses per step (log scale), each with a running mean."""
+    per_epoch = TrainingSummary.of(schedule).steps_per_epoch
+    return line_plot({f"{schedule_words(run.params['recipe'])}": run.load("losses.pt").tolist()
+                      for run in (schedule, constant)},
+                     "training step", "MSE loss (log scale)", log_y=True, smooth=max(1, min(50, per_epoch // 4)))
 
 
 # --- the comparison ------------------------------------------------------------------------------
