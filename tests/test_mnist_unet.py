@@ -153,3 +153,40 @@ def test_the_unets_gelu_is_torchs_on_every_layout():
         y.backward(upstream)
         reference.backward(upstream)
         assert torch.allclose(mine.grad, theirs.grad, atol=1e-6)
+
+
+# --- the FiLM variant of the time-conditioned UNet (the course's graduate question) -----------------
+
+
+def test_film_unet_keeps_the_course_shapes_and_hears_the_time_everywhere():
+    from diffusion_lab.mnist.unet_film import TimeFiLMUNet
+
+    torch.manual_seed(0)
+    for attention in (False, True):
+        model = TimeFiLMUNet(1, 8, attention=attention).eval()
+        x = torch.randn(3, 1, 28, 28)
+        assert model(x, torch.rand(3)).shape == (3, 1, 28, 28)
+        # FiLM starts at zero: the time enters only through training; then every block hears it
+        early, late = model(x, torch.zeros(3)), model(x, torch.ones(3))
+        torch.testing.assert_close(early, late)
+        for block in (model.conv_in.first, model.up2.second):
+            torch.nn.init.normal_(block.film.weight)
+            assert not torch.allclose(model(x, torch.zeros(3)), model(x, torch.ones(3)))
+            torch.nn.init.zeros_(block.film.weight)
+
+
+def test_the_recipe_picks_the_architecture_of_the_time_model_only():
+    import dataclasses
+
+    from diffusion_lab.mnist import training
+    from diffusion_lab.mnist.unet_film import TimeFiLMUNet
+    from diffusion_lab.profiles import get_profile
+
+    time_recipe = get_profile("tiny").partb.time_ddpm
+    assert type(training.make_ddpm_unet(time_recipe, False)).__name__ == "TimeConditionalUNet"
+    film = dataclasses.replace(time_recipe, architecture="film")
+    assert isinstance(training.make_ddpm_unet(film, False), TimeFiLMUNet)
+    with pytest.raises(ValueError, match="only the course's architecture"):
+        training.make_ddpm_unet(film, True)
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        dataclasses.replace(time_recipe, architecture="resnet")

@@ -29,6 +29,9 @@ class DenoiserRecipe:
         return _as_plain_dict(self)
 
 
+ARCHITECTURES = ("course", "film", "film_attention")
+
+
 @dataclass(frozen=True)
 class UNetRecipe:
     """What every time- or class-conditioned UNet of Part B is trained with, DDPM or flow matching."""
@@ -52,8 +55,14 @@ class UNetRecipe:
     ema_decay: float | None = None  # keep an EMA of the weights (mnist/ema.py) beside the raw ones
     sample_weights: str = "raw"  # which weights the figures sample: "raw" or "ema"
     warm_start: bool = False  # class model only: start from the trained time-conditioned model's weights
+    # The time-conditioned UNet: "course" (mnist/unet.py), or the course's graduate question, "a better
+    # time-conditioned only UNet": "film" / "film_attention" (mnist/unet_film.py). benchmarks/partb_quality.py
+    # compares them (measurements/2026-12-08-quick-time-unet-variants); every profile trains "course".
+    architecture: str = "course"
 
     def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
         if self.sample_weights not in ("raw", "ema"):
             raise ValueError(f"sample_weights must be 'raw' or 'ema', got {self.sample_weights!r}")
         if self.sample_weights == "ema" and self.ema_decay is None:

@@ -41,6 +41,7 @@ from diffusion_lab.mnist.unet import (
     UnconditionalUNet,
     count_parameters,
 )
+from diffusion_lab.mnist.unet_film import TimeFiLMUNet
 
 
 @dataclass
@@ -102,9 +103,14 @@ def make_denoiser(recipe: DenoiserRecipe) -> UnconditionalUNet:
 
 def make_ddpm_unet(recipe: UNetRecipe, conditional: bool) -> nn.Module:
     """The course's time- (conditional=False) or class-conditioned UNet at the recipe's width; the
-    flow-matching models use the same two."""
+    flow-matching models use the same two. A time-conditioned recipe may ask for the FiLM variant
+    (`recipe.architecture`, mnist/unet_film.py); a class-conditioned one is always the course's."""
     if conditional:
+        if recipe.architecture != "course":
+            raise ValueError(f"the class-conditioned UNet has only the course's architecture, not {recipe.architecture!r}")
         return ClassConditionalUNet(in_channels=1, num_classes=10, num_hiddens=recipe.num_hiddens)
+    if recipe.architecture != "course":
+        return TimeFiLMUNet(1, recipe.num_hiddens, attention=recipe.architecture == "film_attention")
     return TimeConditionalUNet(in_channels=1, num_hiddens=recipe.num_hiddens)
 
 

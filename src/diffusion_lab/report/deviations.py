@@ -251,6 +251,7 @@ RECIPE_SETTINGS: dict[str, Setting] = {
     "min_snr_floor": Setting("Min-SNR weight floor", applies=lambda recipe: getattr(recipe, "min_snr_gamma", None)
                              is not None),
     "warm_start": Setting("starts from the trained time-conditioned model"),
+    "architecture": Setting("UNet", show=_plain),
     "time_distribution": Setting("training times t", show=lambda v: {"uniform": "uniform on [0, 1)",
                                                                     "logit_normal": "logit-normal, sigmoid(N(0, 1))"}
                                  .get(v, _plain(v))),
