@@ -269,7 +269,7 @@ def test_one_cycle_warms_up_then_decays_to_almost_nothing():
 
 
 def test_a_constant_schedule_keeps_the_rate_for_every_step():
-    from diffusion_lab.mnist.training import _lr_schedulers
+    from diffusion_lab.mnist.train_step import _lr_schedulers
 
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2.5e-3)
     assert _lr_schedulers(optimizer, "constant", 0.5, 2.5e-3, total_steps=100, warmup_fraction=0.3) == (None, None)

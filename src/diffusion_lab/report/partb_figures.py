@@ -70,7 +70,8 @@ _RECIPE_WORDS = {"num_hiddens": "width D", "batch_size": "batch", "epochs": "epo
                  "lr_total_decay": "total learning-rate decay", "train_subset": "training digits",
                  "precision": "precision", "lr_schedule": "learning-rate schedule", "warmup_fraction": "warm-up share",
                  "ema_decay": "EMA decay", "sample_weights": "sampled weights", "min_snr_gamma": "Min-SNR γ",
-                 "min_snr_floor": "Min-SNR floor", "time_distribution": "training times t"}
+                 "min_snr_floor": "Min-SNR floor", "time_distribution": "training times t",
+                 "architecture": "UNet"}
 
 
 def _spelled(value) -> str:
