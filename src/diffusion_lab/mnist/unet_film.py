@@ -40,6 +40,14 @@ class TimeEmbedding(nn.Module):
         return self.mlp(sinusoids(t, self.frequencies))
 
 
+def zero_film(embedding: int, channels: int) -> nn.Linear:
+    """The embedding -> (scale, shift) map of `channels` channels, at zero: a block starts unmodulated."""
+    film = nn.Linear(embedding, 2 * channels)
+    nn.init.zeros_(film.weight)
+    nn.init.zeros_(film.bias)
+    return film
+
+
 class FiLMConv(nn.Module):
     """conv -> BN -> x (1 + s(emb)) + b(emb) -> GELU; conv is 3x3 same, 3x3 stride 2, or 4x4 transposed stride 2."""
 
@@ -52,9 +60,7 @@ class FiLMConv(nn.Module):
         else:
             self.conv = nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1)
         self.norm = nn.BatchNorm2d(out_channels)
-        self.film = nn.Linear(embedding, 2 * out_channels)
-        nn.init.zeros_(self.film.weight)
-        nn.init.zeros_(self.film.bias)
+        self.film = zero_film(embedding, out_channels)
         self.act = GELU()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -86,9 +92,7 @@ class Bottleneck(nn.Module):
         self.pool = nn.Sequential(nn.AvgPool2d(7), GELU())
         self.unflatten = nn.ConvTranspose2d(channels, channels, 7, 7, 0)
         self.norm = nn.BatchNorm2d(channels)
-        self.film = nn.Linear(embedding, 2 * channels)
-        nn.init.zeros_(self.film.weight)
-        nn.init.zeros_(self.film.bias)
+        self.film = zero_film(embedding, channels)
         self.act = GELU()
         self.attention = nn.MultiheadAttention(channels, num_heads=4, batch_first=True) if attention else None
         self.attention_norm = nn.LayerNorm(channels) if attention else None
