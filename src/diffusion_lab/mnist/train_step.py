@@ -18,6 +18,7 @@ the weights' EMA.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -39,19 +40,19 @@ Draws = dict[str, torch.Tensor]
 # --- the recipes' losses, in two phases --------------------------------------------------------
 
 
-class RecipeLoss:
+class RecipeLoss(abc.ABC):
     """A Part B training loss under a recipe's settings, its phases seen as `Draws`. A subclass names
     its draws' dataclass (`draws_type`) and its two phases (`draw_batch`, `loss_from`)."""
 
     draws_type: type
 
+    @abc.abstractmethod
     def draw_batch(self, shape: torch.Size, generator: torch.Generator) -> Any:
         """The loss's host phase: a `draws_type` of CPU tensors for a batch of `shape` (N, 1, 28, 28)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def loss_from(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: Any) -> torch.Tensor:
         """The loss's device phase on a `draws_type` on the images' device."""
-        raise NotImplementedError
 
     def draw(self, shape: torch.Size, generator: torch.Generator) -> Draws:
         """One step's draws for a batch of `shape` (N, 1, 28, 28), as CPU tensors with N rows by
